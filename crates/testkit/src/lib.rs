@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+
+mod discover;
+mod server;
+mod shared;
+mod sys;
+
+pub use discover::{Discovery, NotFound};
+pub use server::{Durability, Options, PgServer, StartError};
+pub use shared::{pg_required, shared, shared_or_skip};
