@@ -5,7 +5,7 @@
 mod lifecycle;
 mod processes;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
@@ -81,19 +81,25 @@ fn child(mode: &str) -> Command {
 struct Serving {
     child: Child,
     served: Served,
+    /// The rest of the child's output, kept open so its last writes succeed.
+    stdout: BufReader<ChildStdout>,
 }
 
 fn spawn_serving(mut cmd: Command) -> Serving {
     let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let served = read_served(stdout);
-    Serving { child, served }
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let served = read_served(&mut stdout);
+    Serving { child, served, stdout }
 }
 
-fn read_served(stdout: ChildStdout) -> Served {
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let Some(rest) = line.strip_prefix("served\t") else { continue };
+fn read_served(stdout: &mut BufReader<ChildStdout>) -> Served {
+    let mut line = String::new();
+    while {
+        line.clear();
+        stdout.read_line(&mut line).unwrap() > 0
+    } {
+        // libtest may print "test child_process ... " on the same line first.
+        let Some((_, rest)) = line.trim_end().split_once("served\t") else { continue };
         let field = |key: &str| {
             rest.split('\t')
                 .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
@@ -117,8 +123,10 @@ impl Serving {
     /// Closes the child's stdin, so it exits normally, and checks that it did.
     fn finish(mut self) {
         drop(self.child.stdin.take());
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
         let status = self.child.wait().unwrap();
-        assert!(status.success(), "child failed: {status}");
+        assert!(status.success(), "child failed: {status}\n{rest}");
     }
 }
 
