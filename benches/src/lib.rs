@@ -38,18 +38,28 @@ pub struct Figures {
 impl Figures {
     /// Figures of the benchmark program `program` (its bench target name).
     pub fn new(program: &str) -> Figures {
-        Figures { program: program.to_string(), measurements: Vec::new(), notes: Vec::new() }
+        Figures {
+            program: program.to_string(),
+            measurements: Vec::new(),
+            notes: Vec::new(),
+        }
     }
 
-    /// Announces a measurement, in criterion's words, so that `cargo xtask bench`
-    /// can show progress.
-    #[allow(clippy::print_stdout, reason = "progress for cargo xtask bench, which reads stdout")]
+    /// Announces a measurement on stderr, in criterion's words, so that
+    /// `cargo xtask bench` can show progress.
     pub fn start(&self, group: &str, implementation: &str) {
-        println!("Benchmarking {group}/{implementation}");
+        eprintln!("Benchmarking {group}/{implementation}");
     }
 
     /// Records one figure.
-    pub fn record(&mut self, group: &str, implementation: &str, value: f64, unit: &str, better: Better) {
+    pub fn record(
+        &mut self,
+        group: &str,
+        implementation: &str,
+        value: f64,
+        unit: &str,
+        better: Better,
+    ) {
         self.measurements.push(serde_json::json!({
             "group": group,
             "impl": implementation,

@@ -40,7 +40,9 @@ impl Discovery {
         let candidates = self.candidates();
         match candidates.iter().find(|dir| has_server_binaries(dir)) {
             Some(dir) => Ok(dir.clone()),
-            None => Err(NotFound { searched: candidates }),
+            None => Err(NotFound {
+                searched: candidates,
+            }),
         }
     }
 
@@ -54,7 +56,10 @@ impl Discovery {
             None => Vec::new(),
         };
         let mut out = Vec::new();
-        if let Some(pg_config) = path_dirs.iter().map(|d| d.join("pg_config")).find(|p| is_executable(p))
+        if let Some(pg_config) = path_dirs
+            .iter()
+            .map(|d| d.join("pg_config"))
+            .find(|p| is_executable(p))
             && let Some(bindir) = pg_config_bindir(&pg_config)
         {
             out.push(bindir);
@@ -77,7 +82,11 @@ impl fmt::Display for NotFound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("no PostgreSQL server binaries (initdb, postgres) found")?;
         if !self.searched.is_empty() {
-            let dirs: Vec<String> = self.searched.iter().map(|d| d.display().to_string()).collect();
+            let dirs: Vec<String> = self
+                .searched
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
             write!(f, " in {}", dirs.join(":"))?;
         }
         f.write_str(
@@ -95,7 +104,8 @@ fn has_server_binaries(dir: &Path) -> bool {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn pg_config_bindir(pg_config: &Path) -> Option<PathBuf> {
@@ -110,12 +120,18 @@ fn pg_config_bindir(pg_config: &Path) -> Option<PathBuf> {
 
 /// `<root>/<major>/bin` for every numeric `<major>`, the highest version first.
 fn newest_first(root: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
     let mut versions: Vec<(Vec<u32>, PathBuf)> = entries
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let key = name.split('.').map(str::parse).collect::<Result<Vec<u32>, _>>().ok()?;
+            let key = name
+                .split('.')
+                .map(str::parse)
+                .collect::<Result<Vec<u32>, _>>()
+                .ok()?;
             Some((key, e.path().join("bin")))
         })
         .collect();
@@ -129,7 +145,8 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("prodkit-testkit-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("prodkit-testkit-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -150,7 +167,11 @@ mod tests {
         for v in ["9.6", "10", "15", "notaversion"] {
             fake_bin(&root.join(v).join("bin"), &["initdb", "postgres"]);
         }
-        let d = Discovery { pg_bin: None, path: Some(OsString::new()), versions_root: root.clone() };
+        let d = Discovery {
+            pg_bin: None,
+            path: Some(OsString::new()),
+            versions_root: root.clone(),
+        };
         assert_eq!(d.find().unwrap(), root.join("15/bin"));
         std::fs::remove_dir_all(root).unwrap();
     }
@@ -162,7 +183,11 @@ mod tests {
         fake_bin(&root.join("both"), &["initdb", "postgres"]);
         fake_bin(&root.join("versions/15/bin"), &["initdb", "postgres"]);
         let path = std::env::join_paths([root.join("only-initdb"), root.join("both")]).unwrap();
-        let d = Discovery { pg_bin: None, path: Some(path), versions_root: root.join("versions") };
+        let d = Discovery {
+            pg_bin: None,
+            path: Some(path),
+            versions_root: root.join("versions"),
+        };
         assert_eq!(d.find().unwrap(), root.join("both"));
         std::fs::remove_dir_all(root).unwrap();
     }
@@ -197,7 +222,10 @@ mod tests {
         assert_eq!(err.searched, vec![empty]);
         let msg = err.to_string();
         assert!(msg.starts_with("no PostgreSQL server binaries"), "{msg}");
-        assert!(msg.contains("apt-get install postgresql") && msg.contains("DATABASE_URL"), "{msg}");
+        assert!(
+            msg.contains("apt-get install postgresql") && msg.contains("DATABASE_URL"),
+            "{msg}"
+        );
         assert!(!msg.contains('\n'), "the message is one line: {msg}");
         std::fs::remove_dir_all(root).unwrap();
     }
@@ -214,7 +242,11 @@ mod tests {
         std::fs::set_permissions(&pg_config, std::fs::Permissions::from_mode(0o755)).unwrap();
         fake_bin(&root.join("later"), &["initdb", "postgres"]);
         let path = std::env::join_paths([tools, root.join("later")]).unwrap();
-        let d = Discovery { pg_bin: None, path: Some(path), versions_root: root.join("none") };
+        let d = Discovery {
+            pg_bin: None,
+            path: Some(path),
+            versions_root: root.join("none"),
+        };
         assert_eq!(d.find().unwrap(), real);
         std::fs::remove_dir_all(root).unwrap();
     }

@@ -47,7 +47,9 @@ impl Default for Options {
         Options {
             durability: Durability::Fast,
             bin_dir: None,
-            base_dir: std::env::var_os("PRODKIT_PG_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
+            base_dir: std::env::var_os("PRODKIT_PG_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             startup_timeout: Duration::from_secs(60),
         }
     }
@@ -123,7 +125,10 @@ impl std::error::Error for StartError {
 }
 
 fn io_err(action: impl Into<String>) -> impl FnOnce(io::Error) -> StartError {
-    move |source| StartError::Io { action: action.into(), source }
+    move |source| StartError::Io {
+        action: action.into(),
+        source,
+    }
 }
 
 /// A PostgreSQL server for tests: a private one this process started, or the one
@@ -141,8 +146,15 @@ pub struct PgServer {
 
 #[derive(Debug)]
 enum Target {
-    Private { port: u16, socket_dir: Option<PathBuf>, data_dir: PathBuf, pid: u32 },
-    External { url: String },
+    Private {
+        port: u16,
+        socket_dir: Option<PathBuf>,
+        data_dir: PathBuf,
+        pid: u32,
+    },
+    External {
+        url: String,
+    },
 }
 
 /// The superuser and database of a private server.
@@ -171,8 +183,9 @@ impl PgServer {
         // From here on the folder is ours to remove on any failure.
         let mut cleanup = RemoveOnDrop(Some(dir.clone()));
         if let Some(user) = run_as {
-            std::os::unix::fs::chown(&dir, Some(user.uid), Some(user.gid))
-                .map_err(io_err(format!("hand {} to uid {}", dir.display(), user.uid)))?;
+            std::os::unix::fs::chown(&dir, Some(user.uid), Some(user.gid)).map_err(io_err(
+                format!("hand {} to uid {}", dir.display(), user.uid),
+            ))?;
         }
         let data_dir = dir.join("data");
         initdb(&bin_dir, &dir, &data_dir, run_as)?;
@@ -211,20 +224,30 @@ impl PgServer {
         let pid = child.id();
         cleanup.0 = None; // the instance owns the folder now
         Ok(PgServer {
-            target: Target::Private { port, socket_dir, data_dir, pid },
+            target: Target::Private {
+                port,
+                socket_dir,
+                data_dir,
+                pid,
+            },
             instance: Mutex::new(Some(Instance { dir, child, keeper })),
         })
     }
 
     /// The server at `url`, not started or stopped by us.
     pub fn external(url: impl Into<String>) -> PgServer {
-        PgServer { target: Target::External { url: url.into() }, instance: Mutex::new(None) }
+        PgServer {
+            target: Target::External { url: url.into() },
+            instance: Mutex::new(None),
+        }
     }
 
     /// A connection URL (TCP on 127.0.0.1 for a private server), usable by `psql`.
     pub fn url(&self) -> String {
         match &self.target {
-            Target::Private { port, .. } => format!("postgresql://{USER}@127.0.0.1:{port}/{DBNAME}"),
+            Target::Private { port, .. } => {
+                format!("postgresql://{USER}@127.0.0.1:{port}/{DBNAME}")
+            }
             Target::External { url } => url.clone(),
         }
     }
@@ -283,13 +306,19 @@ impl PgServer {
     #[cfg(feature = "client")]
     pub fn config(&self) -> postgres::Config {
         match &self.target {
-            Target::Private { port, socket_dir, .. } => {
+            Target::Private {
+                port, socket_dir, ..
+            } => {
                 let mut config = postgres::Config::new();
                 match socket_dir {
                     Some(dir) => config.host_path(dir),
                     None => config.host("127.0.0.1"),
                 };
-                config.port(*port).user(USER).dbname(DBNAME).application_name("prodkit-testkit");
+                config
+                    .port(*port)
+                    .user(USER)
+                    .dbname(DBNAME)
+                    .application_name("prodkit-testkit");
                 config
             }
             Target::External { url } => match url.parse() {
@@ -383,16 +412,18 @@ impl Keeper {
 fn spawn_kept(mut cmd: Command) -> io::Result<(Child, Keeper)> {
     let (child_tx, child_rx) = mpsc::channel();
     let (release, released) = mpsc::channel::<()>();
-    let thread = thread::Builder::new().name("prodkit-pg-keeper".into()).spawn(move || {
-        // SIGQUIT is PostgreSQL's immediate shutdown: it stops its own children too.
-        sys::die_with_parent(&mut cmd, sys::SIGQUIT);
-        let spawned = cmd.spawn();
-        let ok = spawned.is_ok();
-        let _ = child_tx.send(spawned);
-        if ok {
-            let _ = released.recv();
-        }
-    })?;
+    let thread = thread::Builder::new()
+        .name("prodkit-pg-keeper".into())
+        .spawn(move || {
+            // SIGQUIT is PostgreSQL's immediate shutdown: it stops its own children too.
+            sys::die_with_parent(&mut cmd, sys::SIGQUIT);
+            let spawned = cmd.spawn();
+            let ok = spawned.is_ok();
+            let _ = child_tx.send(spawned);
+            if ok {
+                let _ = released.recv();
+            }
+        })?;
     match child_rx.recv() {
         Ok(Ok(child)) => Ok((child, Keeper { release, thread })),
         Ok(Err(e)) => {
@@ -494,14 +525,17 @@ fn owner_alive(pid: u32, start: u64) -> bool {
 /// Removes the folders of servers whose owning process is gone, stopping their
 /// postmaster first should it still run.
 fn remove_stale(base: &Path) {
-    let Ok(entries) = fs::read_dir(base) else { return };
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let mut parts = name.split('-');
-        let (Some(Ok(pid)), Some(Ok(start))) =
-            (parts.next().map(str::parse::<u32>), parts.next().map(str::parse::<u64>))
-        else {
+        let (Some(Ok(pid)), Some(Ok(start))) = (
+            parts.next().map(str::parse::<u32>),
+            parts.next().map(str::parse::<u64>),
+        ) else {
             continue;
         };
         if owner_alive(pid, start) {
@@ -522,9 +556,8 @@ fn stop_orphan(data_dir: &Path) {
     else {
         return;
     };
-    let runs_here = |pid: u32| {
-        fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == data_dir)
-    };
+    let runs_here =
+        |pid: u32| fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == data_dir);
     for signal in [sys::SIGQUIT, sys::SIGKILL] {
         if !runs_here(pid) {
             return;
@@ -548,7 +581,16 @@ fn initdb(
     let mut cmd = Command::new(bin_dir.join("initdb"));
     cmd.arg("--pgdata")
         .arg(data_dir)
-        .args(["--username", USER, "--auth", "trust", "--encoding", "UTF8", "--locale", "C"])
+        .args([
+            "--username",
+            USER,
+            "--auth",
+            "trust",
+            "--encoding",
+            "UTF8",
+            "--locale",
+            "C",
+        ])
         .arg("--no-sync")
         .current_dir(dir)
         .env("LC_ALL", "C")
@@ -561,11 +603,16 @@ fn initdb(
     }
     // initdb is waited for on this thread, so this thread outlives it.
     sys::die_with_parent(&mut cmd, sys::SIGKILL);
-    let status = cmd.status().map_err(io_err(format!("run {}", bin_dir.join("initdb").display())))?;
+    let status = cmd
+        .status()
+        .map_err(io_err(format!("run {}", bin_dir.join("initdb").display())))?;
     if status.success() {
         Ok(())
     } else {
-        Err(StartError::Initdb { status, log: log_tail(&log_path) })
+        Err(StartError::Initdb {
+            status,
+            log: log_tail(&log_path),
+        })
     }
 }
 
@@ -592,7 +639,14 @@ fn postgres_command(
         "logging_collector=off".to_string(),
     ];
     if durability == Durability::Fast {
-        settings.extend(["fsync=off", "synchronous_commit=off", "full_page_writes=off"].map(String::from));
+        settings.extend(
+            [
+                "fsync=off",
+                "synchronous_commit=off",
+                "full_page_writes=off",
+            ]
+            .map(String::from),
+        );
     }
     for setting in settings {
         cmd.arg("-c").arg(setting);

@@ -31,7 +31,10 @@ pub fn shared(durability: Durability) -> Result<&'static PgServer, &'static Star
             if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
                 return Ok(PgServer::external(url));
             }
-            let server = PgServer::start(&Options { durability, ..Options::default() })?;
+            let server = PgServer::start(&Options {
+                durability,
+                ..Options::default()
+            })?;
             stop_shared_at_exit();
             Ok(server)
         })

@@ -39,7 +39,9 @@ pub(crate) fn die_with_parent(cmd: &mut Command, signal: libc::c_int) {
 
 /// Sends `signal` to `pid`. A process that is already gone is not an error.
 pub(crate) fn signal(pid: u32, signal: libc::c_int) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return };
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
     // SAFETY: kill(2) has no memory-safety preconditions.
     unsafe {
         libc::kill(pid, signal);

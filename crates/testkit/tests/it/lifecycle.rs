@@ -6,12 +6,19 @@ use crate::{Scratch, start_or_skip};
 
 #[test]
 fn shared_server_answers_queries_and_is_shared() {
-    let Some(pg) = shared_or_skip(Durability::Fast, "testkit start + query") else { return };
+    let Some(pg) = shared_or_skip(Durability::Fast, "testkit start + query") else {
+        return;
+    };
     let mut client = pg.connect().unwrap();
     let row = client.query_one("SELECT 40 + $1::int", &[&2i32]).unwrap();
     assert_eq!(row.get::<_, i32>(0), 42);
-    client.batch_execute("CREATE TEMP TABLE t (v int); INSERT INTO t VALUES (1), (2)").unwrap();
-    let n: i64 = client.query_one("SELECT count(*) FROM t", &[]).unwrap().get(0);
+    client
+        .batch_execute("CREATE TEMP TABLE t (v int); INSERT INTO t VALUES (1), (2)")
+        .unwrap();
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(n, 2);
 
     let again = shared_or_skip(Durability::Fast, "testkit start + query").unwrap();
@@ -37,12 +44,20 @@ fn shared_server_answers_queries_and_is_shared() {
 #[test]
 fn server_default_durability_keeps_fsync_and_stop_cleans_up() {
     let base = Scratch::new("durable");
-    let options =
-        Options { durability: Durability::ServerDefault, base_dir: Some(base.0.clone()), ..Options::default() };
-    let Some(pg) = start_or_skip(options, "testkit durable server") else { return };
+    let options = Options {
+        durability: Durability::ServerDefault,
+        base_dir: Some(base.0.clone()),
+        ..Options::default()
+    };
+    let Some(pg) = start_or_skip(options, "testkit durable server") else {
+        return;
+    };
     let mut client = pg.connect().unwrap();
     for setting in ["fsync", "synchronous_commit", "full_page_writes"] {
-        let v: String = client.query_one(&format!("SHOW {setting}"), &[]).unwrap().get(0);
+        let v: String = client
+            .query_one(&format!("SHOW {setting}"), &[])
+            .unwrap()
+            .get(0);
         assert_eq!(v, "on", "{setting} keeps the server default");
     }
     drop(client);
@@ -51,18 +66,29 @@ fn server_default_durability_keeps_fsync_and_stop_cleans_up() {
     pg.stop();
     assert!(!data_dir.exists(), "stop removes the folder");
     assert!(base.entries().is_empty());
-    assert!(pg.connect().is_err(), "a stopped server refuses connections");
+    assert!(
+        pg.connect().is_err(),
+        "a stopped server refuses connections"
+    );
     pg.stop(); // idempotent
 }
 
 #[test]
 fn dropping_a_server_stops_it() {
     let base = Scratch::new("drop");
-    let options = Options { base_dir: Some(base.0.clone()), ..Options::default() };
-    let Some(pg) = start_or_skip(options, "testkit drop") else { return };
+    let options = Options {
+        base_dir: Some(base.0.clone()),
+        ..Options::default()
+    };
+    let Some(pg) = start_or_skip(options, "testkit drop") else {
+        return;
+    };
     let config = pg.config();
     config.clone().connect(postgres::NoTls).unwrap();
     drop(pg);
     assert!(base.entries().is_empty(), "drop removes the folder");
-    assert!(config.connect(postgres::NoTls).is_err(), "drop stops the server");
+    assert!(
+        config.connect(postgres::NoTls).is_err(),
+        "drop stops the server"
+    );
 }

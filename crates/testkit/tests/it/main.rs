@@ -41,17 +41,24 @@ fn child_process() {
 
 /// Reports the shared server, then holds it until stdin closes.
 fn serve() {
-    let Some(pg) = shared_or_skip(Durability::Fast, "testkit child") else { return };
+    let Some(pg) = shared_or_skip(Durability::Fast, "testkit child") else {
+        return;
+    };
     let mut client = pg.connect().expect("child connects");
     let dir: String = client.query_one("SHOW data_directory", &[]).unwrap().get(0);
     let marker = std::env::var("PRODKIT_TESTKIT_MARKER").unwrap_or_else(|_| "none".into());
-    let exists: bool =
-        client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&marker]).unwrap().get(0);
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&marker])
+        .unwrap()
+        .get(0);
     let opt = |v: Option<String>| v.unwrap_or_else(|| "none".into());
     let line = [
         format!("pid={}", opt(pg.pid().map(|p| p.to_string()))),
         format!("port={}", opt(pg.port().map(|p| p.to_string()))),
-        format!("data_dir={}", opt(pg.data_dir().map(|d| d.display().to_string()))),
+        format!(
+            "data_dir={}",
+            opt(pg.data_dir().map(|d| d.display().to_string()))
+        ),
         format!("external={}", pg.is_external()),
         format!("server_data_dir={dir}"),
         format!("marker={exists}"),
@@ -69,11 +76,17 @@ fn serve() {
 /// This test binary, to run as a child in `mode`, with a clean PostgreSQL environment.
 fn child(mode: &str) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["child_process", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env("PRODKIT_TESTKIT_CHILD", mode)
-        .env_remove("DATABASE_URL")
-        .env_remove("PRODKIT_REQUIRE_PG")
-        .env_remove("PRODKIT_PG_DIR");
+    cmd.args([
+        "child_process",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("PRODKIT_TESTKIT_CHILD", mode)
+    .env_remove("DATABASE_URL")
+    .env_remove("PRODKIT_REQUIRE_PG")
+    .env_remove("PRODKIT_PG_DIR");
     cmd
 }
 
@@ -86,10 +99,18 @@ struct Serving {
 }
 
 fn spawn_serving(mut cmd: Command) -> Serving {
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let served = read_served(&mut stdout);
-    Serving { child, served, stdout }
+    Serving {
+        child,
+        served,
+        stdout,
+    }
 }
 
 fn read_served(stdout: &mut BufReader<ChildStdout>) -> Served {
@@ -99,7 +120,9 @@ fn read_served(stdout: &mut BufReader<ChildStdout>) -> Served {
         stdout.read_line(&mut line).unwrap() > 0
     } {
         // libtest may print "test child_process ... " on the same line first.
-        let Some((_, rest)) = line.trim_end().split_once("served\t") else { continue };
+        let Some((_, rest)) = line.trim_end().split_once("served\t") else {
+            continue;
+        };
         let field = |key: &str| {
             rest.split('\t')
                 .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
@@ -156,8 +179,10 @@ impl Scratch {
     }
 
     fn entries(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> =
-            std::fs::read_dir(&self.0).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         v.sort();
         v
     }
@@ -171,5 +196,6 @@ impl Drop for Scratch {
 
 /// A private server of our own in `base`, or `None` after the skip line.
 fn start_or_skip(options: prodkit_testkit::Options, what: &str) -> Option<PgServer> {
-    binaries_or_skip(what).then(|| PgServer::start(&options).unwrap_or_else(|e| panic!("{what}: {e}")))
+    binaries_or_skip(what)
+        .then(|| PgServer::start(&options).unwrap_or_else(|e| panic!("{what}: {e}")))
 }

@@ -27,7 +27,8 @@ fn two_processes_get_separate_servers() {
     let base = Scratch::new("two");
     let spawn = || {
         let mut cmd = child("serve");
-        cmd.env("PRODKIT_PG_DIR", &base.0).env("PRODKIT_TESTKIT_MARKER", "only_in_a");
+        cmd.env("PRODKIT_PG_DIR", &base.0)
+            .env("PRODKIT_TESTKIT_MARKER", "only_in_a");
         spawn_serving(cmd)
     };
     let a = spawn();
@@ -40,7 +41,9 @@ fn two_processes_get_separate_servers() {
     assert_eq!(base.entries().len(), 2, "one folder per process");
 
     // Both run at once, and they are different clusters.
-    tcp_client(sa.port.unwrap()).batch_execute("CREATE TABLE only_in_a (v int)").unwrap();
+    tcp_client(sa.port.unwrap())
+        .batch_execute("CREATE TABLE only_in_a (v int)")
+        .unwrap();
     let in_b: bool = tcp_client(sb.port.unwrap())
         .query_one("SELECT to_regclass('only_in_a') IS NOT NULL", &[])
         .unwrap()
@@ -51,7 +54,11 @@ fn two_processes_get_separate_servers() {
     b.finish();
     // A normal exit stops the server and removes its folder before the process ends.
     for served in [&sa, &sb] {
-        assert!(!alive(served.pid.unwrap()), "postmaster {:?} still alive", served.pid);
+        assert!(
+            !alive(served.pid.unwrap()),
+            "postmaster {:?} still alive",
+            served.pid
+        );
         assert!(!served.data_dir.as_ref().unwrap().exists());
     }
     assert!(base.entries().is_empty());
@@ -70,13 +77,19 @@ fn sigkilled_owner_leaves_no_postgres_process_and_its_folder_is_reclaimed() {
     let data_dir = serving.served.data_dir.clone().unwrap();
     let mut server_processes = children_of(postmaster);
     server_processes.push(postmaster);
-    assert!(server_processes.len() > 1, "postmaster and its auxiliary processes run");
+    assert!(
+        server_processes.len() > 1,
+        "postmaster and its auxiliary processes run"
+    );
 
     serving.child.kill().unwrap(); // SIGKILL: no destructor, no atexit hook runs
     serving.child.wait().unwrap();
 
     for &pid in &server_processes {
-        assert!(wait_exit(pid, Duration::from_secs(30)), "server process {pid} outlived its owner");
+        assert!(
+            wait_exit(pid, Duration::from_secs(30)),
+            "server process {pid} outlived its owner"
+        );
     }
     let left: Vec<u32> = all_pids()
         .into_iter()
@@ -91,18 +104,32 @@ fn sigkilled_owner_leaves_no_postgres_process_and_its_folder_is_reclaimed() {
     // The dead owner's folder stays until the next start in the same base folder.
     let instance = data_dir.parent().unwrap().to_path_buf();
     assert!(instance.exists());
-    let next = PgServer::start(&Options { base_dir: Some(base.0.clone()), ..Options::default() }).unwrap();
-    assert!(!instance.exists(), "the next start removes a dead owner's folder");
-    assert_eq!(base.entries(), vec![next.data_dir().unwrap().parent().unwrap().to_path_buf()]);
+    let next = PgServer::start(&Options {
+        base_dir: Some(base.0.clone()),
+        ..Options::default()
+    })
+    .unwrap();
+    assert!(
+        !instance.exists(),
+        "the next start removes a dead owner's folder"
+    );
+    assert_eq!(
+        base.entries(),
+        vec![next.data_dir().unwrap().parent().unwrap().to_path_buf()]
+    );
     next.stop();
 }
 
 #[test]
 fn database_url_is_honoured() {
-    let Some(pg) = shared_or_skip(Durability::Fast, "testkit DATABASE_URL") else { return };
+    let Some(pg) = shared_or_skip(Durability::Fast, "testkit DATABASE_URL") else {
+        return;
+    };
     let mut client = pg.connect().unwrap();
     let marker = format!("url_marker_{}", std::process::id());
-    client.batch_execute(&format!("CREATE TABLE IF NOT EXISTS {marker} (v int)")).unwrap();
+    client
+        .batch_execute(&format!("CREATE TABLE IF NOT EXISTS {marker} (v int)"))
+        .unwrap();
     let our_dir: String = client.query_one("SHOW data_directory", &[]).unwrap().get(0);
 
     let empty_base = Scratch::new("url");
@@ -113,20 +140,31 @@ fn database_url_is_honoured() {
     let serving = spawn_serving(cmd);
     let served = serving.served.clone();
     serving.finish();
-    client.batch_execute(&format!("DROP TABLE {marker}")).unwrap();
+    client
+        .batch_execute(&format!("DROP TABLE {marker}"))
+        .unwrap();
 
     assert!(served.external, "the child used DATABASE_URL");
     assert_eq!(served.pid, None, "and started no server");
-    assert_eq!(served.server_data_dir, Path::new(&our_dir), "it reached our server");
+    assert_eq!(
+        served.server_data_dir,
+        Path::new(&our_dir),
+        "it reached our server"
+    );
     assert!(served.marker, "and saw the table we made there");
-    assert!(empty_base.entries().is_empty(), "no instance folder was made");
+    assert!(
+        empty_base.entries().is_empty(),
+        "no instance folder was made"
+    );
 }
 
 /// Runs a `skip`-mode child with an empty `PRODKIT_PG_BIN`; returns (success, stdout, stderr).
 fn skip_child(require: bool) -> (bool, String, String) {
     let empty = Scratch::new(if require { "nobin-req" } else { "nobin" });
     let mut cmd = child("skip");
-    cmd.env("PRODKIT_PG_BIN", &empty.0).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.env("PRODKIT_PG_BIN", &empty.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if require {
         cmd.env("PRODKIT_REQUIRE_PG", "1");
     }
@@ -144,14 +182,22 @@ fn missing_binaries_skip_with_one_line() {
     assert!(out.contains("returned=none"), "{out}");
     let skips: Vec<&str> = err.lines().filter(|l| l.starts_with("skipped:")).collect();
     assert_eq!(skips.len(), 1, "exactly one skip line: {err}");
-    assert!(skips[0].contains("needs PostgreSQL") && skips[0].contains("apt-get install postgresql"));
+    assert!(
+        skips[0].contains("needs PostgreSQL") && skips[0].contains("apt-get install postgresql")
+    );
 }
 
 #[test]
 fn missing_binaries_fail_under_require_pg() {
     let (ok, out, err) = skip_child(true);
-    assert!(!ok, "PRODKIT_REQUIRE_PG=1 turns the skip into a failure:\n{out}");
-    assert!(err.contains("PRODKIT_REQUIRE_PG=1 forbids skipping"), "{err}");
+    assert!(
+        !ok,
+        "PRODKIT_REQUIRE_PG=1 turns the skip into a failure:\n{out}"
+    );
+    assert!(
+        err.contains("PRODKIT_REQUIRE_PG=1 forbids skipping"),
+        "{err}"
+    );
     assert!(!out.contains("returned="), "{out}");
 }
 
@@ -182,7 +228,10 @@ fn alive(pid: u32) -> bool {
 }
 
 fn children_of(pid: u32) -> Vec<u32> {
-    all_pids().into_iter().filter(|&p| parent_of(p) == Some(pid)).collect()
+    all_pids()
+        .into_iter()
+        .filter(|&p| parent_of(p) == Some(pid))
+        .collect()
 }
 
 /// Waits for `pid` (not our child) to exit, woken by the kernel through a pidfd.
@@ -194,7 +243,11 @@ fn wait_exit(pid: u32, patience: Duration) -> bool {
         return !alive(pid); // already gone (ESRCH)
     }
     let fd = fd as libc::c_int;
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     while alive(pid) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
