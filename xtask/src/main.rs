@@ -1,0 +1,200 @@
+//! `cargo xtask ci | lint | bench | pg`: the workspace's own tooling.
+#![allow(clippy::print_stdout, reason = "a command-line tool reports on stdout")]
+
+mod bench;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+  ci                     what CI runs: fmt, clippy, test, doc, lint
+  lint                   tidy checks of the workspace's layout rules
+  bench [CRATE ...] [--quick]
+                         run the comparison benchmarks, write target/bench-report/
+  pg [--server-default]  start a private PostgreSQL server until Ctrl-C";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("lint") => lint(),
+        Some("bench") => bench::run(&args[1..]),
+        Some("pg") => pg(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `cargo`, as the one running us (`$CARGO`).
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// `cargo metadata --format-version 1` of the workspace at `root`.
+fn metadata(root: &Path, extra: &[&str]) -> Result<serde_json::Value> {
+    let mut cmd = cargo();
+    cmd.current_dir(root)
+        .args(["metadata", "--format-version", "1"])
+        .args(extra);
+    let out = cmd.output().map_err(|e| format!("cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata output: {e}"))
+}
+
+/// Runs `cmd`, failing on a non-zero exit.
+fn run(mut cmd: Command) -> Result {
+    let shown = format!("{cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not run {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed: {status}"))
+    }
+}
+
+fn ci() -> Result {
+    let started = Instant::now();
+    let steps: [(&str, &[&str]); 4] = [
+        ("fmt", &["fmt", "--all", "--", "--check"]),
+        (
+            "clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        ("test", &["test", "--workspace"]),
+        ("doc", &["doc", "--workspace", "--no-deps"]),
+    ];
+    for (name, args) in steps {
+        let step = Instant::now();
+        println!("== xtask ci: {name}: cargo {}", args.join(" "));
+        let mut cmd = cargo();
+        cmd.args(args);
+        if name == "doc" {
+            cmd.env("RUSTDOCFLAGS", "-D warnings");
+        }
+        run(cmd)?;
+        println!("== xtask ci: {name} passed in {:.0?}", step.elapsed());
+    }
+    println!("== xtask ci: lint");
+    lint()?;
+    println!("== xtask ci: all passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn lint() -> Result {
+    let problems = tidy::check_all(&root())?;
+    if problems.is_empty() {
+        println!("lint: the workspace follows its layout rules");
+        return Ok(());
+    }
+    for p in &problems {
+        println!("lint: {p}");
+    }
+    Err(format!("{} lint problem(s)", problems.len()))
+}
+
+/// Starts a private server and holds it until SIGINT or SIGTERM.
+fn pg(args: &[String]) -> Result {
+    use prodkit_testkit::{Durability, Options, PgServer};
+    let durability = match args {
+        [] => Durability::Fast,
+        [flag] if flag == "--server-default" => Durability::ServerDefault,
+        _ => return Err(USAGE.to_string()),
+    };
+    // Block the signals before any thread starts, so that every thread inherits the
+    // mask and this one receives them with sigwait. Children get a clean mask.
+    let signals = block_stop_signals();
+    let server = PgServer::start(&Options {
+        durability,
+        ..Options::default()
+    })
+    .map_err(|e| e.to_string())?;
+    println!(
+        "PostgreSQL is running ({durability:?} durability, pid {}).",
+        server.pid().unwrap_or(0)
+    );
+    println!("  url:    {}", server.url());
+    if let Some(dir) = server.socket_dir() {
+        println!("  socket: {}", dir.display());
+    }
+    println!(
+        "  data:   {}",
+        server
+            .data_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    );
+    println!("  try:    psql '{}'", server.url());
+    println!(
+        "  use it: DATABASE_URL='{}' cargo test --workspace",
+        server.url()
+    );
+    println!("Press Ctrl-C to stop it.");
+    let got = wait_for(&signals);
+    println!("signal {got}: stopping the server");
+    server.stop();
+    println!("stopped; its folder is removed");
+    Ok(())
+}
+
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t owned by this frame; the calls only write it
+    // and this thread's signal mask.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    set
+}
+
+fn wait_for(set: &libc::sigset_t) -> libc::c_int {
+    let mut sig = 0;
+    // SAFETY: `set` is initialised and its signals are blocked in this thread; `sig`
+    // is a valid out-pointer.
+    unsafe {
+        libc::sigwait(set, &mut sig);
+    }
+    sig
+}
