@@ -1,0 +1,128 @@
+//! Errors of submitting and of jobs. Every error of a submit carries the job back.
+
+use std::fmt;
+
+/// Why [`Pool::submit`](crate::Pool::submit) did not accept a job; the job is inside.
+#[derive(PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubmitError<J> {
+    /// The queue is full and the policy is [`Overload::Reject`](crate::Overload::Reject).
+    Full(J),
+    /// The pool is shutting down or shut down.
+    Closed(J),
+    /// [`Overload::Block`](crate::Overload::Block) waited `submit_timeout` without room.
+    Timeout(J),
+}
+
+/// Why [`Pool::try_submit`](crate::Pool::try_submit) did not accept a job; the job is inside.
+#[derive(PartialEq, Eq)]
+pub enum TrySubmitError<J> {
+    /// The queue is full.
+    Full(J),
+    /// The pool is shutting down or shut down.
+    Closed(J),
+}
+
+impl<J> SubmitError<J> {
+    /// The job that was not accepted.
+    pub fn into_inner(self) -> J {
+        match self {
+            SubmitError::Full(j) | SubmitError::Closed(j) | SubmitError::Timeout(j) => j,
+        }
+    }
+
+    pub(crate) fn map<K>(self, f: impl FnOnce(J) -> K) -> SubmitError<K> {
+        match self {
+            SubmitError::Full(j) => SubmitError::Full(f(j)),
+            SubmitError::Closed(j) => SubmitError::Closed(f(j)),
+            SubmitError::Timeout(j) => SubmitError::Timeout(f(j)),
+        }
+    }
+}
+
+impl<J> TrySubmitError<J> {
+    /// The job that was not accepted.
+    pub fn into_inner(self) -> J {
+        match self {
+            TrySubmitError::Full(j) | TrySubmitError::Closed(j) => j,
+        }
+    }
+
+    pub(crate) fn map<K>(self, f: impl FnOnce(J) -> K) -> TrySubmitError<K> {
+        match self {
+            TrySubmitError::Full(j) => TrySubmitError::Full(f(j)),
+            TrySubmitError::Closed(j) => TrySubmitError::Closed(f(j)),
+        }
+    }
+}
+
+impl<J> fmt::Debug for SubmitError<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SubmitError::Full(_) => "Full(..)",
+            SubmitError::Closed(_) => "Closed(..)",
+            SubmitError::Timeout(_) => "Timeout(..)",
+        })
+    }
+}
+
+impl<J> fmt::Debug for TrySubmitError<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySubmitError::Full(_) => "Full(..)",
+            TrySubmitError::Closed(_) => "Closed(..)",
+        })
+    }
+}
+
+impl<J> fmt::Display for SubmitError<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SubmitError::Full(_) => "the pool's queue is full; the job is handed back",
+            SubmitError::Closed(_) => "the pool is shut down; the job is handed back",
+            SubmitError::Timeout(_) => {
+                "the pool's queue stayed full for the whole submit timeout; the job is handed back"
+            }
+        })
+    }
+}
+
+impl<J> fmt::Display for TrySubmitError<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySubmitError::Full(_) => "the pool's queue is full; the job is handed back",
+            TrySubmitError::Closed(_) => "the pool is shut down; the job is handed back",
+        })
+    }
+}
+
+impl<J> std::error::Error for SubmitError<J> {}
+impl<J> std::error::Error for TrySubmitError<J> {}
+
+/// Why an accepted job produced no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobError {
+    /// It never ran: cancelled through its handle or token, its deadline passed
+    /// before it started, or `shutdown_now` took it from the queue.
+    Cancelled,
+    /// It panicked; the panic message, when it was a string.
+    Panicked(String),
+    /// [`Overload::DropOldest`](crate::Overload::DropOldest) evicted it from the
+    /// queue to make room for a newer job; it never ran.
+    Rejected,
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::Cancelled => f.write_str("the job was cancelled before it started"),
+            JobError::Panicked(msg) => write!(f, "the job panicked: {msg}"),
+            JobError::Rejected => {
+                f.write_str("the job was evicted from a full queue by a newer one (DropOldest)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for JobError {}

@@ -1,0 +1,166 @@
+//! Counters and time summaries. Each worker writes its own cache-padded slot,
+//! so counting costs an uncontended atomic add; `stats()` sums the slots.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Power-of-two buckets of nanoseconds: bucket `b` holds values below `2^b`.
+const BUCKETS: usize = 48;
+
+/// A histogram of durations in nanoseconds, written by one thread at a time
+/// mostly, read by `stats()`.
+pub(crate) struct Histogram {
+    buckets: [AtomicU64; BUCKETS],
+    count: AtomicU64,
+    sum: AtomicU64,
+    max: AtomicU64,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            max: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn record(&self, nanos: u64) {
+        let bucket = ((u64::BITS - nanos.leading_zeros()) as usize).min(BUCKETS - 1);
+        self.buckets[bucket].fetch_add(1, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+        self.sum.fetch_add(nanos, Relaxed);
+        self.max.fetch_max(nanos, Relaxed);
+    }
+}
+
+/// Sums of several histograms.
+pub(crate) struct HistogramSum {
+    buckets: [u64; BUCKETS],
+    count: u64,
+    sum: u64,
+    max: u64,
+}
+
+impl Default for HistogramSum {
+    fn default() -> Self {
+        HistogramSum { buckets: [0; BUCKETS], count: 0, sum: 0, max: 0 }
+    }
+}
+
+impl HistogramSum {
+    pub(crate) fn add(&mut self, h: &Histogram) {
+        for (acc, b) in self.buckets.iter_mut().zip(&h.buckets) {
+            *acc += b.load(Relaxed);
+        }
+        self.count += h.count.load(Relaxed);
+        self.sum = self.sum.saturating_add(h.sum.load(Relaxed));
+        self.max = self.max.max(h.max.load(Relaxed));
+    }
+
+    /// The upper bound of the bucket holding the `q`-quantile, capped at the max.
+    fn quantile(&self, q: f64) -> u64 {
+        let total: u64 = self.buckets.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((total as f64 * q).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (b, &n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                let upper = if b == 0 { 0 } else { (1u64 << b) - 1 };
+                return upper.min(self.max);
+            }
+        }
+        self.max
+    }
+
+    pub(crate) fn summary(&self) -> Summary {
+        Summary {
+            count: self.count,
+            mean: Duration::from_nanos(self.sum.checked_div(self.count).unwrap_or(0)),
+            p50: Duration::from_nanos(self.quantile(0.50)),
+            p99: Duration::from_nanos(self.quantile(0.99)),
+            max: Duration::from_nanos(self.max),
+        }
+    }
+}
+
+/// A summary of durations. Quantiles come from power-of-two buckets: each is an
+/// upper bound within a factor of two of the true value (and never above `max`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Summary {
+    /// How many durations.
+    pub count: u64,
+    /// Their mean.
+    pub mean: Duration,
+    /// The median, rounded up to a power of two of nanoseconds.
+    pub p50: Duration,
+    /// The 99th percentile, rounded up to a power of two of nanoseconds.
+    pub p99: Duration,
+    /// The largest.
+    pub max: Duration,
+}
+
+/// What one thread counted: a worker, or the submitters' shared slot (jobs run
+/// by [`Overload::CallerRuns`](crate::Overload::CallerRuns), evictions).
+pub(crate) struct Slot {
+    pub(crate) completed: AtomicU64,
+    pub(crate) panicked: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) active: AtomicU64,
+    pub(crate) queue_wait: Histogram,
+    pub(crate) run_time: Histogram,
+}
+
+impl Slot {
+    pub(crate) fn new() -> Self {
+        Slot {
+            completed: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            queue_wait: Histogram::new(),
+            run_time: Histogram::new(),
+        }
+    }
+}
+
+/// A snapshot of a pool's counters and gauges. Counters are read one by one
+/// while the pool runs; at quiescence (no job queued or running)
+/// `accepted == completed + panicked + cancelled`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Jobs handed to `submit`, `try_submit`, `execute` and their variants.
+    pub submitted: u64,
+    /// Jobs the pool took responsibility for (queued, or run by the caller).
+    pub accepted: u64,
+    /// Jobs handed back: full queue, closed pool, submit timeout.
+    pub rejected: u64,
+    /// Accepted jobs that ran to the end.
+    pub completed: u64,
+    /// Accepted jobs that panicked.
+    pub panicked: u64,
+    /// Accepted jobs that never ran: cancelled, past their deadline, evicted by
+    /// `DropOldest`, or taken by `shutdown_now`.
+    pub cancelled: u64,
+    /// Of `cancelled`, those evicted by `DropOldest`.
+    pub evicted: u64,
+    /// Of `accepted`, those run on the submitting thread (`CallerRuns`, or a
+    /// `Block` submit from inside a job into a full queue).
+    pub caller_runs: u64,
+    /// Jobs waiting in the queue now.
+    pub queued: u64,
+    /// Jobs running now.
+    pub active: u64,
+    /// Worker threads alive now.
+    pub live_workers: u64,
+    /// Time from submit to start.
+    pub queue_wait: Summary,
+    /// Time from start to end.
+    pub run_time: Summary,
+}
