@@ -36,7 +36,9 @@ impl CancelToken {
 
 impl fmt::Debug for CancelToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("CancelToken").field(&self.is_cancelled()).finish()
+        f.debug_tuple("CancelToken")
+            .field(&self.is_cancelled())
+            .finish()
     }
 }
 
@@ -52,7 +54,12 @@ pub struct Job<F> {
 impl<F> Job<F> {
     /// A job with no deadline and no token.
     pub fn new(func: F) -> Self {
-        Job { func, deadline: None, timeout: None, token: None }
+        Job {
+            func,
+            deadline: None,
+            timeout: None,
+            token: None,
+        }
     }
 
     /// The job resolves [`JobError::Cancelled`] without running if it has not
@@ -133,7 +140,11 @@ where
     T: Send,
 {
     pub(crate) fn new(func: F, token: Option<CancelToken>) -> Arc<Self> {
-        Arc::new(Shared { stage: Mutex::new(Stage::Queued(func)), finished: Condvar::new(), token })
+        Arc::new(Shared {
+            stage: Mutex::new(Stage::Queued(func)),
+            finished: Condvar::new(),
+            token,
+        })
     }
 
     fn finish(&self, result: Result<T, JobError>) {
@@ -293,8 +304,14 @@ impl<T> JobHandle<T> {
     /// # Errors
     /// [`JobError`]: cancelled, panicked or evicted.
     pub fn join(self) -> Result<T, JobError> {
-        crate::pool::wait_helping(|| self.outcome.is_finished(), |d| self.outcome.wait(d), None);
-        self.outcome.take().expect("a finished job has its result until the handle takes it")
+        crate::pool::wait_helping(
+            || self.outcome.is_finished(),
+            |d| self.outcome.wait(d),
+            None,
+        );
+        self.outcome
+            .take()
+            .expect("a finished job has its result until the handle takes it")
     }
 
     /// Like [`join`](JobHandle::join), waiting at most `timeout`; the handle comes
@@ -304,8 +321,15 @@ impl<T> JobHandle<T> {
     /// `Err(self)` when the job has not finished within `timeout`.
     pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, JobError>, Self> {
         let deadline = Instant::now().checked_add(timeout);
-        if crate::pool::wait_helping(|| self.outcome.is_finished(), |d| self.outcome.wait(d), deadline) {
-            Ok(self.outcome.take().expect("a finished job has its result until the handle takes it"))
+        if crate::pool::wait_helping(
+            || self.outcome.is_finished(),
+            |d| self.outcome.wait(d),
+            deadline,
+        ) {
+            Ok(self
+                .outcome
+                .take()
+                .expect("a finished job has its result until the handle takes it"))
         } else {
             Err(self)
         }
@@ -337,7 +361,9 @@ impl<T> JobHandle<T> {
 
 impl<T> fmt::Debug for JobHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JobHandle").field("finished", &self.is_finished()).finish()
+        f.debug_struct("JobHandle")
+            .field("finished", &self.is_finished())
+            .finish()
     }
 }
 

@@ -11,8 +11,8 @@ pub use config::{BuildError, Builder, ConfigError, Overload};
 pub use error::{JobError, SubmitError, TrySubmitError};
 pub use job::{CancelToken, Job, JobHandle, UnstartedJob};
 pub use pool::{Pool, ShutdownReport};
-pub use scope::Scope;
-pub use stats::{Stats, Summary};
 /// The clock type of [`Builder::clock`] and [`Job::deadline`], re-exported so
 /// that users need not depend on quanta themselves.
 pub use quanta;
+pub use scope::Scope;
+pub use stats::{Stats, Summary};

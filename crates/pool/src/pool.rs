@@ -110,7 +110,9 @@ pub(crate) fn wait_helping(
                 return Some(false);
             }
             match ctx.inner.rx.try_recv() {
-                Ok(Task { kind: Kind::Stop, .. }) => ctx.stop_requested.set(true),
+                Ok(Task {
+                    kind: Kind::Stop, ..
+                }) => ctx.stop_requested.set(true),
                 Ok(task) => ctx.inner.execute(task, ctx.slot),
                 Err(_) => {
                     // Nothing to help with: wait briefly for either event.
@@ -128,7 +130,13 @@ impl Inner {
         self.workers
     }
 
-    fn task(&self, kind: Kind, deadline: Option<quanta::Instant>, timeout: Option<Duration>, token: Option<CancelToken>) -> Task {
+    fn task(
+        &self,
+        kind: Kind,
+        deadline: Option<quanta::Instant>,
+        timeout: Option<Duration>,
+        token: Option<CancelToken>,
+    ) -> Task {
         let deadline = match (deadline, timeout) {
             (d, None) => d,
             (d, Some(t)) => {
@@ -136,7 +144,12 @@ impl Inner {
                 Some(d.map_or(by_timeout, |d| d.min(by_timeout)))
             }
         };
-        Task { kind, enqueued: self.clock.raw(), deadline, token }
+        Task {
+            kind,
+            enqueued: self.clock.raw(),
+            deadline,
+            token,
+        }
     }
 
     /// Marks a submit in progress; `false` (and no mark) when the pool is closed.
@@ -195,8 +208,14 @@ impl Inner {
                 Ok(())
             }
             Overload::Block => match self.submit_timeout {
-                None => self.tx.send(task).map_err(|e| SubmitError::Closed(e.into_inner())),
-                Some(t) => self.tx.send_timeout(task, t).map_err(|e| SubmitError::Timeout(e.into_inner())),
+                None => self
+                    .tx
+                    .send(task)
+                    .map_err(|e| SubmitError::Closed(e.into_inner())),
+                Some(t) => self
+                    .tx
+                    .send_timeout(task, t)
+                    .map_err(|e| SubmitError::Timeout(e.into_inner())),
             },
             Overload::DropOldest => loop {
                 match self.tx.try_send(task) {
@@ -216,7 +235,12 @@ impl Inner {
     /// Runs `task` on the submitting thread.
     fn run_here(&self, task: Task) {
         self.submits.caller_runs.fetch_add(1, Ordering::Relaxed);
-        let slot = WORKER.with(|w| w.borrow().as_ref().filter(|c| c.inner.id == self.id).map(|c| c.slot));
+        let slot = WORKER.with(|w| {
+            w.borrow()
+                .as_ref()
+                .filter(|c| c.inner.id == self.id)
+                .map(|c| c.slot)
+        });
         self.execute(task, slot.unwrap_or(self.caller_slot()));
     }
 
@@ -257,7 +281,12 @@ impl Inner {
     /// Runs a dequeued task and counts its outcome in `slot`.
     fn execute(&self, task: Task, slot: usize) {
         let stats = &self.slots[slot];
-        let Task { kind, enqueued, deadline, token } = task;
+        let Task {
+            kind,
+            enqueued,
+            deadline,
+            token,
+        } = task;
         let expired = deadline.is_some_and(|d| self.clock.now() >= d)
             || token.as_ref().is_some_and(CancelToken::is_cancelled);
         if expired {
@@ -268,7 +297,9 @@ impl Inner {
                 Kind::Detached(job) => {
                     let _ = catch_unwind(AssertUnwindSafe(move || drop(job)));
                 }
-                Kind::Scoped(_) | Kind::Stop => unreachable!("scope jobs have no deadline or token"),
+                Kind::Scoped(_) | Kind::Stop => {
+                    unreachable!("scope jobs have no deadline or token")
+                }
             }
             stats.cancelled.fetch_add(1, Ordering::Relaxed);
             return;
@@ -287,7 +318,9 @@ impl Inner {
             },
             Kind::Scoped(job) => match job() {
                 false => Ran::Completed,
-                true => Ran::Panicked("a scoped job panicked; its scope re-raises the panic".into()),
+                true => {
+                    Ran::Panicked("a scoped job panicked; its scope re-raises the panic".into())
+                }
             },
             Kind::Stop => unreachable!("workers handle stop tasks"),
         };
@@ -306,7 +339,9 @@ impl Inner {
                 tracing::error!(pool = %self.name, panic = %msg, "a job panicked; the worker keeps serving");
             }
         }
-        stats.queue_wait.record(self.clock.delta_as_nanos(enqueued, start));
+        stats
+            .queue_wait
+            .record(self.clock.delta_as_nanos(enqueued, start));
         stats.run_time.record(run_nanos);
     }
 
@@ -347,15 +382,21 @@ fn worker_main(inner: Arc<Inner>, index: usize) {
     inner.live.fetch_add(1, Ordering::SeqCst);
     inner.run_hook(&inner.on_start, index, "start");
     WORKER.with(|w| {
-        *w.borrow_mut() =
-            Some(WorkerCtx { inner: Arc::clone(&inner), slot: index, stop_requested: Cell::new(false) });
+        *w.borrow_mut() = Some(WorkerCtx {
+            inner: Arc::clone(&inner),
+            slot: index,
+            stop_requested: Cell::new(false),
+        });
     });
     loop {
         if WORKER.with(|w| w.borrow().as_ref().is_some_and(|c| c.stop_requested.get())) {
             break;
         }
         match inner.rx.recv() {
-            Ok(Task { kind: Kind::Stop, .. }) | Err(_) => break,
+            Ok(Task {
+                kind: Kind::Stop, ..
+            })
+            | Err(_) => break,
             Ok(task) => inner.execute(task, index),
         }
     }
@@ -438,14 +479,22 @@ impl Pool {
             closed: AtomicBool::new(false),
             inflight: CachePadded::new(AtomicUsize::new(0)),
             submits: CachePadded::new(Submits::default()),
-            slots: (0..=b.workers).map(|_| CachePadded::new(Slot::new())).collect(),
+            slots: (0..=b.workers)
+                .map(|_| CachePadded::new(Slot::new()))
+                .collect(),
             live: AtomicU64::new(0),
             exited: Mutex::new(0),
             exited_cv: Condvar::new(),
             on_start: b.on_start,
             on_stop: b.on_stop,
         });
-        let pool = Pool { inner, lifecycle: Mutex::new(Lifecycle { threads: Vec::new(), stops_sent: 0 }) };
+        let pool = Pool {
+            inner,
+            lifecycle: Mutex::new(Lifecycle {
+                threads: Vec::new(),
+                stops_sent: 0,
+            }),
+        };
         for index in 0..b.workers {
             let inner = Arc::clone(&pool.inner);
             let spawned = std::thread::Builder::new()
@@ -476,7 +525,8 @@ impl Pool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.submit_job(Job::new(f)).map_err(|e| e.map(Job::into_inner))
+        self.submit_job(Job::new(f))
+            .map_err(|e| e.map(Job::into_inner))
     }
 
     /// Like [`submit`](Pool::submit), for a [`Job`] with a deadline or a token.
@@ -488,7 +538,12 @@ impl Pool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let Job { func, deadline, timeout, token } = job;
+        let Job {
+            func,
+            deadline,
+            timeout,
+            token,
+        } = job;
         let shared = Shared::new(func, token.clone());
         let kind = Kind::Handle(Arc::clone(&shared) as Arc<dyn Runnable>);
         let task = self.inner.task(kind, deadline, timeout, token.clone());
@@ -496,8 +551,15 @@ impl Pool {
             Ok(()) => Ok(JobHandle { outcome: shared }),
             Err(e) => Err(e.map(|task| {
                 drop(task);
-                let func = shared.take_back().expect("a job handed back was never started");
-                Job { func, deadline, timeout, token }
+                let func = shared
+                    .take_back()
+                    .expect("a job handed back was never started");
+                Job {
+                    func,
+                    deadline,
+                    timeout,
+                    token,
+                }
             })),
         }
     }
@@ -512,7 +574,8 @@ impl Pool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.try_submit_job(Job::new(f)).map_err(|e| e.map(Job::into_inner))
+        self.try_submit_job(Job::new(f))
+            .map_err(|e| e.map(Job::into_inner))
     }
 
     /// Like [`try_submit`](Pool::try_submit), for a [`Job`].
@@ -524,7 +587,12 @@ impl Pool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let Job { func, deadline, timeout, token } = job;
+        let Job {
+            func,
+            deadline,
+            timeout,
+            token,
+        } = job;
         let shared = Shared::new(func, token.clone());
         let kind = Kind::Handle(Arc::clone(&shared) as Arc<dyn Runnable>);
         let task = self.inner.task(kind, deadline, timeout, token.clone());
@@ -532,8 +600,15 @@ impl Pool {
             Ok(()) => Ok(JobHandle { outcome: shared }),
             Err(e) => Err(e.map(|task| {
                 drop(task);
-                let func = shared.take_back().expect("a job handed back was never started");
-                Job { func, deadline, timeout, token }
+                let func = shared
+                    .take_back()
+                    .expect("a job handed back was never started");
+                Job {
+                    func,
+                    deadline,
+                    timeout,
+                    token,
+                }
             })),
         }
     }
@@ -547,7 +622,8 @@ impl Pool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.execute_job(Job::new(f)).map_err(|e| e.map(Job::into_inner))
+        self.execute_job(Job::new(f))
+            .map_err(|e| e.map(Job::into_inner))
     }
 
     /// Like [`execute`](Pool::execute), for a [`Job`].
@@ -558,9 +634,26 @@ impl Pool {
     where
         F: FnOnce() + Send + 'static,
     {
-        let Job { func, deadline, timeout, token } = job;
-        let task = self.inner.task(Kind::Detached(Box::new(DetachedFn(func))), deadline, timeout, token.clone());
-        self.inner.enqueue(task).map_err(|e| e.map(|task| Job { func: detached_back(task), deadline, timeout, token }))
+        let Job {
+            func,
+            deadline,
+            timeout,
+            token,
+        } = job;
+        let task = self.inner.task(
+            Kind::Detached(Box::new(DetachedFn(func))),
+            deadline,
+            timeout,
+            token.clone(),
+        );
+        self.inner.enqueue(task).map_err(|e| {
+            e.map(|task| Job {
+                func: detached_back(task),
+                deadline,
+                timeout,
+                token,
+            })
+        })
     }
 
     /// Like [`execute`](Pool::execute), never blocking, whatever the policy.
@@ -571,8 +664,12 @@ impl Pool {
     where
         F: FnOnce() + Send + 'static,
     {
-        let task = self.inner.task(Kind::Detached(Box::new(DetachedFn(f))), None, None, None);
-        self.inner.try_enqueue(task).map_err(|e| e.map(detached_back))
+        let task = self
+            .inner
+            .task(Kind::Detached(Box::new(DetachedFn(f))), None, None, None);
+        self.inner
+            .try_enqueue(task)
+            .map_err(|e| e.map(detached_back))
     }
 
     /// A snapshot of the counters and gauges.
@@ -773,13 +870,21 @@ impl Inner {
 }
 
 fn stop_task() -> Task {
-    Task { kind: Kind::Stop, enqueued: 0, deadline: None, token: None }
+    Task {
+        kind: Kind::Stop,
+        enqueued: 0,
+        deadline: None,
+        token: None,
+    }
 }
 
 /// The closure of a detached task that was handed back.
 fn detached_back<F: 'static>(task: Task) -> F {
     match task.kind {
-        Kind::Detached(job) => *job.into_any().downcast::<F>().expect("the task holds the closure it was made from"),
+        Kind::Detached(job) => *job
+            .into_any()
+            .downcast::<F>()
+            .expect("the task holds the closure it was made from"),
         _ => unreachable!("a detached submit makes a detached task"),
     }
 }

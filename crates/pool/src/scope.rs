@@ -35,7 +35,9 @@ pub struct Scope<'scope, 'env: 'scope> {
 
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scope").field("pending", &self.data.state.lock().pending).finish_non_exhaustive()
+        f.debug_struct("Scope")
+            .field("pending", &self.data.state.lock().pending)
+            .finish_non_exhaustive()
     }
 }
 
@@ -48,7 +50,10 @@ struct ScopedJob<'scope, F> {
 
 impl<F> Drop for ScopedJob<'_, F> {
     fn drop(&mut self) {
-        let unrun = self.func.take().map(|f| catch_unwind(AssertUnwindSafe(move || drop(f))));
+        let unrun = self
+            .func
+            .take()
+            .map(|f| catch_unwind(AssertUnwindSafe(move || drop(f))));
         let mut state = self.data.state.lock();
         if unrun.is_some() {
             state.cancelled += 1;
@@ -68,7 +73,10 @@ impl<'scope> Scope<'scope, '_> {
         F: FnOnce() + Send + 'scope,
     {
         self.data.state.lock().pending += 1;
-        let mut job = ScopedJob { func: Some(f), data: &self.data };
+        let mut job = ScopedJob {
+            func: Some(f),
+            data: &self.data,
+        };
         let run = move || {
             let f = job.func.take().expect("a scoped job runs once");
             let result = catch_unwind(AssertUnwindSafe(f));
@@ -111,7 +119,10 @@ impl Pool {
     {
         let scope = Scope {
             pool: self,
-            data: ScopeData { state: Mutex::new(State::default()), done: Condvar::new() },
+            data: ScopeData {
+                state: Mutex::new(State::default()),
+                done: Condvar::new(),
+            },
             scope: PhantomData,
             env: PhantomData,
         };

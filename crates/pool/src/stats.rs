@@ -45,7 +45,12 @@ pub(crate) struct HistogramSum {
 
 impl Default for HistogramSum {
     fn default() -> Self {
-        HistogramSum { buckets: [0; BUCKETS], count: 0, sum: 0, max: 0 }
+        HistogramSum {
+            buckets: [0; BUCKETS],
+            count: 0,
+            sum: 0,
+            max: 0,
+        }
     }
 }
 

@@ -1,0 +1,338 @@
+//! Submitting, results, overload policies, cancellation, panics, scopes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use prodkit_pool::{
+    BuildError, CancelToken, ConfigError, Job, JobError, Overload, Pool, SubmitError,
+    TrySubmitError,
+};
+
+use crate::{block_workers, pool};
+
+#[test]
+fn bad_configuration_is_a_typed_error() {
+    let err = |b: prodkit_pool::Builder| match b.build() {
+        Err(BuildError::Config(e)) => e,
+        other => panic!("expected a config error, got {other:?}"),
+    };
+    assert_eq!(err(Pool::builder().workers(0)), ConfigError::ZeroWorkers);
+    assert_eq!(
+        err(Pool::builder().queue_capacity(0)),
+        ConfigError::ZeroQueueCapacity
+    );
+    assert_eq!(
+        err(Pool::builder().submit_timeout(Duration::ZERO)),
+        ConfigError::ZeroSubmitTimeout
+    );
+    assert_eq!(
+        err(Pool::builder().thread_name("a\0b")),
+        ConfigError::InvalidThreadName
+    );
+    assert!(ConfigError::ZeroWorkers.to_string().contains("workers(n)"));
+}
+
+#[test]
+fn jobs_return_their_values() {
+    let pool = pool(2, 16, Overload::Block);
+    let handles: Vec<_> = (0..100u64)
+        .map(|i| pool.submit(move || i * i).unwrap())
+        .collect();
+    let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, (0..100u64).map(|i| i * i).sum());
+    let s = pool.stats();
+    assert_eq!((s.submitted, s.accepted, s.completed), (100, 100, 100));
+    assert_eq!(s.run_time.count, 100);
+}
+
+#[test]
+fn reject_hands_the_closure_back() {
+    let pool = pool(1, 1, Overload::Reject);
+    let gate = block_workers(&pool);
+    let queued = pool.submit(|| 1).unwrap();
+    let err = pool.submit(|| 2).unwrap_err();
+    assert!(matches!(err, SubmitError::Full(_)));
+    assert_eq!(err.into_inner()(), 2, "the very closure comes back");
+    let try_err = pool.try_submit(|| 3).unwrap_err();
+    assert!(matches!(try_err, TrySubmitError::Full(_)));
+    assert_eq!(try_err.into_inner()(), 3);
+    gate.open();
+    assert_eq!(queued.join(), Ok(1));
+    assert_eq!(pool.stats().rejected, 2);
+}
+
+#[test]
+fn caller_runs_on_the_submitting_thread() {
+    let pool = pool(1, 1, Overload::CallerRuns);
+    let gate = block_workers(&pool);
+    let _queued = pool.submit(|| ()).unwrap();
+    let me = std::thread::current().id();
+    let h = pool
+        .submit(move || std::thread::current().id() == me)
+        .unwrap();
+    assert!(h.is_finished(), "it ran before submit returned");
+    assert_eq!(h.join(), Ok(true));
+    gate.open();
+    assert_eq!(pool.stats().caller_runs, 1);
+}
+
+#[test]
+fn drop_oldest_evicts_and_resolves_rejected() {
+    let pool = pool(1, 2, Overload::DropOldest);
+    let gate = block_workers(&pool);
+    let first = pool.submit(|| "first").unwrap();
+    let second = pool.submit(|| "second").unwrap();
+    let third = pool.submit(|| "third").unwrap();
+    assert_eq!(
+        first.join(),
+        Err(JobError::Rejected),
+        "the oldest made room"
+    );
+    gate.open();
+    assert_eq!(second.join(), Ok("second"));
+    assert_eq!(third.join(), Ok("third"));
+    let s = pool.stats();
+    assert_eq!((s.evicted, s.cancelled), (1, 1));
+}
+
+#[test]
+fn block_waits_for_room_and_times_out_with_the_job() {
+    let pool = Pool::builder()
+        .workers(1)
+        .queue_capacity(1)
+        .submit_timeout(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let gate = block_workers(&pool);
+    pool.execute(|| ()).unwrap();
+    let err = pool.submit(|| 7).unwrap_err();
+    assert!(matches!(err, SubmitError::Timeout(_)));
+    assert_eq!(err.into_inner()(), 7);
+
+    // Without a timeout, a submit waits until a worker makes room.
+    let unbounded = crate::pool(1, 1, Overload::Block);
+    let gate2 = block_workers(&unbounded);
+    unbounded.execute(|| ()).unwrap();
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| unbounded.submit(|| 8).unwrap().join());
+        gate2.open();
+        assert_eq!(waiting.join().unwrap(), Ok(8));
+    });
+    gate.open();
+}
+
+#[test]
+fn cancel_before_start_means_never_run() {
+    let pool = pool(1, 8, Overload::Block);
+    let gate = block_workers(&pool);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = Arc::clone(&ran);
+    let h = pool
+        .submit(move || r.fetch_add(1, Ordering::SeqCst))
+        .unwrap();
+    assert!(h.cancel());
+    assert!(h.is_finished());
+    gate.open();
+    assert_eq!(h.join(), Err(JobError::Cancelled));
+    pool.shutdown(Duration::from_secs(10));
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    let s = pool.stats();
+    assert_eq!(s.accepted, s.completed + s.panicked + s.cancelled);
+    assert_eq!(s.cancelled, 1);
+}
+
+#[test]
+fn token_and_deadline_cancel_before_start_and_token_is_visible_while_running() {
+    let (clock, mock) = prodkit_pool::quanta::Clock::mock();
+    let pool = Pool::builder()
+        .workers(1)
+        .queue_capacity(8)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let gate = block_workers(&pool);
+    let token = CancelToken::new();
+    let by_token = pool
+        .submit_job(Job::new(|| 1).token(token.clone()))
+        .unwrap();
+    let by_deadline = pool
+        .submit_job(Job::new(|| 2).timeout(Duration::from_millis(5)))
+        .unwrap();
+    let in_time = pool
+        .submit_job(Job::new(|| 3).deadline(clock.now() + Duration::from_secs(60)))
+        .unwrap();
+    token.cancel();
+    mock.increment(Duration::from_millis(10));
+    gate.open();
+    assert_eq!(by_token.join(), Err(JobError::Cancelled));
+    assert_eq!(by_deadline.join(), Err(JobError::Cancelled));
+    assert_eq!(in_time.join(), Ok(3));
+
+    // A running job reads its token; cancel() on the handle fires it.
+    let token = CancelToken::new();
+    let seen = token.clone();
+    let started = Arc::new(std::sync::Barrier::new(2));
+    let s2 = Arc::clone(&started);
+    let running = pool
+        .submit_job(
+            Job::new(move || {
+                s2.wait();
+                let mut spins = 0u64;
+                while !seen.is_cancelled() {
+                    spins += 1;
+                    std::hint::spin_loop();
+                }
+                spins
+            })
+            .token(token),
+        )
+        .unwrap();
+    started.wait();
+    assert!(!running.cancel(), "it had started, so it was not prevented");
+    assert!(running.join().is_ok(), "the job saw its token and returned");
+}
+
+#[test]
+fn panics_are_caught_and_the_worker_keeps_serving() {
+    let pool = pool(2, 8, Overload::Block);
+    let h = pool.submit(|| -> u32 { panic!("boom {}", 42) }).unwrap();
+    assert_eq!(h.join(), Err(JobError::Panicked("boom 42".into())));
+    pool.execute(|| panic!("detached boom")).unwrap();
+    let after: Vec<_> = (0..10).map(|i| pool.submit(move || i).unwrap()).collect();
+    assert_eq!(
+        after.into_iter().map(|h| h.join().unwrap()).sum::<i32>(),
+        45
+    );
+    pool.shutdown(Duration::from_secs(10));
+    let s = pool.stats();
+    assert_eq!((s.panicked, s.completed), (2, 10));
+}
+
+#[test]
+fn dropped_handles_detach_but_jobs_still_run_and_count() {
+    let pool = pool(2, 64, Overload::Block);
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..50 {
+        let r = Arc::clone(&ran);
+        drop(
+            pool.submit(move || r.fetch_add(1, Ordering::SeqCst))
+                .unwrap(),
+        );
+    }
+    let report = pool.shutdown(Duration::from_secs(10));
+    assert!(report.is_complete());
+    assert_eq!(ran.load(Ordering::SeqCst), 50);
+    assert_eq!(report.completed, 50);
+}
+
+#[test]
+fn join_timeout_and_try_join_give_the_handle_back() {
+    let pool = pool(1, 4, Overload::Block);
+    let gate = block_workers(&pool);
+    let h = pool.submit(|| 5).unwrap();
+    let h = h.try_join().unwrap_err();
+    let h = h.join_timeout(Duration::from_millis(5)).unwrap_err();
+    gate.open();
+    assert_eq!(h.join_timeout(Duration::from_secs(30)).unwrap(), Ok(5));
+}
+
+#[test]
+fn scope_jobs_borrow_and_the_scope_waits_for_all() {
+    let pool = pool(2, 4, Overload::Reject);
+    let mut data = vec![0u64; 1000];
+    let total = AtomicUsize::new(0);
+    pool.scope(|s| {
+        for (i, chunk) in data.chunks_mut(10).enumerate() {
+            let total = &total;
+            s.spawn(move || {
+                for v in chunk.iter_mut() {
+                    *v = i as u64;
+                }
+                total.fetch_add(chunk.len(), Ordering::SeqCst);
+            });
+        }
+    });
+    assert_eq!(
+        total.load(Ordering::SeqCst),
+        1000,
+        "a full queue ran jobs inline, none lost"
+    );
+    assert!(
+        data.chunks(10)
+            .enumerate()
+            .all(|(i, c)| c.iter().all(|&v| v == i as u64))
+    );
+}
+
+#[test]
+fn scope_reraises_the_first_panic_after_all_finished() {
+    let pool = pool(2, 16, Overload::Block);
+    let finished = AtomicUsize::new(0);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.scope(|s| {
+            s.spawn(|| panic!("scoped boom"));
+            for _ in 0..20 {
+                s.spawn(|| {
+                    finished.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        })
+    }));
+    let payload = result.unwrap_err();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"scoped boom"));
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        20,
+        "every other job ran before the re-raise"
+    );
+}
+
+#[test]
+fn nested_submits_and_joins_inside_jobs_never_deadlock() {
+    // One worker, a queue of one, Block: a job that submits into the full queue
+    // and joins the result runs it itself instead of waiting forever.
+    let pool = Arc::new(pool(1, 1, Overload::Block));
+    let p = Arc::clone(&pool);
+    let outer = pool
+        .submit(move || {
+            let a = p.submit(|| 1).unwrap(); // fills the queue
+            let b = p.submit(|| 2).unwrap(); // full: runs here
+            let sum = AtomicUsize::new(0);
+            p.scope(|s| {
+                s.spawn(|| {
+                    sum.fetch_add(3, Ordering::SeqCst);
+                });
+            });
+            a.join().unwrap() + b.join().unwrap() + sum.load(Ordering::SeqCst)
+        })
+        .unwrap();
+    assert_eq!(outer.join(), Ok(6));
+    assert!(pool.stats().caller_runs >= 1);
+}
+
+#[test]
+fn stats_add_up_at_quiescence() {
+    let pool = pool(2, 4, Overload::DropOldest);
+    let mut handles = Vec::new();
+    for i in 0..200u32 {
+        if let Ok(h) = pool.submit(move || if i % 17 == 0 { panic!("p") } else { i }) {
+            handles.push(h);
+        }
+        if i % 5 == 0
+            && let Some(h) = handles.last()
+        {
+            h.cancel();
+        }
+    }
+    let outcomes: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+    pool.shutdown(Duration::from_secs(10));
+    let s = pool.stats();
+    assert_eq!(s.accepted, s.completed + s.panicked + s.cancelled);
+    assert_eq!(s.submitted, s.accepted + s.rejected);
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count() as u64,
+        s.completed
+    );
+    assert_eq!((s.queued, s.active), (0, 0));
+}
