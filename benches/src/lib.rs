@@ -5,6 +5,8 @@
 //! `cargo xtask bench` to merge into its report.
 #![forbid(unsafe_code)]
 
+pub mod naive;
+
 use std::io;
 use std::path::PathBuf;
 

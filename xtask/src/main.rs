@@ -86,7 +86,7 @@ fn run(mut cmd: Command) -> Result {
 
 fn ci() -> Result {
     let started = Instant::now();
-    let steps: [(&str, &[&str]); 4] = [
+    let steps: [(&str, &[&str]); 5] = [
         ("fmt", &["fmt", "--all", "--", "--check"]),
         (
             "clippy",
@@ -94,12 +94,18 @@ fn ci() -> Result {
                 "clippy",
                 "--workspace",
                 "--all-targets",
+                "--all-features",
                 "--",
                 "-D",
                 "warnings",
             ],
         ),
         ("test", &["test", "--workspace"]),
+        // The umbrella's re-exports exist only with its features on.
+        (
+            "test umbrella",
+            &["test", "--package", "prodkit", "--all-features"],
+        ),
         ("doc", &["doc", "--workspace", "--no-deps"]),
     ];
     for (name, args) in steps {

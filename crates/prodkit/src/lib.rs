@@ -1,2 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+
+#[cfg(feature = "pool")]
+#[doc(inline)]
+pub use prodkit_pool as pool;

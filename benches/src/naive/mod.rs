@@ -1,0 +1,4 @@
+//! The seed's Go designs translated literally, flaws included: the `naive`
+//! baseline of each comparison group.
+
+pub mod pool;
