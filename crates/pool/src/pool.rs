@@ -538,29 +538,10 @@ impl Pool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let Job {
-            func,
-            deadline,
-            timeout,
-            token,
-        } = job;
-        let shared = Shared::new(func, token.clone());
-        let kind = Kind::Handle(Arc::clone(&shared) as Arc<dyn Runnable>);
-        let task = self.inner.task(kind, deadline, timeout, token.clone());
+        let (task, pending) = HandleJob::new(&self.inner, job);
         match self.inner.enqueue(task) {
-            Ok(()) => Ok(JobHandle { outcome: shared }),
-            Err(e) => Err(e.map(|task| {
-                drop(task);
-                let func = shared
-                    .take_back()
-                    .expect("a job handed back was never started");
-                Job {
-                    func,
-                    deadline,
-                    timeout,
-                    token,
-                }
-            })),
+            Ok(()) => Ok(pending.handle()),
+            Err(e) => Err(e.map(|task| pending.back(task))),
         }
     }
 
@@ -587,29 +568,10 @@ impl Pool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let Job {
-            func,
-            deadline,
-            timeout,
-            token,
-        } = job;
-        let shared = Shared::new(func, token.clone());
-        let kind = Kind::Handle(Arc::clone(&shared) as Arc<dyn Runnable>);
-        let task = self.inner.task(kind, deadline, timeout, token.clone());
+        let (task, pending) = HandleJob::new(&self.inner, job);
         match self.inner.try_enqueue(task) {
-            Ok(()) => Ok(JobHandle { outcome: shared }),
-            Err(e) => Err(e.map(|task| {
-                drop(task);
-                let func = shared
-                    .take_back()
-                    .expect("a job handed back was never started");
-                Job {
-                    func,
-                    deadline,
-                    timeout,
-                    token,
-                }
-            })),
+            Ok(()) => Ok(pending.handle()),
+            Err(e) => Err(e.map(|task| pending.back(task))),
         }
     }
 
@@ -865,6 +827,63 @@ impl Inner {
             }
             Err(TrySendError::Full(task)) => Err(self.rejected(TrySubmitError::Full(task))),
             Err(TrySendError::Disconnected(_)) => unreachable!("the pool holds a receiver"),
+        }
+    }
+}
+
+/// A job with a handle on its way into the queue: what is needed to hand it
+/// back when the queue refuses it.
+struct HandleJob<F, T> {
+    shared: Arc<Shared<F, T>>,
+    deadline: Option<quanta::Instant>,
+    timeout: Option<Duration>,
+    token: Option<CancelToken>,
+}
+
+impl<F, T> HandleJob<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn new(inner: &Inner, job: Job<F>) -> (Task, Self) {
+        let Job {
+            func,
+            deadline,
+            timeout,
+            token,
+        } = job;
+        let shared = Shared::new(func, token.clone());
+        let kind = Kind::Handle(Arc::clone(&shared) as Arc<dyn Runnable>);
+        let task = inner.task(kind, deadline, timeout, token.clone());
+        (
+            task,
+            HandleJob {
+                shared,
+                deadline,
+                timeout,
+                token,
+            },
+        )
+    }
+
+    fn handle(self) -> JobHandle<T> {
+        JobHandle {
+            outcome: self.shared,
+        }
+    }
+
+    /// The job as submitted, out of the task the queue refused.
+    fn back(self, task: Task) -> Job<F> {
+        drop(task);
+        let func = self
+            .shared
+            .take_back()
+            .expect("a job handed back was never started");
+        Job {
+            func,
+            deadline: self.deadline,
+            timeout: self.timeout,
+            token: self.token,
         }
     }
 }
