@@ -1,0 +1,226 @@
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use crate::clock::Time;
+use crate::decision::Decision;
+use crate::error::{InsufficientCapacity, WaitError};
+use crate::gcra::{self, ParamCell};
+use crate::quota::Quota;
+use crate::stats::{Counters, Stats};
+use crate::wait;
+
+/// One rate limit shared by every caller: a single `AtomicU64` of state, no lock,
+/// no background thread.
+///
+/// `RateLimiter` is `Send + Sync`; share it by reference or in an `Arc`.
+pub struct RateLimiter {
+    /// The theoretical arrival time, in nanoseconds since the epoch of `time`.
+    tat: CachePadded<AtomicU64>,
+    params: ParamCell,
+    time: Time,
+    counters: Counters,
+}
+
+/// Options of a [`RateLimiter`]: from [`RateLimiter::builder`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct Builder {
+    quota: Quota,
+    clock: Option<quanta::Clock>,
+    shadow: bool,
+}
+
+impl Builder {
+    /// The clock to read (default `quanta::Clock::new()`; tests pass the first
+    /// half of `quanta::Clock::mock()` and move time with the second).
+    pub fn clock(mut self, clock: quanta::Clock) -> Builder {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Start in shadow mode (see [`RateLimiter::set_shadow`]).
+    pub fn shadow(mut self, shadow: bool) -> Builder {
+        self.shadow = shadow;
+        self
+    }
+
+    /// The limiter, with a full bucket.
+    pub fn build(self) -> RateLimiter {
+        RateLimiter {
+            tat: CachePadded::new(AtomicU64::new(0)),
+            params: ParamCell::new(self.quota, self.shadow),
+            time: Time::new(self.clock.unwrap_or_default()),
+            counters: Counters::new(),
+        }
+    }
+}
+
+impl RateLimiter {
+    /// A limiter enforcing `quota`, with a full bucket.
+    pub fn new(quota: Quota) -> RateLimiter {
+        RateLimiter::builder(quota).build()
+    }
+
+    /// A limiter with options: the clock and shadow mode.
+    pub fn builder(quota: Quota) -> Builder {
+        Builder {
+            quota,
+            clock: None,
+            shadow: false,
+        }
+    }
+
+    /// Checks one request: admitted (and counted against the quota) or not.
+    #[inline]
+    pub fn check(&self) -> Decision {
+        match self.decide(1, self.time.now()) {
+            Ok(decision) => decision,
+            // The burst is at least 1.
+            Err(_) => unreachable!("a quota's burst is at least one"),
+        }
+    }
+
+    /// Checks a request of `n` cells, all or nothing: either all `n` are admitted
+    /// or none is consumed. `n = 0` is a free look at the state.
+    ///
+    /// # Errors
+    /// [`InsufficientCapacity`] when `n` is above the burst: such a request could
+    /// never be admitted. It consumed nothing.
+    #[inline]
+    pub fn check_n(&self, n: u32) -> Result<Decision, InsufficientCapacity> {
+        self.decide(n, self.time.now())
+    }
+
+    /// Blocks until one request is admitted. Returns at once, consuming nothing,
+    /// when it could not be admitted within `timeout`.
+    ///
+    /// # Errors
+    /// [`WaitError::Timeout`] with the wait the request would need.
+    pub fn wait(&self, timeout: Duration) -> Result<Decision, WaitError> {
+        self.wait_n(1, timeout)
+    }
+
+    /// As [`wait`](RateLimiter::wait) for `n` cells at once.
+    ///
+    /// # Errors
+    /// [`WaitError::Timeout`], or [`WaitError::InsufficientCapacity`] when `n` is
+    /// above the burst.
+    pub fn wait_n(&self, n: u32, timeout: Duration) -> Result<Decision, WaitError> {
+        wait::blocking(&self.time, timeout, |now| self.decide(n, now))
+    }
+
+    /// Waits on tokio's timer until one request is admitted. Dropping the future
+    /// consumes nothing, so `tokio::time::timeout` bounds the wait.
+    #[cfg(feature = "tokio")]
+    pub async fn until_ready(&self) -> Decision {
+        match self.until_ready_n(1).await {
+            Ok(decision) => decision,
+            Err(_) => unreachable!("a quota's burst is at least one"),
+        }
+    }
+
+    /// As [`until_ready`](RateLimiter::until_ready) for `n` cells at once.
+    ///
+    /// # Errors
+    /// [`InsufficientCapacity`] when `n` is above the burst.
+    #[cfg(feature = "tokio")]
+    pub async fn until_ready_n(&self, n: u32) -> Result<Decision, InsufficientCapacity> {
+        wait::until_ready(&self.time, |now| self.decide(n, now)).await
+    }
+
+    /// Replaces the quota. The state is kept as time owed: a bucket that would be
+    /// full in 2 s is still full in 2 s, whatever the new interval. Checks racing
+    /// with the change use either the old or the new quota, never a mix.
+    pub fn set_quota(&self, quota: Quota) {
+        self.params.set_quota(quota);
+    }
+
+    /// The quota in force.
+    pub fn quota(&self) -> Quota {
+        self.params.quota()
+    }
+
+    /// In shadow mode every request is allowed; the limiter still decides and
+    /// keeps its state exactly as if it enforced (refused requests consume
+    /// nothing), and counts what it would have refused in
+    /// [`Stats::shadow_denied`]. Use it to try a quota on live traffic.
+    pub fn set_shadow(&self, shadow: bool) {
+        self.params.set_shadow(shadow);
+    }
+
+    /// Whether the limiter is in shadow mode.
+    pub fn is_shadow(&self) -> bool {
+        self.params.load().shadow
+    }
+
+    /// Decisions so far.
+    pub fn stats(&self) -> Stats {
+        self.counters.totals()
+    }
+
+    #[inline]
+    fn decide(&self, n: u32, now: u64) -> Result<Decision, InsufficientCapacity> {
+        let p = self.params.load();
+        if n > p.burst {
+            return Err(InsufficientCapacity {
+                requested: n,
+                burst: p.burst,
+            });
+        }
+        let cost = p.cost(n);
+        let stripe = self.counters.stripe();
+        // Start from this thread's last view of the state instead of loading the
+        // shared line first: when it is current (one thread, or no contention)
+        // the compare-exchange succeeds at once, and under contention a failed one
+        // brings the line in exclusive state for the retry. The state only grows,
+        // so a refusal computed from an old view is confirmed against a fresh load.
+        let (mut tat, mut fresh) = if n == 0 {
+            (self.tat.load(Ordering::Relaxed), true)
+        } else {
+            (stripe.hint.load(Ordering::Relaxed), false)
+        };
+        let decision = loop {
+            match gcra::admit(tat, now, cost, p.tau) {
+                Some(new_tat) if n == 0 => break gcra::conforming(&p, new_tat, now),
+                Some(new_tat) => {
+                    match self.tat.compare_exchange_weak(
+                        tat,
+                        new_tat,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => {
+                            tat = new_tat;
+                            break gcra::conforming(&p, new_tat, now);
+                        }
+                        Err(current) => {
+                            tat = current;
+                            fresh = true;
+                        }
+                    }
+                }
+                None if fresh => break gcra::nonconforming(&p, tat, now, cost),
+                None => {
+                    tat = self.tat.load(Ordering::Relaxed);
+                    fresh = true;
+                }
+            }
+        };
+        stripe.hint.store(tat, Ordering::Relaxed);
+        stripe.count(decision.allowed, decision.conforming);
+        Ok(decision)
+    }
+}
+
+impl fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("quota", &self.quota())
+            .field("shadow", &self.is_shadow())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}

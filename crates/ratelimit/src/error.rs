@@ -1,0 +1,155 @@
+use std::error::Error;
+use std::fmt;
+use std::time::Duration;
+
+/// A quota or a limiter configuration that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A rate of zero requests per period.
+    ZeroRate,
+    /// A period of zero.
+    ZeroPeriod,
+    /// A burst of zero: nothing would ever be admitted.
+    ZeroBurst,
+    /// More than one request per nanosecond.
+    RateTooHigh {
+        /// The requested rate.
+        rate: u32,
+        /// The requested period.
+        period: Duration,
+    },
+    /// A period beyond `u64::MAX` nanoseconds.
+    PeriodTooLong {
+        /// The requested period.
+        period: Duration,
+    },
+    /// `burst * interval` beyond `u64::MAX / 2` nanoseconds (292 years).
+    BurstTooLarge {
+        /// The requested burst.
+        burst: u32,
+        /// The quota's emission interval.
+        interval: Duration,
+    },
+    /// A keyed limiter with room for no key.
+    ZeroMaxKeys,
+    /// More keys than a keyed limiter can index.
+    TooManyKeys {
+        /// The requested bound.
+        max_keys: usize,
+        /// The largest bound supported.
+        limit: usize,
+    },
+    /// A shard count that is zero, not a power of two, above 1024, or leaves a
+    /// shard with room for no key.
+    BadShards {
+        /// The requested shard count.
+        shards: usize,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ZeroRate => {
+                f.write_str("rate is zero: a quota must admit at least one request per period")
+            }
+            ConfigError::ZeroPeriod => {
+                f.write_str("period is zero: give a period of at least one nanosecond")
+            }
+            ConfigError::ZeroBurst => f.write_str(
+                "burst is zero: nothing would ever be admitted, give a burst of at least 1",
+            ),
+            ConfigError::RateTooHigh { rate, period } => write!(
+                f,
+                "{rate} per {period:?} is more than one request per nanosecond, the finest interval supported"
+            ),
+            ConfigError::PeriodTooLong { period } => {
+                write!(
+                    f,
+                    "period {period:?} does not fit in u64 nanoseconds (584 years)"
+                )
+            }
+            ConfigError::BurstTooLarge { burst, interval } => write!(
+                f,
+                "burst {burst} times interval {interval:?} exceeds 2^63 nanoseconds: lower the burst or raise the rate"
+            ),
+            ConfigError::ZeroMaxKeys => {
+                f.write_str("max_keys is zero: a keyed limiter needs room for at least one key")
+            }
+            ConfigError::TooManyKeys { max_keys, limit } => {
+                write!(f, "max_keys {max_keys} is above the supported {limit}")
+            }
+            ConfigError::BadShards { shards } => write!(
+                f,
+                "{shards} shards: give a power of two from 1 to 1024, at most max_keys"
+            ),
+        }
+    }
+}
+
+impl Error for ConfigError {}
+
+/// A request for more cells than the burst: it could never be admitted, so it was
+/// refused at once and consumed nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InsufficientCapacity {
+    /// The cells asked for.
+    pub requested: u32,
+    /// The quota's burst, the most a single request may ask for.
+    pub burst: u32,
+}
+
+impl fmt::Display for InsufficientCapacity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} cells requested but the burst is {}: such a request can never be admitted",
+            self.requested, self.burst
+        )
+    }
+}
+
+impl Error for InsufficientCapacity {}
+
+/// Why a blocking or async wait returned without admitting the request. Nothing
+/// was consumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// The request would not be admitted before the deadline; it was refused at
+    /// once rather than after sleeping. `retry_after` is the wait it would need.
+    Timeout {
+        /// How long from the refusal until the request would be admitted.
+        retry_after: Duration,
+    },
+    /// More cells than the burst: never admissible.
+    InsufficientCapacity(InsufficientCapacity),
+}
+
+impl fmt::Display for WaitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitError::Timeout { retry_after } => write!(
+                f,
+                "not admitted before the deadline: it would need to wait {retry_after:?}"
+            ),
+            WaitError::InsufficientCapacity(e) => e.fmt(f),
+        }
+    }
+}
+
+impl Error for WaitError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            WaitError::InsufficientCapacity(e) => Some(e),
+            WaitError::Timeout { .. } => None,
+        }
+    }
+}
+
+impl From<InsufficientCapacity> for WaitError {
+    fn from(e: InsufficientCapacity) -> WaitError {
+        WaitError::InsufficientCapacity(e)
+    }
+}

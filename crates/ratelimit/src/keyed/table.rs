@@ -1,0 +1,423 @@
+//! One shard of a keyed limiter: an open-addressing table of 16-byte slots
+//! `(key hash, tat)` with linear probing and a hard cap on its keys, plus a tree of
+//! lower bounds on the `tat`s that finds an idle key to evict in amortized O(1).
+
+/// A slot; `hash == EMPTY` marks a free one.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    hash: u64,
+    tat: u64,
+}
+
+/// The hash value that marks a free slot; keys hashing to it are stored as 1.
+pub(crate) const EMPTY: u64 = 0;
+
+/// Bounds cover blocks of `1 << FANOUT_BITS` children.
+const FANOUT_BITS: u32 = 5;
+const FANOUT: usize = 1 << FANOUT_BITS;
+
+/// What an insert had to do to make room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Evicted {
+    None,
+    /// A key indistinguishable from a fresh one: no later decision changes.
+    Idle,
+    /// The key with (about) the least time owed: its debt is forgotten.
+    Active,
+}
+
+#[derive(Debug)]
+pub(crate) struct Table {
+    slots: Box<[Slot]>,
+    len: usize,
+    cap: usize,
+    bounds: Bounds,
+    pub(crate) evictions: u64,
+    pub(crate) evictions_active: u64,
+}
+
+impl Table {
+    /// A table for at most `cap` keys; it grows on demand up to
+    /// [`Table::full_size`] slots.
+    pub(crate) fn new(cap: usize) -> Table {
+        let size = Table::full_size(cap).min(16);
+        Table {
+            slots: vec![Slot::default(); size].into_boxed_slice(),
+            len: 0,
+            cap,
+            bounds: Bounds::new(size),
+            evictions: 0,
+            evictions_active: 0,
+        }
+    }
+
+    /// Slots at full capacity: a load of at most 0.8, and always one free slot,
+    /// which ends every probe.
+    pub(crate) fn full_size(cap: usize) -> usize {
+        cap + cap / 4 + 1
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn home(&self, hash: u64) -> usize {
+        // Lemire's multiply-shift on the low half; the shard index uses the top bits.
+        (((hash & 0xffff_ffff) * self.slots.len() as u64) >> 32) as usize
+    }
+
+    #[inline]
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.slots.len() { 0 } else { i + 1 }
+    }
+
+    /// The slot holding `hash`.
+    #[inline]
+    pub(crate) fn find(&self, hash: u64) -> Option<usize> {
+        let mut i = self.home(hash);
+        loop {
+            let slot = self.slots[i];
+            if slot.hash == hash {
+                return Some(i);
+            }
+            if slot.hash == EMPTY {
+                return None;
+            }
+            i = self.next(i);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn tat(&self, i: usize) -> u64 {
+        self.slots[i].tat
+    }
+
+    /// Raises the state of slot `i`. Bounds stay valid: they are lower bounds.
+    #[inline]
+    pub(crate) fn set_tat(&mut self, i: usize, tat: u64) {
+        debug_assert!(tat >= self.slots[i].tat);
+        self.slots[i].tat = tat;
+    }
+
+    /// Adds a key that is not in the table, evicting one first when the table
+    /// holds `cap` keys: a key idle at `now` if there is one, else the key owing
+    /// the least time.
+    pub(crate) fn insert(&mut self, hash: u64, tat: u64, now: u64) -> Evicted {
+        debug_assert!(hash != EMPTY && self.find(hash).is_none());
+        let mut evicted = Evicted::None;
+        if self.len == self.cap {
+            let victim = match self.bounds.find_idle(&self.slots, now) {
+                Some(i) => {
+                    evicted = Evicted::Idle;
+                    i
+                }
+                None => {
+                    evicted = Evicted::Active;
+                    self.evictions_active += 1;
+                    self.bounds.least(&self.slots)
+                }
+            };
+            self.evictions += 1;
+            self.remove_at(victim);
+        }
+        let full = Table::full_size(self.cap);
+        if self.slots.len() < full && (self.len + 1) * 5 > self.slots.len() * 4 {
+            self.grow((self.slots.len() * 2).min(full));
+        }
+        let mut i = self.home(hash);
+        while self.slots[i].hash != EMPTY {
+            i = self.next(i);
+        }
+        self.slots[i] = Slot { hash, tat };
+        self.bounds.lower(i, tat);
+        self.len += 1;
+        evicted
+    }
+
+    /// Removes the key with `hash`; whether it was there.
+    pub(crate) fn remove(&mut self, hash: u64) -> bool {
+        match self.find(hash) {
+            Some(i) => {
+                self.remove_at(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Empties slot `i` and shifts the rest of its probe run back (no tombstones).
+    fn remove_at(&mut self, i: usize) {
+        let n = self.slots.len();
+        let mut hole = i;
+        let mut j = self.next(i);
+        loop {
+            let slot = self.slots[j];
+            if slot.hash == EMPTY {
+                break;
+            }
+            let home = self.home(slot.hash);
+            // The entry at `j` may fill the hole when the hole lies on its probe
+            // path, cyclically within [home, j).
+            if (j + n - home) % n >= (j + n - hole) % n {
+                self.slots[hole] = slot;
+                self.bounds.lower(hole, slot.tat);
+                hole = j;
+            }
+            j = self.next(j);
+        }
+        self.slots[hole] = Slot::default();
+        self.len -= 1;
+    }
+
+    fn grow(&mut self, size: usize) {
+        let old = std::mem::replace(
+            &mut self.slots,
+            vec![Slot::default(); size].into_boxed_slice(),
+        );
+        self.bounds = Bounds::new(size);
+        for slot in old.iter().filter(|s| s.hash != EMPTY) {
+            let mut i = self.home(slot.hash);
+            while self.slots[i].hash != EMPTY {
+                i = self.next(i);
+            }
+            self.slots[i] = *slot;
+            self.bounds.lower(i, slot.tat);
+        }
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.slots) + self.bounds.heap_bytes()
+    }
+
+    #[cfg(test)]
+    fn check_invariants(&self, now: u64) {
+        assert!(self.len <= self.cap);
+        assert_eq!(
+            self.slots.iter().filter(|s| s.hash != EMPTY).count(),
+            self.len
+        );
+        for (i, s) in self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.hash != EMPTY)
+        {
+            assert_eq!(
+                self.find(s.hash),
+                Some(i),
+                "every key is reachable from its home"
+            );
+            let mut idx = i >> FANOUT_BITS;
+            for level in &self.bounds.levels {
+                assert!(level[idx] <= s.tat, "bounds are lower bounds");
+                idx >>= FANOUT_BITS;
+            }
+        }
+        let _ = now;
+    }
+}
+
+/// Lower bounds on the `tat` of occupied slots: `levels[0][b]` bounds the slots of
+/// block `b` (32 slots), `levels[k + 1][b]` bounds the nodes `32b..32b + 32` of
+/// `levels[k]`; the last level has one node. `u64::MAX` means "no key below".
+///
+/// A `tat` only grows while its key stays, so a bound set once stays valid; an
+/// insert or a move lowers the bounds on its path. A search tightens every bound it
+/// disproves, and each disproved bound was lowered by an admission or an insert
+/// since it was last exact, so the search costs amortized O(1) per admission.
+#[derive(Debug)]
+struct Bounds {
+    levels: Vec<Box<[u64]>>,
+}
+
+impl Bounds {
+    fn new(slots: usize) -> Bounds {
+        let mut levels = Vec::new();
+        let mut n = slots;
+        loop {
+            n = n.div_ceil(FANOUT);
+            levels.push(vec![u64::MAX; n].into_boxed_slice());
+            if n == 1 {
+                break;
+            }
+        }
+        Bounds { levels }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.levels
+            .iter()
+            .map(|l| std::mem::size_of_val(&**l))
+            .sum::<usize>()
+            + self.levels.capacity() * std::mem::size_of::<Box<[u64]>>()
+    }
+
+    #[inline]
+    fn lower(&mut self, slot: usize, tat: u64) {
+        let mut i = slot >> FANOUT_BITS;
+        for level in &mut self.levels {
+            if level[i] <= tat {
+                // Every level above is at most this one.
+                return;
+            }
+            level[i] = tat;
+            i >>= FANOUT_BITS;
+        }
+    }
+
+    /// An occupied slot with `tat <= now`, if any exists.
+    fn find_idle(&mut self, slots: &[Slot], now: u64) -> Option<usize> {
+        let top = self.levels.len() - 1;
+        if self.levels[top][0] > now {
+            return None;
+        }
+        self.search_idle(slots, top, 0, now)
+    }
+
+    /// Depth-first through the nodes whose bound is at most `now`; every node it
+    /// leaves without a find gets its exact bound, now above `now`.
+    fn search_idle(
+        &mut self,
+        slots: &[Slot],
+        level: usize,
+        node: usize,
+        now: u64,
+    ) -> Option<usize> {
+        let first = node << FANOUT_BITS;
+        let mut min = u64::MAX;
+        if level == 0 {
+            let end = (first + FANOUT).min(slots.len());
+            for (i, slot) in slots[first..end].iter().enumerate() {
+                if slot.hash != EMPTY {
+                    if slot.tat <= now {
+                        return Some(first + i);
+                    }
+                    min = min.min(slot.tat);
+                }
+            }
+        } else {
+            let end = (first + FANOUT).min(self.levels[level - 1].len());
+            for child in first..end {
+                if self.levels[level - 1][child] <= now
+                    && let Some(found) = self.search_idle(slots, level - 1, child, now)
+                {
+                    return Some(found);
+                }
+                min = min.min(self.levels[level - 1][child]);
+            }
+        }
+        self.levels[level][node] = min;
+        None
+    }
+
+    /// An occupied slot owing about the least time: the least `tat` of the block
+    /// reached by following the least bounds. Called only on a non-empty table.
+    fn least(&mut self, slots: &[Slot]) -> usize {
+        let top = self.levels.len() - 1;
+        self.search_least(slots, top, 0)
+            .expect("least() is called on a full table, which has a key")
+    }
+
+    fn search_least(&mut self, slots: &[Slot], level: usize, node: usize) -> Option<usize> {
+        let first = node << FANOUT_BITS;
+        if level == 0 {
+            let end = (first + FANOUT).min(slots.len());
+            let found = (first..end)
+                .filter(|&i| slots[i].hash != EMPTY)
+                .min_by_key(|&i| slots[i].tat);
+            self.levels[0][node] = found.map_or(u64::MAX, |i| slots[i].tat);
+            return found;
+        }
+        let end = (first + FANOUT).min(self.levels[level - 1].len());
+        loop {
+            let child = (first..end).min_by_key(|&c| self.levels[level - 1][c])?;
+            if self.levels[level - 1][child] == u64::MAX {
+                self.levels[level][node] = u64::MAX;
+                return None;
+            }
+            if let Some(found) = self.search_least(slots, level - 1, child) {
+                return Some(found);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(i: u64) -> u64 {
+        // Spread test keys over the table like a hash would, never EMPTY.
+        (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).rotate_left(7) | 1
+    }
+
+    #[test]
+    fn insert_find_remove() {
+        let mut t = Table::new(100);
+        for i in 0..100 {
+            assert_eq!(t.insert(h(i), 1000 + i, 0), Evicted::None);
+            t.check_invariants(0);
+        }
+        assert_eq!(t.len(), 100);
+        assert_eq!(t.slots.len(), Table::full_size(100));
+        for i in 0..100 {
+            assert_eq!(t.tat(t.find(h(i)).unwrap()), 1000 + i);
+        }
+        for i in (0..100).step_by(3) {
+            assert!(t.remove(h(i)));
+            assert!(!t.remove(h(i)));
+            t.check_invariants(0);
+        }
+        for i in 0..100 {
+            assert_eq!(t.find(h(i)).is_some(), i % 3 != 0);
+        }
+    }
+
+    #[test]
+    fn idle_keys_go_first_then_the_least_owed() {
+        let mut t = Table::new(64);
+        // Key 40 is idle at now = 5000; everything else owes time.
+        for i in 0..64 {
+            t.insert(h(i), if i == 40 { 100 } else { 10_000 + i }, 0);
+        }
+        assert_eq!(t.insert(h(1000), 20_000, 5000), Evicted::Idle);
+        assert!(t.find(h(40)).is_none());
+        t.check_invariants(5000);
+        // No idle key: the least owed (key 0, tat 10_000) goes.
+        assert_eq!(t.insert(h(1001), 20_001, 5000), Evicted::Active);
+        assert!(t.find(h(0)).is_none());
+        assert_eq!((t.evictions, t.evictions_active), (2, 1));
+        t.check_invariants(5000);
+        // Later every key is idle: any of them may go, none is active.
+        assert_eq!(t.insert(h(1002), 40_000, 30_000), Evicted::Idle);
+        assert_eq!(t.len(), 64);
+    }
+
+    #[test]
+    fn a_flood_keeps_the_bound_and_the_invariants() {
+        let mut t = Table::new(1000);
+        let mut now = 0;
+        for i in 0..50_000u64 {
+            now += 7;
+            // Half the keys return; tat = now + 50 keeps ~7 keys in debt at once.
+            let hash = h(if i % 2 == 0 { i } else { i / 2 });
+            match t.find(hash) {
+                Some(s) => {
+                    let tat = t.tat(s).max(now) + 50;
+                    t.set_tat(s, tat);
+                }
+                None => {
+                    assert_ne!(t.insert(hash, now + 50, now), Evicted::Active);
+                }
+            }
+            if i % 997 == 0 {
+                t.check_invariants(now);
+            }
+        }
+        assert_eq!(t.len(), 1000);
+        assert_eq!(t.evictions_active, 0);
+        assert!(t.heap_bytes() <= Table::full_size(1000) * 16 + 1000);
+    }
+}

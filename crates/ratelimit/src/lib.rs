@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod clock;
+mod decision;
+mod direct;
+mod error;
+mod gcra;
+mod keyed;
+mod quota;
+mod stats;
+mod wait;
+
+pub use decision::Decision;
+pub use direct::{Builder, RateLimiter};
+pub use error::{ConfigError, InsufficientCapacity, WaitError};
+pub use keyed::{KeyedBuilder, KeyedRateLimiter, MAX_KEYS_LIMIT};
+/// The clock type of [`Builder::clock`] and [`KeyedBuilder::clock`], re-exported
+/// so that users need not depend on quanta themselves.
+pub use quanta;
+pub use quota::Quota;
+pub use stats::{KeyedStats, Stats};

@@ -1,0 +1,208 @@
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// How much a limiter admits: a sustained rate and a burst.
+///
+/// A quota of `rate` per `period` has the emission interval
+/// `T = ceil(period / rate)` in whole nanoseconds (rounded up, so the limiter never
+/// admits more than asked). A full bucket admits `burst` requests at once; after
+/// that one request every `T`. In any closed window of length `W` a limiter admits at
+/// most `burst + floor(W / T)` requests.
+///
+/// The burst defaults to the rate: [`Quota::per_minute(100)`](Quota::per_minute)
+/// admits 100 requests at once, then one every 600 ms, and at most 200 in any
+/// window of one minute (the full bucket of 100 plus the 100 that trickle in).
+/// Use [`with_burst`](Quota::with_burst) to choose: with a burst of 1 the same quota
+/// admits at most 101 in any minute, spaced at least 600 ms apart.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Quota {
+    interval_ns: u64,
+    burst: u32,
+}
+
+impl Quota {
+    /// `rate` requests per `period`, with a burst of `rate`.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroRate`] for a rate of zero, [`ConfigError::ZeroPeriod`] for a
+    /// zero period, [`ConfigError::RateTooHigh`] when the emission interval would be
+    /// below one nanosecond, [`ConfigError::PeriodTooLong`] when the period does not
+    /// fit in `u64` nanoseconds (584 years).
+    pub fn new(rate: u32, period: Duration) -> Result<Quota, ConfigError> {
+        if rate == 0 {
+            return Err(ConfigError::ZeroRate);
+        }
+        if period.is_zero() {
+            return Err(ConfigError::ZeroPeriod);
+        }
+        let period_ns =
+            u64::try_from(period.as_nanos()).map_err(|_| ConfigError::PeriodTooLong { period })?;
+        if period_ns < u64::from(rate) {
+            return Err(ConfigError::RateTooHigh { rate, period });
+        }
+        Quota {
+            interval_ns: period_ns.div_ceil(u64::from(rate)),
+            burst: rate,
+        }
+        .checked()
+    }
+
+    /// `rate` requests per second, with a burst of `rate`.
+    ///
+    /// # Errors
+    /// As [`Quota::new`].
+    pub fn per_second(rate: u32) -> Result<Quota, ConfigError> {
+        Quota::new(rate, Duration::from_secs(1))
+    }
+
+    /// `rate` requests per minute, with a burst of `rate`.
+    ///
+    /// # Errors
+    /// As [`Quota::new`].
+    pub fn per_minute(rate: u32) -> Result<Quota, ConfigError> {
+        Quota::new(rate, Duration::from_secs(60))
+    }
+
+    /// `rate` requests per hour, with a burst of `rate`.
+    ///
+    /// # Errors
+    /// As [`Quota::new`].
+    pub fn per_hour(rate: u32) -> Result<Quota, ConfigError> {
+        Quota::new(rate, Duration::from_secs(3600))
+    }
+
+    /// One request every `interval`, with a burst of 1.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroPeriod`] for a zero interval, [`ConfigError::RateTooHigh`]
+    /// for an interval below one nanosecond, [`ConfigError::PeriodTooLong`] beyond
+    /// `u64` nanoseconds.
+    pub fn every(interval: Duration) -> Result<Quota, ConfigError> {
+        Quota::new(1, interval)
+    }
+
+    /// The same rate with another burst.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroBurst`] for zero, [`ConfigError::BurstTooLarge`] when
+    /// `burst * interval` does not fit in `u64` nanoseconds.
+    pub fn with_burst(self, burst: u32) -> Result<Quota, ConfigError> {
+        if burst == 0 {
+            return Err(ConfigError::ZeroBurst);
+        }
+        Quota { burst, ..self }.checked()
+    }
+
+    fn checked(self) -> Result<Quota, ConfigError> {
+        match self.interval_ns.checked_mul(u64::from(self.burst)) {
+            // The top value is reserved: no theoretical arrival time reaches u64::MAX.
+            Some(tau) if tau < u64::MAX / 2 => Ok(self),
+            _ => Err(ConfigError::BurstTooLarge {
+                burst: self.burst,
+                interval: self.interval(),
+            }),
+        }
+    }
+
+    /// How many requests a full bucket admits at once.
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    /// The emission interval `T`: one request is replenished every `T`.
+    pub fn interval(&self) -> Duration {
+        Duration::from_nanos(self.interval_ns)
+    }
+
+    /// `burst * interval`: how long an emptied bucket takes to fill again.
+    pub fn window(&self) -> Duration {
+        Duration::from_nanos(self.tau_ns())
+    }
+
+    /// The value of an IETF `RateLimit-Policy` field for this quota:
+    /// `"name";q=<burst>;w=<window in whole seconds, rounded up>`.
+    ///
+    /// ```
+    /// # use prodkit_ratelimit::Quota;
+    /// let quota = Quota::per_minute(100)?;
+    /// assert_eq!(quota.policy_header("api"), r#""api";q=100;w=60"#);
+    /// # Ok::<(), prodkit_ratelimit::ConfigError>(())
+    /// ```
+    pub fn policy_header(&self, name: &str) -> String {
+        format!("\"{name}\";q={};w={}", self.burst, ceil_secs(self.tau_ns()))
+    }
+
+    pub(crate) fn interval_ns(&self) -> u64 {
+        self.interval_ns
+    }
+
+    pub(crate) fn tau_ns(&self) -> u64 {
+        // Checked at construction.
+        self.interval_ns * u64::from(self.burst)
+    }
+
+    pub(crate) fn from_parts(interval_ns: u64, burst: u32) -> Quota {
+        Quota { interval_ns, burst }
+    }
+}
+
+impl fmt::Debug for Quota {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Quota")
+            .field("interval", &self.interval())
+            .field("burst", &self.burst)
+            .finish()
+    }
+}
+
+pub(crate) fn ceil_secs(ns: u64) -> u64 {
+    ns.div_ceil(1_000_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_rounds_up() {
+        let q = Quota::new(3, Duration::from_nanos(10)).unwrap();
+        assert_eq!(q.interval_ns(), 4);
+        assert_eq!(q.burst(), 3);
+        assert_eq!(
+            Quota::per_minute(100).unwrap().interval(),
+            Duration::from_millis(600)
+        );
+        assert_eq!(Quota::per_second(1_000_000_000).unwrap().interval_ns(), 1);
+    }
+
+    #[test]
+    fn bad_quotas_are_errors() {
+        assert_eq!(Quota::per_second(0), Err(ConfigError::ZeroRate));
+        assert_eq!(Quota::new(1, Duration::ZERO), Err(ConfigError::ZeroPeriod));
+        assert_eq!(Quota::every(Duration::ZERO), Err(ConfigError::ZeroPeriod));
+        assert!(matches!(
+            Quota::new(2, Duration::from_nanos(1)),
+            Err(ConfigError::RateTooHigh { rate: 2, .. })
+        ));
+        assert!(matches!(
+            Quota::new(1, Duration::MAX),
+            Err(ConfigError::PeriodTooLong { .. })
+        ));
+        let q = Quota::per_second(1).unwrap();
+        assert_eq!(q.with_burst(0), Err(ConfigError::ZeroBurst));
+        assert!(matches!(
+            Quota::per_hour(1).unwrap().with_burst(u32::MAX),
+            Err(ConfigError::BurstTooLarge { .. })
+        ));
+        assert!(Quota::every(Duration::from_secs(1 << 33)).is_ok());
+    }
+
+    #[test]
+    fn window_and_header() {
+        let q = Quota::per_second(10).unwrap().with_burst(25).unwrap();
+        assert_eq!(q.window(), Duration::from_millis(2500));
+        assert_eq!(q.policy_header("x"), "\"x\";q=25;w=3");
+    }
+}
