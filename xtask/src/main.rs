@@ -101,10 +101,18 @@ fn ci() -> Result {
             ],
         ),
         ("test", &["test", "--workspace"]),
-        // The umbrella's re-exports exist only with its features on.
+        // The umbrella's re-exports and the leaves' optional parts (tokio
+        // futures) exist only with features on.
         (
-            "test umbrella",
-            &["test", "--package", "prodkit", "--all-features"],
+            "test features",
+            &[
+                "test",
+                "--package",
+                "prodkit",
+                "--package",
+                "prodkit-ratelimit",
+                "--all-features",
+            ],
         ),
         ("doc", &["doc", "--workspace", "--no-deps"]),
     ];

@@ -171,17 +171,7 @@ impl RateLimiter {
             });
         }
         let cost = p.cost(n);
-        let stripe = self.counters.stripe();
-        // Start from this thread's last view of the state instead of loading the
-        // shared line first: when it is current (one thread, or no contention)
-        // the compare-exchange succeeds at once, and under contention a failed one
-        // brings the line in exclusive state for the retry. The state only grows,
-        // so a refusal computed from an old view is confirmed against a fresh load.
-        let (mut tat, mut fresh) = if n == 0 {
-            (self.tat.load(Ordering::Relaxed), true)
-        } else {
-            (stripe.hint.load(Ordering::Relaxed), false)
-        };
+        let mut tat = self.tat.load(Ordering::Relaxed);
         let decision = loop {
             match gcra::admit(tat, now, cost, p.tau) {
                 Some(new_tat) if n == 0 => break gcra::conforming(&p, new_tat, now),
@@ -192,25 +182,17 @@ impl RateLimiter {
                         Ordering::Relaxed,
                         Ordering::Relaxed,
                     ) {
-                        Ok(_) => {
-                            tat = new_tat;
-                            break gcra::conforming(&p, new_tat, now);
-                        }
-                        Err(current) => {
-                            tat = current;
-                            fresh = true;
-                        }
+                        Ok(_) => break gcra::conforming(&p, new_tat, now),
+                        Err(current) => tat = current,
                     }
                 }
-                None if fresh => break gcra::nonconforming(&p, tat, now, cost),
-                None => {
-                    tat = self.tat.load(Ordering::Relaxed);
-                    fresh = true;
-                }
+                // A refusal writes nothing, so refusals by many threads share the line.
+                None => break gcra::nonconforming(&p, tat, now, cost),
             }
         };
-        stripe.hint.store(tat, Ordering::Relaxed);
-        stripe.count(decision.allowed, decision.conforming);
+        self.counters
+            .stripe()
+            .count(decision.allowed, decision.conforming);
         Ok(decision)
     }
 }

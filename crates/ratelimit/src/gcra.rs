@@ -58,10 +58,12 @@ pub(crate) fn conforming(p: &Params, new_tat: u64, now: u64) -> Decision {
 #[inline]
 pub(crate) fn nonconforming(p: &Params, tat: u64, now: u64, cost: u64) -> Decision {
     let base = tat.max(now);
-    // Denied, so base + cost - now > tau; at the end of the range: never.
-    let retry_ns = base
-        .checked_add(cost)
-        .map_or(u64::MAX, |end| end - now - p.tau);
+    // Refused, so base + cost - now > tau, unless the arithmetic reached the end
+    // of the clock's range, where waiting cannot help: then "never".
+    let retry_ns = match base.checked_add(cost) {
+        Some(end) if end != u64::MAX => end - now - p.tau,
+        _ => u64::MAX,
+    };
     Decision {
         allowed: p.shadow,
         conforming: false,
@@ -179,6 +181,20 @@ mod tests {
         assert_eq!(admit(tat, 100, t, tau), None);
         assert_eq!(admit(tat, 109, t, tau), None);
         assert_eq!(admit(tat, 110, t, tau), Some(140));
+    }
+
+    #[test]
+    fn a_refusal_at_the_end_of_the_range_says_never() {
+        let p = Params {
+            t: 1,
+            tau: 10,
+            burst: 10,
+            shadow: false,
+        };
+        let d = nonconforming(&p, u64::MAX - 1, u64::MAX - 1, 1);
+        assert_eq!(d.retry_ns, u64::MAX);
+        let d = nonconforming(&p, 100, 50, 1);
+        assert_eq!(d.retry_ns, 41);
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub struct KeyedStats {
 }
 
 /// Decision counters striped per thread, so counting is an uncontended atomic
-/// add; each stripe also keeps its thread's last seen state of a direct limiter.
+/// add instead of a contended one on a line every thread writes.
 #[derive(Debug)]
 pub(crate) struct Counters {
     stripes: Box<[CachePadded<Stripe>]>,
@@ -46,9 +46,6 @@ pub(crate) struct Stripe {
     allowed: AtomicU64,
     denied: AtomicU64,
     shadow_denied: AtomicU64,
-    /// A direct limiter's `tat` as this thread last saw it: the expected value of
-    /// its next compare-exchange, which saves a load of the shared line.
-    pub(crate) hint: AtomicU64,
 }
 
 impl Stripe {

@@ -107,7 +107,7 @@ impl Table {
         debug_assert!(hash != EMPTY && self.find(hash).is_none());
         let mut evicted = Evicted::None;
         if self.len == self.cap {
-            let victim = match self.bounds.find_idle(&self.slots, now) {
+            let victim = match self.bounds.find_idle(&self.slots, now, self.home(hash)) {
                 Some(i) => {
                     evicted = Evicted::Idle;
                     i
@@ -267,16 +267,20 @@ impl Bounds {
         }
     }
 
-    /// An occupied slot with `tat <= now`, if any exists.
-    fn find_idle(&mut self, slots: &[Slot], now: u64) -> Option<usize> {
+    /// An occupied slot with `tat <= now`, if any exists, searching outwards from
+    /// slot `near`. Starting near the new key's home spreads evictions over the
+    /// table like the inserts; always taking the first idle slot of the table
+    /// would empty its start and pack its end into long probe runs.
+    fn find_idle(&mut self, slots: &[Slot], now: u64, near: usize) -> Option<usize> {
         let top = self.levels.len() - 1;
         if self.levels[top][0] > now {
             return None;
         }
-        self.search_idle(slots, top, 0, now)
+        self.search_idle(slots, top, 0, now, near)
     }
 
-    /// Depth-first through the nodes whose bound is at most `now`; every node it
+    /// Depth-first through the nodes whose bound is at most `now`, each node's
+    /// children in cyclic order from the one on the path to `near`; every node it
     /// leaves without a find gets its exact bound, now above `now`.
     fn search_idle(
         &mut self,
@@ -284,24 +288,29 @@ impl Bounds {
         level: usize,
         node: usize,
         now: u64,
+        near: usize,
     ) -> Option<usize> {
         let first = node << FANOUT_BITS;
+        let offset = (near >> (FANOUT_BITS as usize * level)) & (FANOUT - 1);
         let mut min = u64::MAX;
         if level == 0 {
-            let end = (first + FANOUT).min(slots.len());
-            for (i, slot) in slots[first..end].iter().enumerate() {
+            let count = (first + FANOUT).min(slots.len()) - first;
+            for k in 0..count {
+                let i = first + (offset + k) % count;
+                let slot = slots[i];
                 if slot.hash != EMPTY {
                     if slot.tat <= now {
-                        return Some(first + i);
+                        return Some(i);
                     }
                     min = min.min(slot.tat);
                 }
             }
         } else {
-            let end = (first + FANOUT).min(self.levels[level - 1].len());
-            for child in first..end {
+            let count = (first + FANOUT).min(self.levels[level - 1].len()) - first;
+            for k in 0..count {
+                let child = first + (offset + k) % count;
                 if self.levels[level - 1][child] <= now
-                    && let Some(found) = self.search_idle(slots, level - 1, child, now)
+                    && let Some(found) = self.search_idle(slots, level - 1, child, now, near)
                 {
                     return Some(found);
                 }

@@ -1,0 +1,190 @@
+//! The keyed limiter: independence of keys, the hard bound, which key goes first,
+//! configuration errors.
+
+use std::time::Duration;
+
+use prodkit_ratelimit::{ConfigError, KeyedRateLimiter, MAX_KEYS_LIMIT, Quota, WaitError};
+
+use crate::{keyed, mock, quota};
+
+#[test]
+fn keys_have_separate_budgets() {
+    let (clock, time) = mock();
+    let lim = keyed(quota(10, 1000, 2), 100, 4, &clock);
+    assert!(lim.check(&1).is_allowed());
+    assert!(lim.check(&1).is_allowed());
+    assert!(!lim.check(&1).is_allowed());
+    assert!(lim.check(&2).is_allowed());
+    assert_eq!(lim.check(&2).remaining(), 0);
+    time.increment(100u64);
+    assert_eq!(lim.check(&1).remaining(), 0);
+    assert_eq!(lim.len(), 2);
+    let stats = lim.stats();
+    assert_eq!((stats.decisions.allowed, stats.decisions.denied), (5, 1));
+    assert_eq!((stats.keys, stats.max_keys, stats.evictions), (2, 100, 0));
+}
+
+#[test]
+fn borrowed_keys() {
+    let (clock, _time) = mock();
+    let lim: KeyedRateLimiter<str> = KeyedRateLimiter::builder(quota(1, 1000, 1), 10)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let owned = String::from("client-7");
+    assert!(lim.check(&owned).is_allowed());
+    assert!(!lim.check("client-7").is_allowed());
+    assert!(lim.check("client-8").is_allowed());
+    assert!(lim.remove("client-7"));
+    assert!(!lim.remove("client-7"));
+    assert!(
+        lim.check("client-7").is_allowed(),
+        "a removed key starts with a full bucket"
+    );
+}
+
+#[test]
+fn a_flood_of_new_keys_stays_within_max_keys() {
+    let (clock, time) = mock();
+    let max_keys = 1000;
+    let lim = keyed(quota(1, 1_000_000, 1), max_keys, 8, &clock);
+    let mut peak = 0;
+    for key in 0..100_000u64 {
+        assert!(
+            lim.check(&key).is_allowed(),
+            "a new key always has a full bucket"
+        );
+        time.increment(50u64);
+        if key % 1000 == 0 {
+            peak = peak.max(lim.len());
+        }
+    }
+    let stats = lim.stats();
+    assert!(stats.keys <= max_keys && peak <= max_keys);
+    assert_eq!(stats.evictions, 100_000 - stats.keys as u64);
+    // Each key owes 1 ms and one arrives every 50 ns: 20 000 keys are in debt at
+    // once, far more than 1000, so most evictions forget a debt.
+    assert!(stats.evictions_active > 90_000);
+    // Memory: 16-byte slots at a load of at most 0.8, plus bounds and shard headers.
+    assert!(
+        lim.heap_bytes() < max_keys * 21 + 8 * 256,
+        "{} bytes",
+        lim.heap_bytes()
+    );
+}
+
+#[test]
+fn idle_keys_are_evicted_before_keys_in_debt() {
+    let (clock, time) = mock();
+    // One shard of 4 keys; T = 1000 ns, burst 1.
+    let lim = keyed(quota(1, 1000, 1), 4, 1, &clock);
+    for key in 0..3u64 {
+        assert!(lim.check(&key).is_allowed());
+    }
+    time.increment(1000u64);
+    // Keys 0-2 are idle now; key 3 will owe until 2000, keys 10-12 until 2005.
+    assert!(lim.check(&3).is_allowed());
+    time.increment(5u64);
+    for key in 10..13u64 {
+        assert!(lim.check(&key).is_allowed());
+    }
+    let stats = lim.stats();
+    assert_eq!(
+        (stats.keys, stats.evictions, stats.evictions_active),
+        (4, 3, 0)
+    );
+    // The keys in debt were kept.
+    assert!(!lim.check(&3).is_allowed());
+    for key in 10..13u64 {
+        assert!(!lim.check(&key).is_allowed());
+    }
+    // Now all 4 owe time: a new key evicts the one owing least (key 3).
+    time.increment(10u64);
+    assert!(lim.check(&20).is_allowed());
+    assert_eq!(lim.stats().evictions_active, 1);
+    assert!(lim.check(&3).is_allowed(), "key 3 was forgotten");
+}
+
+#[test]
+fn shadow_and_quota_changes_apply_to_every_key() {
+    let (clock, _time) = mock();
+    let lim = keyed(quota(10, 1000, 1), 10, 1, &clock);
+    assert!(lim.check(&1).is_allowed());
+    lim.set_shadow(true);
+    let d = lim.check(&1);
+    assert!(d.is_allowed() && !d.is_conforming());
+    assert_eq!(lim.stats().decisions.shadow_denied, 1);
+    lim.set_shadow(false);
+    assert!(!lim.check(&1).is_allowed());
+    lim.set_quota(quota(10, 1000, 3));
+    assert_eq!(lim.quota().burst(), 3);
+    assert_eq!(lim.check(&1).remaining(), 1);
+    assert!(lim.check_n(&2, 4).is_err());
+    assert!(lim.check_n(&2, 3).unwrap().is_allowed());
+}
+
+#[test]
+fn wait_on_a_key() {
+    let (clock, time) = mock();
+    let lim = keyed(quota(1000, 1_000_000_000, 1), 10, 1, &clock);
+    assert!(lim.check(&5).is_allowed());
+    assert!(matches!(
+        lim.wait(&5, Duration::ZERO),
+        Err(WaitError::Timeout { .. })
+    ));
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| lim.wait(&5, Duration::from_secs(60)));
+        time.increment(Duration::from_millis(1));
+        assert!(waiter.join().unwrap().unwrap().is_allowed());
+    });
+}
+
+#[cfg(feature = "tokio")]
+#[tokio::test]
+async fn until_ready_on_a_key() {
+    let lim: KeyedRateLimiter<u64> =
+        KeyedRateLimiter::new(Quota::per_second(500).unwrap().with_burst(1).unwrap(), 10).unwrap();
+    assert!(lim.check(&1).is_allowed());
+    assert!(lim.until_ready(&1).await.is_allowed());
+    assert!(lim.until_ready_n(&1, 2).await.is_err());
+}
+
+#[test]
+fn configuration_errors() {
+    let q = Quota::per_second(1).unwrap();
+    assert_eq!(
+        KeyedRateLimiter::<u64>::new(q, 0).unwrap_err(),
+        ConfigError::ZeroMaxKeys
+    );
+    assert_eq!(
+        KeyedRateLimiter::<u64>::new(q, MAX_KEYS_LIMIT + 1).unwrap_err(),
+        ConfigError::TooManyKeys {
+            max_keys: MAX_KEYS_LIMIT + 1,
+            limit: MAX_KEYS_LIMIT
+        }
+    );
+    for shards in [0, 3, 2048, 16] {
+        let err = KeyedRateLimiter::<u64>::builder(q, 8)
+            .shards(shards)
+            .build()
+            .unwrap_err();
+        assert_eq!(err, ConfigError::BadShards { shards });
+    }
+    let lim = KeyedRateLimiter::<u64>::builder(q, 8)
+        .shards(8)
+        .build()
+        .unwrap();
+    assert_eq!((lim.shard_count(), lim.max_keys()), (8, 8));
+    assert!(lim.is_empty());
+    // Small limiters get one shard; large ones several.
+    assert_eq!(
+        KeyedRateLimiter::<u64>::new(q, 100).unwrap().shard_count(),
+        1
+    );
+    assert!(
+        KeyedRateLimiter::<u64>::new(q, 1 << 20)
+            .unwrap()
+            .shard_count()
+            >= 4
+    );
+}
