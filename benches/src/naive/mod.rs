@@ -2,3 +2,4 @@
 //! baseline of each comparison group.
 
 pub mod pool;
+pub mod ratelimit;

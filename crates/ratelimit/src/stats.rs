@@ -16,6 +16,27 @@ pub struct Stats {
     pub shadow_denied: u64,
 }
 
+impl Stats {
+    /// Counts one decision.
+    #[inline]
+    pub(crate) fn count(&mut self, allowed: bool, conforming: bool) {
+        let counter = if conforming {
+            &mut self.allowed
+        } else if allowed {
+            &mut self.shadow_denied
+        } else {
+            &mut self.denied
+        };
+        *counter += 1;
+    }
+
+    pub(crate) fn add(&mut self, other: &Stats) {
+        self.allowed += other.allowed;
+        self.denied += other.denied;
+        self.shadow_denied += other.shadow_denied;
+    }
+}
+
 /// Counters of a keyed limiter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -14,7 +14,7 @@ use crate::decision::Decision;
 use crate::error::{ConfigError, InsufficientCapacity, WaitError};
 use crate::gcra::{self, ParamCell};
 use crate::quota::Quota;
-use crate::stats::{Counters, KeyedStats};
+use crate::stats::KeyedStats;
 use crate::wait;
 use table::{EMPTY, Evicted, Table};
 
@@ -44,7 +44,6 @@ pub struct KeyedRateLimiter<K: ?Sized, S = RandomState> {
     hasher: S,
     params: ParamCell,
     time: Time,
-    counters: Counters,
     _key: PhantomData<fn(&K)>,
 }
 
@@ -128,7 +127,6 @@ impl<K: ?Sized, S> KeyedBuilder<K, S> {
             hasher: self.hasher,
             params: ParamCell::new(self.quota, self.shadow),
             time: Time::new(self.clock.unwrap_or_default()),
-            counters: Counters::new(),
             _key: PhantomData,
         })
     }
@@ -269,10 +267,9 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
                 None => gcra::nonconforming(&p, 0, now, cost),
             },
         };
+        // Counted under the shard's lock, which is held anyway: no atomic add.
+        table.decisions.count(decision.allowed, decision.conforming);
         drop(table);
-        self.counters
-            .stripe()
-            .count(decision.allowed, decision.conforming);
         Ok(decision)
     }
 }
@@ -332,12 +329,12 @@ impl<K: ?Sized, S> KeyedRateLimiter<K, S> {
     /// Decisions, keys and evictions so far. Locks each shard briefly.
     pub fn stats(&self) -> KeyedStats {
         let mut stats = KeyedStats {
-            decisions: self.counters.totals(),
             max_keys: self.max_keys,
             ..KeyedStats::default()
         };
         for shard in self.shards.iter() {
             let table = shard.lock();
+            stats.decisions.add(&table.decisions);
             stats.keys += table.len();
             stats.evictions += table.evictions;
             stats.evictions_active += table.evictions_active;

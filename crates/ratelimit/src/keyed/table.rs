@@ -2,6 +2,8 @@
 //! `(key hash, tat)` with linear probing and a hard cap on its keys, plus a tree of
 //! lower bounds on the `tat`s that finds an idle key to evict in amortized O(1).
 
+use crate::stats::Stats;
+
 /// A slot; `hash == EMPTY` marks a free one.
 #[derive(Clone, Copy, Debug, Default)]
 struct Slot {
@@ -34,6 +36,7 @@ pub(crate) struct Table {
     bounds: Bounds,
     pub(crate) evictions: u64,
     pub(crate) evictions_active: u64,
+    pub(crate) decisions: Stats,
 }
 
 impl Table {
@@ -48,6 +51,7 @@ impl Table {
             bounds: Bounds::new(size),
             evictions: 0,
             evictions_active: 0,
+            decisions: Stats::default(),
         }
     }
 

@@ -1,0 +1,127 @@
+//! `ratelimit/keyed-bytes-per-key`: heap bytes held per key after 1,000,000
+//! distinct u64 keys were each checked once, counted by a global allocator that
+//! tracks live bytes. prodkit is built with `max_keys = 2^20` so that it holds
+//! every key (the figure is only written if it evicted none); governor uses its
+//! DashMap store.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use prodkit_benches::{Better, Figures};
+use prodkit_ratelimit::{KeyedRateLimiter, Quota};
+
+const GROUP: &str = "ratelimit/keyed-bytes-per-key";
+const KEYS: u64 = 1_000_000;
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call forwards to `System` with the same arguments; the counter
+// is only bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` is the one `System` needs.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as `alloc`.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from this allocator, which got it from `System`.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as `dealloc` and `alloc`.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// Bytes per key held by what `build` returns after `fill` checked every key.
+fn bytes_per_key<L>(build: impl FnOnce() -> L, fill: impl Fn(&L, u64)) -> (f64, L) {
+    let before = live();
+    let limiter = build();
+    for key in 0..KEYS {
+        fill(&limiter, key.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    }
+    ((live() - before) as f64 / KEYS as f64, limiter)
+}
+
+#[allow(
+    clippy::print_stdout,
+    reason = "`--list` answers cargo xtask bench on stdout, as criterion does"
+)]
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        for name in ["prodkit", "governor"] {
+            println!("{GROUP}/{name}: benchmark");
+        }
+        return;
+    }
+    let mut figures = Figures::new("ratelimit_memory");
+    let quota = Quota::per_second(1000).unwrap();
+
+    figures.start(GROUP, "prodkit");
+    let (ours, limiter) = bytes_per_key(
+        || KeyedRateLimiter::<u64>::new(quota, 1 << 20).unwrap(),
+        |l, key| assert!(l.check(&key).is_allowed()),
+    );
+    let stats = limiter.stats();
+    assert_eq!(
+        (stats.keys as u64, stats.evictions),
+        (KEYS, 0),
+        "prodkit must hold every key for the figure to compare like with like"
+    );
+    figures.record(GROUP, "prodkit", ours, "B/key", Better::Lower);
+    eprintln!(
+        "prodkit: {ours:.1} B/key ({} shards, {} B by its own count)",
+        limiter.shard_count(),
+        limiter.heap_bytes()
+    );
+    drop(limiter);
+
+    figures.start(GROUP, "governor");
+    let gquota = governor::Quota::per_second(NonZeroU32::new(1000).unwrap());
+    let (theirs, limiter) = bytes_per_key(
+        || governor::RateLimiter::dashmap(gquota),
+        |l, key| assert!(l.check_key(&key).is_ok()),
+    );
+    assert_eq!(limiter.len() as u64, KEYS);
+    figures.record(GROUP, "governor", theirs, "B/key", Better::Lower);
+    eprintln!("governor: {theirs:.1} B/key");
+    drop(limiter);
+
+    figures.note(&format!(
+        "{GROUP}: live heap bytes after {KEYS} distinct u64 keys, divided by {KEYS}; prodkit with max_keys = 2^20 held all of them"
+    ));
+    let path = figures.write().expect("write figures");
+    eprintln!("figures written to {}", path.display());
+}
