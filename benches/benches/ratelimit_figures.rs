@@ -1,18 +1,28 @@
-//! `ratelimit/keyed-bytes-per-key`: heap bytes held per key after 1,000,000
-//! distinct u64 keys were each checked once, counted by a global allocator that
-//! tracks live bytes. prodkit is built with `max_keys = 2^20` so that it holds
-//! every key (the figure is only written if it evicted none); governor uses its
-//! DashMap store.
+//! Figures other than time.
+//!
+//! - `ratelimit/keyed-bytes-per-key`: heap bytes held per key after 1,000,000
+//!   distinct u64 keys were each checked once, counted by a global allocator that
+//!   tracks live bytes. prodkit is built with `max_keys = 2^20` so that it holds
+//!   every key (the figure is only written if it evicted none); governor uses its
+//!   DashMap store.
+//! - `ratelimit/delivered-rate`: a quota of 1,000,000 per second, checked in a
+//!   tight loop by one thread for one second after its first burst is used up:
+//!   how many requests per second it admits. The quota is the right answer; the
+//!   seed's ticker design cannot deliver a rate above its ticker's resolution.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
 
+use prodkit_benches::naive::ratelimit::RateLimiter as Naive;
 use prodkit_benches::{Better, Figures};
-use prodkit_ratelimit::{KeyedRateLimiter, Quota};
+use prodkit_ratelimit::{KeyedRateLimiter, Quota, RateLimiter};
 
 const GROUP: &str = "ratelimit/keyed-bytes-per-key";
 const KEYS: u64 = 1_000_000;
+const RATE_GROUP: &str = "ratelimit/delivered-rate";
+const RATE: u32 = 1_000_000;
 
 struct Counting;
 
@@ -84,9 +94,59 @@ fn main() {
         for name in ["prodkit", "governor"] {
             println!("{GROUP}/{name}: benchmark");
         }
+        for name in ["prodkit", "governor", "naive"] {
+            println!("{RATE_GROUP}/{name}: benchmark");
+        }
         return;
     }
-    let mut figures = Figures::new("ratelimit_memory");
+    let mut figures = Figures::new("ratelimit_figures");
+    bytes(&mut figures);
+    delivered(&mut figures);
+    let path = figures.write().expect("write figures");
+    eprintln!("figures written to {}", path.display());
+}
+
+/// Admissions per second of `check` over `span`, once the first burst is spent.
+fn admits_per_second(span: Duration, check: impl Fn() -> bool) -> f64 {
+    while check() {}
+    let start = Instant::now();
+    let mut admitted = 0u64;
+    while start.elapsed() < span {
+        for _ in 0..1000 {
+            admitted += u64::from(check());
+        }
+    }
+    admitted as f64 / start.elapsed().as_secs_f64()
+}
+
+fn delivered(figures: &mut Figures) {
+    let span = if prodkit_benches::quick() {
+        Duration::from_millis(300)
+    } else {
+        Duration::from_secs(2)
+    };
+    figures.start(RATE_GROUP, "prodkit");
+    let ours = RateLimiter::new(Quota::per_second(RATE).unwrap());
+    let rate = admits_per_second(span, || ours.check().is_allowed());
+    figures.record(RATE_GROUP, "prodkit", rate, "admits/s", Better::Higher);
+
+    figures.start(RATE_GROUP, "governor");
+    let governor =
+        governor::RateLimiter::direct(governor::Quota::per_second(NonZeroU32::new(RATE).unwrap()));
+    let rate = admits_per_second(span, || governor.check().is_ok());
+    figures.record(RATE_GROUP, "governor", rate, "admits/s", Better::Higher);
+
+    figures.start(RATE_GROUP, "naive");
+    let naive = Naive::new(RATE as usize);
+    let rate = admits_per_second(span, || naive.allow());
+    figures.record(RATE_GROUP, "naive", rate, "admits/s", Better::Higher);
+    drop(naive);
+    figures.note(&format!(
+        "{RATE_GROUP}: a quota of {RATE} per second checked in a tight loop for {span:?} after its first burst; the right answer is {RATE}"
+    ));
+}
+
+fn bytes(figures: &mut Figures) {
     let quota = Quota::per_second(1000).unwrap();
 
     figures.start(GROUP, "prodkit");
@@ -122,6 +182,4 @@ fn main() {
     figures.note(&format!(
         "{GROUP}: live heap bytes after {KEYS} distinct u64 keys, divided by {KEYS}; prodkit with max_keys = 2^20 held all of them"
     ));
-    let path = figures.write().expect("write figures");
-    eprintln!("figures written to {}", path.display());
 }
