@@ -4,3 +4,7 @@
 #[cfg(feature = "pool")]
 #[doc(inline)]
 pub use prodkit_pool as pool;
+
+#[cfg(feature = "ratelimit")]
+#[doc(inline)]
+pub use prodkit_ratelimit as ratelimit;

@@ -12,3 +12,25 @@ fn pool_is_the_whole_crate() {
     assert_eq!(pool.submit(|| 2 + 2).unwrap().join(), Ok(4));
     let _: fn() -> prodkit_pool::Builder = prodkit::pool::Pool::builder;
 }
+
+#[cfg(feature = "ratelimit")]
+#[test]
+fn ratelimit_is_the_whole_crate() {
+    use prodkit::ratelimit::{KeyedRateLimiter, Quota, RateLimiter};
+    let quota = Quota::per_second(10).unwrap().with_burst(1).unwrap();
+    let limiter = RateLimiter::new(quota);
+    assert!(limiter.check().is_allowed());
+    assert!(!limiter.check().is_allowed());
+    let keyed: KeyedRateLimiter<str> = KeyedRateLimiter::new(quota, 8).unwrap();
+    assert!(keyed.check("a").is_allowed());
+    let _: fn(prodkit_ratelimit::Quota) -> prodkit_ratelimit::RateLimiter =
+        prodkit::ratelimit::RateLimiter::new;
+}
+
+#[cfg(feature = "ratelimit-tokio")]
+#[test]
+fn ratelimit_tokio_futures_are_there() {
+    let limiter =
+        prodkit::ratelimit::RateLimiter::new(prodkit::ratelimit::Quota::per_second(10).unwrap());
+    let _future = limiter.until_ready();
+}
