@@ -12,7 +12,7 @@ type Result<T = ()> = std::result::Result<T, String>;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
-  ci                     what CI runs: fmt, clippy, test, doc, lint
+  ci                     what CI runs: fmt, clippy, test, doc, loom, lint
   lint                   tidy checks of the workspace's layout rules
   bench [CRATE ...] [--quick]
                          run the comparison benchmarks, write target/bench-report/
@@ -86,7 +86,7 @@ fn run(mut cmd: Command) -> Result {
 
 fn ci() -> Result {
     let started = Instant::now();
-    let steps: [(&str, &[&str]); 5] = [
+    let steps: [(&str, &[&str]); 6] = [
         ("fmt", &["fmt", "--all", "--", "--check"]),
         (
             "clippy",
@@ -115,14 +115,33 @@ fn ci() -> Result {
             ],
         ),
         ("doc", &["doc", "--workspace", "--no-deps"]),
+        (
+            "loom",
+            &[
+                "test",
+                "--package",
+                "prodkit-ratelimit",
+                "--test",
+                "loom",
+                "--release",
+            ],
+        ),
     ];
     for (name, args) in steps {
         let step = Instant::now();
         println!("== xtask ci: {name}: cargo {}", args.join(" "));
         let mut cmd = cargo();
         cmd.args(args);
-        if name == "doc" {
-            cmd.env("RUSTDOCFLAGS", "-D warnings");
+        match name {
+            "doc" => {
+                cmd.env("RUSTDOCFLAGS", "-D warnings");
+            }
+            // Lock-free code under loom: its own cfg, so its own target folder.
+            "loom" => {
+                cmd.env("RUSTFLAGS", "--cfg prodkit_loom")
+                    .env("CARGO_TARGET_DIR", root().join("target/loom"));
+            }
+            _ => {}
         }
         run(cmd)?;
         println!("== xtask ci: {name} passed in {:.0?}", step.elapsed());

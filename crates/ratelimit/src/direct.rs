@@ -1,5 +1,4 @@
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
@@ -10,6 +9,7 @@ use crate::error::{InsufficientCapacity, WaitError};
 use crate::gcra::{self, ParamCell};
 use crate::quota::Quota;
 use crate::stats::{Counters, Stats};
+use crate::sync::{AtomicU64, Ordering};
 use crate::wait;
 
 /// One rate limit shared by every caller: a single `AtomicU64` of state, no lock,

@@ -7,12 +7,9 @@
 //! `tat' = max(tat, now) + c`. A bucket with `tat <= now` is full: it behaves
 //! exactly like a key never seen.
 
-use std::sync::atomic::{AtomicU64, Ordering, fence};
-
-use parking_lot::Mutex;
-
 use crate::decision::Decision;
 use crate::quota::Quota;
+use crate::sync::{AtomicU64, Mutex, Ordering, fence, spin_loop};
 
 /// The quota in force, copied out of a [`ParamCell`] for one decision.
 #[derive(Clone, Copy, Debug)]
@@ -85,7 +82,7 @@ pub(crate) struct ParamCell {
     tau: AtomicU64,
     /// The burst in the low 32 bits, the shadow flag in bit 32.
     burst_shadow: AtomicU64,
-    writer: Mutex<()>,
+    writer: Mutex,
 }
 
 const SHADOW_BIT: u64 = 1 << 32;
@@ -97,7 +94,7 @@ impl ParamCell {
             t: AtomicU64::new(quota.interval_ns()),
             tau: AtomicU64::new(quota.tau_ns()),
             burst_shadow: AtomicU64::new(pack(quota.burst(), shadow)),
-            writer: Mutex::new(()),
+            writer: Mutex::default(),
         }
     }
 
@@ -117,7 +114,7 @@ impl ParamCell {
                     shadow: bs & SHADOW_BIT != 0,
                 };
             }
-            std::hint::spin_loop();
+            spin_loop();
         }
     }
 

@@ -9,6 +9,7 @@ mod gcra;
 mod keyed;
 mod quota;
 mod stats;
+mod sync;
 mod wait;
 
 pub use decision::Decision;
