@@ -1,0 +1,379 @@
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::config::{Builder, RetryPolicy};
+use crate::deliver::{Batch, deliver};
+use crate::error::{BuildError, NackReason, SubmitError, TrySubmitError};
+use crate::sink::Sink;
+use crate::stats::{Counters, Reason, Stats};
+use crate::ticket::{Ack, DeadLetter, Ticket};
+
+/// Collects rows from many threads into batches and writes each batch through a
+/// [`Sink`] on flusher threads it owns, telling every row how it ended.
+///
+/// See the crate documentation for the guarantees.
+pub struct Batcher<T: Send + 'static> {
+    shared: Arc<Shared<T>>,
+    flushers: Mutex<Vec<JoinHandle<()>>>,
+    close_timeout: Duration,
+}
+
+/// What the submitters and the flushers share.
+pub(crate) struct Shared<T> {
+    state: Mutex<State<T>>,
+    /// Flushers wait here for rows, for linger to pass, or for close.
+    work: Condvar,
+    /// Submitters wait here for room.
+    room: Condvar,
+    /// Flushers backing off before a retry wait here; notified only by close.
+    closed: Condvar,
+    pub(crate) counters: Counters,
+    max_rows: usize,
+    max_bytes: usize,
+    linger: Duration,
+    queue_rows: usize,
+    queue_bytes: usize,
+    submit_timeout: Duration,
+    pub(crate) retry: RetryPolicy,
+    row_size: Arc<dyn Fn(&T) -> usize + Send + Sync>,
+    pub(crate) dead_letter: Option<Arc<DeadLetter<T>>>,
+    pub(crate) clock: quanta::Clock,
+    /// The clock's reading at build; deadlines are nanoseconds after it.
+    base: quanta::Instant,
+    /// Close's deadline in nanoseconds after `base`; `u64::MAX` until close.
+    deadline: AtomicU64,
+}
+
+struct State<T> {
+    queue: VecDeque<Pending<T>>,
+    bytes: usize,
+    closing: bool,
+}
+
+struct Pending<T> {
+    row: T,
+    size: usize,
+    ack: Ack<T>,
+    at: quanta::Instant,
+}
+
+impl<T: Send + 'static> Batcher<T> {
+    /// Options, then [`Builder::build`] with a function that opens a sink.
+    pub fn builder() -> Builder<T> {
+        Builder::new()
+    }
+
+    pub(crate) fn start<S: Sink<T> + 'static>(
+        b: Builder<T>,
+        sinks: Vec<S>,
+    ) -> Result<Batcher<T>, BuildError> {
+        let base = b.clock.now();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                bytes: 0,
+                closing: false,
+            }),
+            work: Condvar::new(),
+            room: Condvar::new(),
+            closed: Condvar::new(),
+            counters: Counters::default(),
+            max_rows: b.max_rows,
+            max_bytes: b.max_bytes,
+            linger: b.linger,
+            queue_rows: b.queue_rows,
+            queue_bytes: b.queue_bytes,
+            submit_timeout: b.submit_timeout,
+            retry: b.retry,
+            row_size: b.row_size,
+            dead_letter: b.dead_letter,
+            clock: b.clock,
+            base,
+            deadline: AtomicU64::new(u64::MAX),
+        });
+        let batcher = Batcher {
+            shared,
+            flushers: Mutex::new(Vec::new()),
+            close_timeout: b.close_timeout,
+        };
+        for (i, sink) in sinks.into_iter().enumerate() {
+            let shared = Arc::clone(&batcher.shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("{}-{i}", b.thread_name))
+                .spawn(move || flusher(&shared, sink));
+            match spawned {
+                Ok(handle) => batcher.flushers.lock().push(handle),
+                // Dropping `batcher` closes it and joins the flushers started so far.
+                Err(e) => return Err(BuildError::Spawn(e.to_string())),
+            }
+        }
+        Ok(batcher)
+    }
+
+    /// Queues a row, waiting up to the configured `submit_timeout` for room.
+    ///
+    /// # Errors
+    /// The row back: [`SubmitError::Timeout`], [`SubmitError::Closed`],
+    /// [`SubmitError::TooLarge`].
+    pub fn submit(&self, row: T) -> Result<Ticket<T>, SubmitError<T>> {
+        let (ack, ticket) = Ack::ticket();
+        let timeout = self.shared.submit_timeout;
+        self.enqueue(row, ack, Some(timeout))
+            .map(|()| ticket)
+            .map_err(Refused::into_submit)
+    }
+
+    /// As [`submit`](Batcher::submit) with its own timeout.
+    ///
+    /// # Errors
+    /// As [`submit`](Batcher::submit).
+    pub fn submit_timeout(&self, row: T, timeout: Duration) -> Result<Ticket<T>, SubmitError<T>> {
+        let (ack, ticket) = Ack::ticket();
+        self.enqueue(row, ack, Some(timeout))
+            .map(|()| ticket)
+            .map_err(Refused::into_submit)
+    }
+
+    /// Queues a row if there is room now.
+    ///
+    /// # Errors
+    /// The row back: [`TrySubmitError::Full`], [`TrySubmitError::Closed`],
+    /// [`TrySubmitError::TooLarge`].
+    pub fn try_submit(&self, row: T) -> Result<Ticket<T>, TrySubmitError<T>> {
+        let (ack, ticket) = Ack::ticket();
+        self.enqueue(row, ack, None)
+            .map(|()| ticket)
+            .map_err(Refused::into_try)
+    }
+
+    /// Queues a row without a ticket: if it is not written it goes to the
+    /// dead-letter callback (see [`Builder::dead_letter`]) and the counters.
+    ///
+    /// # Errors
+    /// As [`submit`](Batcher::submit): a row not queued comes back here.
+    pub fn submit_detached(&self, row: T) -> Result<(), SubmitError<T>> {
+        let timeout = self.shared.submit_timeout;
+        self.enqueue(row, Ack::Detached, Some(timeout))
+            .map_err(Refused::into_submit)
+    }
+
+    fn enqueue(&self, row: T, ack: Ack<T>, timeout: Option<Duration>) -> Result<(), Refused<T>> {
+        let shared = &*self.shared;
+        let size = (shared.row_size)(&row);
+        if size > shared.queue_bytes {
+            return Err(Refused::TooLarge(row));
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = shared.state.lock();
+        loop {
+            if state.closing {
+                return Err(Refused::Closed(row));
+            }
+            if state.queue.len() < shared.queue_rows && state.bytes + size <= shared.queue_bytes {
+                break;
+            }
+            match deadline {
+                None => return Err(Refused::Full(row)),
+                Some(deadline) => {
+                    if shared.room.wait_until(&mut state, deadline).timed_out() {
+                        let full = state.queue.len() >= shared.queue_rows
+                            || state.bytes + size > shared.queue_bytes;
+                        if full && !state.closing {
+                            return Err(Refused::Timeout(row));
+                        }
+                    }
+                }
+            }
+        }
+        state.queue.push_back(Pending {
+            row,
+            size,
+            ack,
+            at: shared.clock.now(),
+        });
+        state.bytes += size;
+        Counters::add(&shared.counters.submitted, 1);
+        // The first row starts a flusher's linger timer; a full batch wakes one.
+        if state.queue.len() == 1
+            || state.queue.len() >= shared.max_rows
+            || state.bytes >= shared.max_bytes
+        {
+            shared.work.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Stops accepting rows and writes everything queued, waiting for the
+    /// flushers to finish. Rows not written within `timeout` (still queued, or in
+    /// a batch whose retries would run past it) are refused with
+    /// [`NackReason::Closed`]; a write in progress at the deadline is waited for,
+    /// and its rows are told its real outcome. Later calls return at once.
+    pub fn close(&self, timeout: Duration) -> Stats {
+        let shared = &*self.shared;
+        {
+            let mut state = shared.state.lock();
+            if !state.closing {
+                state.closing = true;
+                let at = shared.clock.now().saturating_duration_since(shared.base) + timeout;
+                let ns = u64::try_from(at.as_nanos()).unwrap_or(u64::MAX);
+                shared.deadline.store(ns, Ordering::Relaxed);
+            }
+        }
+        shared.work.notify_all();
+        shared.room.notify_all();
+        shared.closed.notify_all();
+        let flushers = std::mem::take(&mut *self.flushers.lock());
+        for flusher in flushers {
+            // The flusher catches every panic of the sink; a join error would be a
+            // bug of ours, and there is nothing left to do about it here.
+            let _ = flusher.join();
+        }
+        self.stats()
+    }
+
+    /// The counters and the queue now.
+    pub fn stats(&self) -> Stats {
+        let (rows, bytes) = {
+            let state = self.shared.state.lock();
+            (state.queue.len(), state.bytes)
+        };
+        self.shared.counters.snapshot(rows, bytes)
+    }
+}
+
+impl<T: Send + 'static> Drop for Batcher<T> {
+    /// A graceful close with the configured `close_timeout`.
+    fn drop(&mut self) {
+        self.close(self.close_timeout);
+    }
+}
+
+impl<T: Send + 'static> fmt::Debug for Batcher<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batcher")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Refused<T> {
+    Full(T),
+    Timeout(T),
+    Closed(T),
+    TooLarge(T),
+}
+
+impl<T> Refused<T> {
+    fn into_submit(self) -> SubmitError<T> {
+        match self {
+            Refused::Full(row) | Refused::Timeout(row) => SubmitError::Timeout(row),
+            Refused::Closed(row) => SubmitError::Closed(row),
+            Refused::TooLarge(row) => SubmitError::TooLarge(row),
+        }
+    }
+
+    fn into_try(self) -> TrySubmitError<T> {
+        match self {
+            Refused::Full(row) | Refused::Timeout(row) => TrySubmitError::Full(row),
+            Refused::Closed(row) => TrySubmitError::Closed(row),
+            Refused::TooLarge(row) => TrySubmitError::TooLarge(row),
+        }
+    }
+}
+
+impl<T> Shared<T> {
+    /// Whether close's deadline has passed.
+    pub(crate) fn past_deadline(&self) -> bool {
+        let deadline = self.deadline.load(Ordering::Relaxed);
+        deadline != u64::MAX
+            && self
+                .clock
+                .now()
+                .saturating_duration_since(self.base)
+                .as_nanos()
+                >= u128::from(deadline)
+    }
+
+    /// Sleeps `wait`, or until close is called.
+    pub(crate) fn back_off(&self, wait: Duration) {
+        let mut state = self.state.lock();
+        if !state.closing {
+            let _ = self.closed.wait_for(&mut state, wait);
+        }
+    }
+
+    /// Hands back a row that was not written.
+    pub(crate) fn nack(&self, row: T, ack: Ack<T>, reason: NackReason) {
+        Counters::add(&self.counters.nacked, 1);
+        if matches!(ack, Ack::Detached) && self.dead_letter.is_none() {
+            tracing::error!(%reason, "prodkit-batch: a detached row was not written and there is no dead-letter callback");
+        }
+        ack.nack(row, reason, self.dead_letter.as_deref());
+    }
+}
+
+/// A flusher thread: takes batches from the queue and delivers them until the
+/// batcher closes and the queue is empty.
+fn flusher<T: Send + 'static, S: Sink<T>>(shared: &Shared<T>, mut sink: S) {
+    while let Some((batch, reason)) = next_batch(shared) {
+        shared.counters.flushed(reason);
+        if shared.past_deadline() {
+            batch.nack_all(shared, &NackReason::Closed);
+        } else {
+            deliver(shared, &mut sink, batch);
+        }
+    }
+}
+
+/// Waits for a batch to be due and takes it; `None` when closed and drained.
+fn next_batch<T>(shared: &Shared<T>) -> Option<(Batch<T>, Reason)> {
+    let mut state = shared.state.lock();
+    let reason = loop {
+        let Some(oldest) = state.queue.front() else {
+            if state.closing {
+                return None;
+            }
+            shared.work.wait(&mut state);
+            continue;
+        };
+        let waited = shared.clock.now().saturating_duration_since(oldest.at);
+        if state.queue.len() >= shared.max_rows {
+            break Reason::Rows;
+        } else if state.bytes >= shared.max_bytes {
+            break Reason::Bytes;
+        } else if state.closing {
+            break Reason::Close;
+        } else if waited >= shared.linger {
+            break Reason::Linger;
+        }
+        let _ = shared.work.wait_for(&mut state, shared.linger - waited);
+    };
+    let mut batch = Batch::with_capacity(state.queue.len().min(shared.max_rows));
+    let mut bytes = 0;
+    while let Some(next) = state.queue.front() {
+        let fits = batch.len() < shared.max_rows
+            && (batch.is_empty() || bytes + next.size <= shared.max_bytes);
+        if !fits {
+            break;
+        }
+        let Some(p) = state.queue.pop_front() else {
+            break;
+        };
+        bytes += p.size;
+        batch.push(p.row, p.ack);
+    }
+    state.bytes -= bytes;
+    // Another batch may be due already: wake another flusher for it.
+    if !state.queue.is_empty() {
+        shared.work.notify_one();
+    }
+    drop(state);
+    shared.room.notify_all();
+    Some((batch, reason))
+}

@@ -1,0 +1,230 @@
+//! Writing one batch through a sink until every row has an outcome: the
+//! failure handling of the batcher, driven by the sink's classification.
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use crate::batcher::Shared;
+use crate::error::{Failure, NackReason, SinkError};
+use crate::sink::Sink;
+use crate::stats::Counters;
+use crate::ticket::Ack;
+
+/// Rows and whom to tell about each, in step.
+pub(crate) struct Batch<T> {
+    rows: Vec<T>,
+    acks: Vec<Ack<T>>,
+}
+
+impl<T> Batch<T> {
+    pub(crate) fn with_capacity(n: usize) -> Batch<T> {
+        Batch {
+            rows: Vec::with_capacity(n),
+            acks: Vec::with_capacity(n),
+        }
+    }
+
+    pub(crate) fn push(&mut self, row: T, ack: Ack<T>) {
+        self.rows.push(row);
+        self.acks.push(ack);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn split_off(&mut self, at: usize) -> Batch<T> {
+        Batch {
+            rows: self.rows.split_off(at),
+            acks: self.acks.split_off(at),
+        }
+    }
+
+    fn remove(&mut self, i: usize) -> (T, Ack<T>) {
+        (self.rows.remove(i), self.acks.remove(i))
+    }
+
+    fn ack_all(self, shared: &Shared<T>) {
+        Counters::add(&shared.counters.acked, self.len());
+        Counters::add(&shared.counters.batches, 1);
+        // The rows were written: they are dropped here, their tickets say Ok.
+        for ack in self.acks {
+            ack.ok();
+        }
+    }
+
+    pub(crate) fn nack_all(self, shared: &Shared<T>, reason: &NackReason) {
+        for (row, ack) in self.rows.into_iter().zip(self.acks) {
+            shared.nack(row, ack, reason.clone());
+        }
+    }
+}
+
+/// Writes `batch` until each of its rows is written or refused.
+///
+/// - `Row` with the row's index: that row is refused, the rest written again at
+///   once; without an index the batch is bisected, each half in its own write,
+///   down to the single bad rows.
+/// - `TooLarge`: written again in halves; a single row that is still too large is
+///   refused.
+/// - `Transient`, `UnknownOutcome`: back off, reconnect, write the same batch
+///   again, until the retry budget is used up; then every row is refused with
+///   the last error.
+/// - `Permanent`: every row is refused at once.
+/// - After close's deadline nothing more is tried: the rows left are refused
+///   with `Closed`.
+pub(crate) fn deliver<T, S: Sink<T>>(shared: &Shared<T>, sink: &mut S, batch: Batch<T>) {
+    let mut todo = vec![batch];
+    while let Some(mut batch) = todo.pop() {
+        let mut transient = 0u32;
+        let mut first_failure = None;
+        loop {
+            if shared.past_deadline() {
+                batch.nack_all(shared, &NackReason::Closed);
+                break;
+            }
+            let error = match write(sink, &batch.rows) {
+                Ok(()) => {
+                    batch.ack_all(shared);
+                    break;
+                }
+                Err(error) => error,
+            };
+            shared.counters.failed(&error);
+            match error.failure {
+                Failure::Row => {
+                    if let Some(i) = error.row.filter(|&i| i < batch.len()) {
+                        let (row, ack) = batch.remove(i);
+                        shared.nack(row, ack, NackReason::Rejected(error));
+                        if batch.is_empty() {
+                            break;
+                        }
+                        Counters::add(&shared.counters.retried, batch.len());
+                    } else if batch.len() == 1 {
+                        batch.nack_all(shared, &NackReason::Rejected(error));
+                        break;
+                    } else {
+                        bisect(shared, batch, &mut todo);
+                        break;
+                    }
+                }
+                Failure::TooLarge if batch.len() > 1 => {
+                    bisect(shared, batch, &mut todo);
+                    break;
+                }
+                Failure::TooLarge | Failure::Permanent => {
+                    tracing::error!(%error, rows = batch.len(), "prodkit-batch: a batch failed for good");
+                    batch.nack_all(shared, &NackReason::Failed(error));
+                    break;
+                }
+                Failure::Transient | Failure::UnknownOutcome => {
+                    transient += 1;
+                    let now = shared.clock.now();
+                    let since = now.saturating_duration_since(*first_failure.get_or_insert(now));
+                    if transient >= shared.retry.max_attempts || since >= shared.retry.max_elapsed {
+                        tracing::error!(%error, rows = batch.len(), attempts = transient, "prodkit-batch: retry budget used up");
+                        batch.nack_all(shared, &NackReason::RetriesExhausted(error));
+                        break;
+                    }
+                    tracing::warn!(%error, rows = batch.len(), attempt = transient, "prodkit-batch: write failed, retrying");
+                    shared.back_off(backoff(
+                        shared.retry.initial_backoff,
+                        shared.retry.max_backoff,
+                        transient,
+                    ));
+                    if let Err(e) = sink.reconnect() {
+                        // The next write fails too and counts against the budget.
+                        shared.counters.failed(&e);
+                    }
+                    Counters::add(&shared.counters.retried, batch.len());
+                }
+            }
+        }
+    }
+}
+
+/// Splits `batch` in halves, each to be written on its own, first half first.
+fn bisect<T>(shared: &Shared<T>, mut batch: Batch<T>, todo: &mut Vec<Batch<T>>) {
+    Counters::add(&shared.counters.retried, batch.len());
+    let second = batch.split_off(batch.len() / 2);
+    todo.push(second);
+    todo.push(batch);
+}
+
+/// `sink.write`, with a panic turned into a permanent failure of the batch.
+fn write<T, S: Sink<T>>(sink: &mut S, rows: &[T]) -> Result<(), SinkError> {
+    match catch_unwind(AssertUnwindSafe(|| sink.write(rows))) {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string panic".into());
+            Err(SinkError::new(
+                Failure::Permanent,
+                format!("the sink panicked: {message}"),
+            ))
+        }
+    }
+}
+
+/// The wait before retry `attempt` (1-based): doubling from `initial` up to
+/// `max`, then drawn between half and all of it.
+pub(crate) fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
+    let doubled = initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let full = doubled.min(max);
+    let half = full / 2;
+    let spread = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+    half + Duration::from_nanos(if spread == 0 {
+        0
+    } else {
+        random() % (spread + 1)
+    })
+}
+
+/// A per-thread xorshift generator: jitter needs spread, not secrecy.
+fn random() -> u64 {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+            let id = &t as *const u64 as u64;
+            (t ^ id.rotate_left(32)) | 1
+        });
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_stops_at_the_cap() {
+        let (initial, max) = (Duration::from_millis(10), Duration::from_millis(100));
+        for attempt in 1..10u32 {
+            let full = (initial * 2u32.pow(attempt - 1)).min(max);
+            for _ in 0..50 {
+                let b = backoff(initial, max, attempt);
+                assert!(
+                    b >= full / 2 && b <= full,
+                    "attempt {attempt}: {b:?} not in [{:?}, {full:?}]",
+                    full / 2
+                );
+            }
+        }
+        assert!(backoff(initial, max, u32::MAX) <= max);
+    }
+}

@@ -1,0 +1,331 @@
+use std::error::Error;
+use std::fmt;
+use std::time::Duration;
+
+/// How a failed write affects its batch. The sink classifies each failure; the
+/// batcher acts on the class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Failure {
+    /// One row is bad (a data exception, a constraint violation). When the sink
+    /// names the row ([`SinkError::row`]) only that row is refused and the others
+    /// are written again at once; when it cannot, the batcher bisects.
+    Row,
+    /// The connection or the server failed before the outcome was decided:
+    /// reconnect, back off, write the whole batch again, within the retry budget.
+    Transient,
+    /// The connection was lost while the outcome was being decided (during
+    /// COMMIT): the rows may or may not be written. Retried like `Transient`, so
+    /// delivery is at least once unless the sink makes the write idempotent.
+    UnknownOutcome,
+    /// The batch took too long (a statement timeout): written again in halves.
+    TooLarge,
+    /// The batch can never be written (a missing table, a refused login): every
+    /// row is refused with this error, without retry.
+    Permanent,
+}
+
+/// A failed write, as the sink reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkError {
+    /// What the batcher should do about it.
+    pub failure: Failure,
+    /// The index of the failing row in the batch, when the sink knows it.
+    pub row: Option<usize>,
+    /// A machine-readable code, for PostgreSQL the SQLSTATE (`23505`).
+    pub code: Option<String>,
+    /// The constraint that refused the row, when there is one.
+    pub constraint: Option<String>,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl SinkError {
+    /// A failure of the given class with a message.
+    pub fn new(failure: Failure, message: impl Into<String>) -> SinkError {
+        SinkError {
+            failure,
+            row: None,
+            code: None,
+            constraint: None,
+            message: message.into(),
+        }
+    }
+
+    /// The failing row's index in the batch.
+    #[must_use]
+    pub fn at_row(mut self, row: usize) -> SinkError {
+        self.row = Some(row);
+        self
+    }
+
+    /// A machine-readable code (SQLSTATE).
+    #[must_use]
+    pub fn with_code(mut self, code: impl Into<String>) -> SinkError {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// The constraint that refused the row.
+    #[must_use]
+    pub fn with_constraint(mut self, constraint: impl Into<String>) -> SinkError {
+        self.constraint = Some(constraint.into());
+        self
+    }
+}
+
+impl fmt::Display for SinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} failure", self.failure)?;
+        if let Some(code) = &self.code {
+            write!(f, " ({code})")?;
+        }
+        if let Some(row) = self.row {
+            write!(f, " at row {row}")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(constraint) = &self.constraint {
+            write!(f, " [constraint {constraint}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl Error for SinkError {}
+
+/// Why a row was not written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NackReason {
+    /// The sink refused this row ([`Failure::Row`]); the rows around it were
+    /// written without it.
+    Rejected(SinkError),
+    /// A permanent failure of the batch the row was in.
+    Failed(SinkError),
+    /// Transient failures used up the retry budget; this is the last of them.
+    RetriesExhausted(SinkError),
+    /// The batcher was closed and its deadline passed before the row was written.
+    Closed,
+}
+
+impl fmt::Display for NackReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NackReason::Rejected(e) => write!(f, "row rejected: {e}"),
+            NackReason::Failed(e) => write!(f, "batch failed: {e}"),
+            NackReason::RetriesExhausted(e) => write!(f, "retry budget used up, last error: {e}"),
+            NackReason::Closed => f.write_str("the batcher closed before the row was written"),
+        }
+    }
+}
+
+/// A row that was not written, handed back with the reason.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Nack<T> {
+    /// The row, as it was submitted.
+    pub row: T,
+    /// Why it was not written.
+    pub reason: NackReason,
+}
+
+impl<T> fmt::Debug for Nack<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Nack")
+            .field("reason", &self.reason)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for Nack<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.reason.fmt(f)
+    }
+}
+
+impl<T> Error for Nack<T> {}
+
+/// A row not accepted by [`submit`](crate::Batcher::submit); the row comes back.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubmitError<T> {
+    /// The queue stayed full for the whole timeout.
+    Timeout(T),
+    /// The batcher is closed.
+    Closed(T),
+    /// The row alone is larger than the queue's byte bound: it could never fit.
+    TooLarge(T),
+}
+
+/// A row not accepted by [`try_submit`](crate::Batcher::try_submit).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TrySubmitError<T> {
+    /// The queue is full now.
+    Full(T),
+    /// The batcher is closed.
+    Closed(T),
+    /// The row alone is larger than the queue's byte bound.
+    TooLarge(T),
+}
+
+impl<T> SubmitError<T> {
+    /// The row handed back.
+    pub fn into_inner(self) -> T {
+        match self {
+            SubmitError::Timeout(row) | SubmitError::Closed(row) | SubmitError::TooLarge(row) => {
+                row
+            }
+        }
+    }
+}
+
+impl<T> TrySubmitError<T> {
+    /// The row handed back.
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySubmitError::Full(row)
+            | TrySubmitError::Closed(row)
+            | TrySubmitError::TooLarge(row) => row,
+        }
+    }
+}
+
+impl<T> fmt::Debug for SubmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SubmitError::Timeout(_) => "Timeout(..)",
+            SubmitError::Closed(_) => "Closed(..)",
+            SubmitError::TooLarge(_) => "TooLarge(..)",
+        })
+    }
+}
+
+impl<T> fmt::Debug for TrySubmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySubmitError::Full(_) => "Full(..)",
+            TrySubmitError::Closed(_) => "Closed(..)",
+            TrySubmitError::TooLarge(_) => "TooLarge(..)",
+        })
+    }
+}
+
+impl<T> fmt::Display for SubmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SubmitError::Timeout(_) => {
+                "the queue stayed full for the whole timeout; the row is handed back"
+            }
+            SubmitError::Closed(_) => "the batcher is closed; the row is handed back",
+            SubmitError::TooLarge(_) => {
+                "the row is larger than the queue's byte bound; raise queue_bytes"
+            }
+        })
+    }
+}
+
+impl<T> fmt::Display for TrySubmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySubmitError::Full(_) => "the queue is full; the row is handed back",
+            TrySubmitError::Closed(_) => "the batcher is closed; the row is handed back",
+            TrySubmitError::TooLarge(_) => {
+                "the row is larger than the queue's byte bound; raise queue_bytes"
+            }
+        })
+    }
+}
+
+impl<T> Error for SubmitError<T> {}
+impl<T> Error for TrySubmitError<T> {}
+
+/// A configuration that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A bound of zero: `max_rows`, `max_bytes`, `queue_rows`, `queue_bytes` or
+    /// `flushers`. The field is named.
+    Zero(&'static str),
+    /// A batch bound above the queue's: batches could never fill.
+    BatchAboveQueue {
+        /// `max_rows`.
+        max_rows: usize,
+        /// `queue_rows`.
+        queue_rows: usize,
+    },
+    /// A linger of zero: every row would be its own batch. Use `max_rows(1)` to
+    /// say so.
+    ZeroLinger,
+    /// More flusher threads than the limit (64).
+    TooManyFlushers(usize),
+    /// A retry backoff whose start is above its cap, or zero.
+    BadBackoff {
+        /// The first wait.
+        initial: Duration,
+        /// The longest wait.
+        max: Duration,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Zero(field) => write!(f, "{field} is zero: give at least 1"),
+            ConfigError::BatchAboveQueue {
+                max_rows,
+                queue_rows,
+            } => write!(
+                f,
+                "max_rows {max_rows} is above queue_rows {queue_rows}: a batch could never fill"
+            ),
+            ConfigError::ZeroLinger => f.write_str(
+                "linger is zero: use max_rows(1) for one row per batch, or give a linger",
+            ),
+            ConfigError::TooManyFlushers(n) => write!(f, "{n} flushers: at most 64"),
+            ConfigError::BadBackoff { initial, max } => write!(
+                f,
+                "retry backoff from {initial:?} to {max:?}: the first wait must be above zero and at most the cap"
+            ),
+        }
+    }
+}
+
+impl Error for ConfigError {}
+
+/// Why [`Builder::build`](crate::Builder::build) failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The configuration.
+    Config(ConfigError),
+    /// Opening a flusher's sink failed (for PostgreSQL: connecting).
+    Sink(SinkError),
+    /// The OS refused a thread.
+    Spawn(String),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Config(e) => write!(f, "bad configuration: {e}"),
+            BuildError::Sink(e) => write!(f, "opening a sink failed: {e}"),
+            BuildError::Spawn(e) => write!(f, "spawning a flusher thread failed: {e}"),
+        }
+    }
+}
+
+impl Error for BuildError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            BuildError::Config(e) => Some(e),
+            BuildError::Sink(e) => Some(e),
+            BuildError::Spawn(_) => None,
+        }
+    }
+}
+
+impl From<ConfigError> for BuildError {
+    fn from(e: ConfigError) -> BuildError {
+        BuildError::Config(e)
+    }
+}

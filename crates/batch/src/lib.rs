@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod batcher;
+mod config;
+mod deliver;
+mod error;
+mod sink;
+mod stats;
+mod ticket;
+
+pub use batcher::Batcher;
+pub use config::{Builder, RetryPolicy};
+pub use error::{
+    BuildError, ConfigError, Failure, Nack, NackReason, SinkError, SubmitError, TrySubmitError,
+};
+/// The clock type of [`Builder::clock`], re-exported so that users need not
+/// depend on quanta themselves.
+pub use quanta;
+pub use sink::{FnSink, Sink};
+pub use stats::Stats;
+pub use ticket::Ticket;

@@ -1,0 +1,90 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+/// Why a batch left the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reason {
+    Rows,
+    Bytes,
+    Linger,
+    Close,
+}
+
+/// A snapshot of a batcher's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Rows accepted by a submit.
+    pub submitted: u64,
+    /// Rows written (their write committed).
+    pub acked: u64,
+    /// Rows not written, handed back or sent to the dead-letter callback.
+    pub nacked: u64,
+    /// Row writes repeated after a failure (a row sent twice counts once more).
+    pub retried: u64,
+    /// Writes that committed.
+    pub batches: u64,
+    /// Writes that failed.
+    pub failed_writes: u64,
+    /// Batches taken from the queue because they reached `max_rows`.
+    pub flushed_rows: u64,
+    /// ... because they reached `max_bytes`.
+    pub flushed_bytes: u64,
+    /// ... because their oldest row waited `linger`.
+    pub flushed_linger: u64,
+    /// ... because the batcher was closing.
+    pub flushed_close: u64,
+    /// Rows waiting in the queue now.
+    pub queued_rows: usize,
+    /// Their estimated bytes.
+    pub queued_bytes: usize,
+    /// The last failure, for people.
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) submitted: AtomicU64,
+    pub(crate) acked: AtomicU64,
+    pub(crate) nacked: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) batches: AtomicU64,
+    pub(crate) failed_writes: AtomicU64,
+    flushed: [AtomicU64; 4],
+    last_error: Mutex<Option<String>>,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn flushed(&self, reason: Reason) {
+        self.flushed[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn failed(&self, error: &crate::SinkError) {
+        self.failed_writes.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock() = Some(error.to_string());
+    }
+
+    pub(crate) fn snapshot(&self, queued_rows: usize, queued_bytes: usize) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            submitted: get(&self.submitted),
+            acked: get(&self.acked),
+            nacked: get(&self.nacked),
+            retried: get(&self.retried),
+            batches: get(&self.batches),
+            failed_writes: get(&self.failed_writes),
+            flushed_rows: get(&self.flushed[Reason::Rows as usize]),
+            flushed_bytes: get(&self.flushed[Reason::Bytes as usize]),
+            flushed_linger: get(&self.flushed[Reason::Linger as usize]),
+            flushed_close: get(&self.flushed[Reason::Close as usize]),
+            queued_rows,
+            queued_bytes,
+            last_error: self.last_error.lock().clone(),
+        }
+    }
+}
