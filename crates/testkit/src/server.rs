@@ -226,11 +226,24 @@ impl PgServer {
         Ok(PgServer {
             target: Target::Private {
                 port,
-                socket_dir,
-                data_dir,
+                socket_dir: socket_dir.clone(),
+                data_dir: data_dir.clone(),
                 pid,
             },
-            instance: Mutex::new(Some(Instance { dir, child, keeper })),
+            instance: Mutex::new(Some(Instance {
+                dir,
+                child,
+                keeper,
+                launch: Launch {
+                    bin_dir,
+                    data_dir,
+                    port,
+                    socket_dir,
+                    durability: options.durability,
+                    run_as,
+                    startup_timeout: options.startup_timeout,
+                },
+            })),
         })
     }
 
@@ -282,12 +295,75 @@ impl PgServer {
         }
     }
 
-    /// The process id of a private server's postmaster.
+    /// The process id of a private server's postmaster (a new one after
+    /// [`PgServer::restart`]).
     pub fn pid(&self) -> Option<u32> {
         match &self.target {
-            Target::Private { pid, .. } => Some(*pid),
+            Target::Private { pid, .. } => Some(
+                self.lock_instance()
+                    .as_ref()
+                    .map_or(*pid, |instance| instance.child.id()),
+            ),
             Target::External { .. } => None,
         }
+    }
+
+    fn lock_instance(&self) -> std::sync::MutexGuard<'_, Option<Instance>> {
+        match self.instance.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Stops a private server (fast shutdown: clients are disconnected), keeps
+    /// it down for `down_for`, and starts it again on the same port and data.
+    /// For tests of what clients do while their server restarts.
+    ///
+    /// # Errors
+    /// The new start's failure, with the server's log; [`StartError::Io`] for
+    /// an external or stopped server.
+    pub fn restart(&self, down_for: Duration) -> Result<(), StartError> {
+        let mut guard = self.lock_instance();
+        let Some(instance) = guard.take() else {
+            return Err(StartError::Io {
+                action: "restart a server that is stopped or external".into(),
+                source: io::Error::other("no running private server"),
+            });
+        };
+        let Instance {
+            dir,
+            mut child,
+            keeper,
+            launch,
+        } = instance;
+        stop_child(&mut child);
+        keeper.release();
+        thread::sleep(down_for);
+        let l = &launch;
+        let cmd = postgres_command(
+            &l.bin_dir,
+            &dir,
+            &l.data_dir,
+            l.port,
+            l.socket_dir.as_deref(),
+            l.durability,
+            l.run_as,
+        )?;
+        let (mut child, keeper) = spawn_kept(cmd).map_err(io_err("start postgres again"))?;
+        if let Err(e) = wait_ready(&mut child, &l.data_dir, Instant::now() + l.startup_timeout) {
+            stop_child(&mut child);
+            keeper.release();
+            let log = log_tail(&dir.join("postgres.log"));
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e.with_log(log));
+        }
+        *guard = Some(Instance {
+            dir,
+            child,
+            keeper,
+            launch,
+        });
+        Ok(())
     }
 
     /// A new client connection: over the unix socket when there is one.
@@ -331,10 +407,7 @@ impl PgServer {
     /// Stops a private server (fast shutdown) and removes its folder. Idempotent; a
     /// no-op for an external server.
     pub fn stop(&self) {
-        let instance = match self.instance.lock() {
-            Ok(mut guard) => guard.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
+        let instance = self.lock_instance().take();
         if let Some(instance) = instance {
             instance.shutdown();
         }
@@ -353,6 +426,19 @@ struct Instance {
     dir: PathBuf,
     child: Child,
     keeper: Keeper,
+    launch: Launch,
+}
+
+/// What starting the postmaster again needs.
+#[derive(Debug, Clone)]
+struct Launch {
+    bin_dir: PathBuf,
+    data_dir: PathBuf,
+    port: u16,
+    socket_dir: Option<PathBuf>,
+    durability: Durability,
+    run_as: Option<ServiceUser>,
+    startup_timeout: Duration,
 }
 
 impl Instance {

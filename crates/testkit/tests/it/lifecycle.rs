@@ -92,3 +92,33 @@ fn dropping_a_server_stops_it() {
         "drop stops the server"
     );
 }
+
+#[test]
+fn restart_keeps_the_data_and_the_address() {
+    let base = Scratch::new("restart");
+    let options = Options {
+        base_dir: Some(base.0.clone()),
+        ..Options::default()
+    };
+    let Some(pg) = start_or_skip(options, "testkit restart") else {
+        return;
+    };
+    let mut client = pg.connect().unwrap();
+    client
+        .batch_execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)")
+        .unwrap();
+    let (url, pid) = (pg.url(), pg.pid());
+    pg.restart(std::time::Duration::from_millis(200)).unwrap();
+    // The old connection was cut by the fast shutdown.
+    assert!(client.query_one("SELECT 1", &[]).is_err());
+    assert_eq!(pg.url(), url);
+    assert_ne!(pg.pid(), pid, "a new postmaster");
+    let mut client = pg.connect().unwrap();
+    let v: i32 = client.query_one("SELECT v FROM kept", &[]).unwrap().get(0);
+    assert_eq!(v, 7);
+    pg.stop();
+    assert!(
+        pg.restart(std::time::Duration::ZERO).is_err(),
+        "a stopped server stays stopped"
+    );
+}
