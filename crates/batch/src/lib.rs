@@ -5,6 +5,7 @@ mod batcher;
 mod config;
 mod deliver;
 mod error;
+pub mod pg;
 mod sink;
 mod stats;
 mod ticket;

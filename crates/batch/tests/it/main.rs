@@ -3,6 +3,7 @@
 
 mod behaviour;
 mod failures;
+mod pg;
 mod prop;
 
 use std::sync::Arc;

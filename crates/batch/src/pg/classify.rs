@@ -1,0 +1,116 @@
+//! PostgreSQL errors sorted into the batcher's failure classes.
+
+use postgres::error::DbError;
+
+use crate::error::{Failure, SinkError};
+
+/// Where in a write an error happened: a lost connection while COMMIT was in
+/// flight leaves the outcome unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    Prepare,
+    Rows,
+    Commit,
+}
+
+/// What the batcher does with a server error of SQLSTATE `code`: the table in
+/// the crate documentation, as a function.
+///
+/// ```
+/// use prodkit_batch::{Failure, pg::failure_of};
+/// assert_eq!(failure_of("23505"), Failure::Row); // unique_violation
+/// assert_eq!(failure_of("40001"), Failure::Transient); // serialization_failure
+/// ```
+pub fn failure_of(code: &str) -> Failure {
+    match code {
+        // query_canceled: the statement timeout.
+        "57014" => Failure::TooLarge,
+        // admin_shutdown, crash_shutdown, cannot_connect_now; serialization
+        // failure, deadlock, lock_not_available.
+        "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "55P03" => Failure::Transient,
+        _ => match code.get(..2) {
+            // data_exception, integrity_constraint_violation: the row.
+            Some("22" | "23") => Failure::Row,
+            // connection_exception, insufficient_resources, system_error.
+            Some("08" | "53" | "58") => Failure::Transient,
+            // syntax or access rule, authorization, invalid catalog (database),
+            // invalid schema name; and anything else we do not know: not retried.
+            _ => Failure::Permanent,
+        },
+    }
+}
+
+/// The 1-based line a COPY error names ("COPY t, line 501, column v: ..."), as a
+/// 0-based row index.
+pub(crate) fn copy_row(db: &DbError) -> Option<usize> {
+    let context = db.where_()?;
+    let after = context.split("line ").nth(1)?;
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse::<usize>().ok()?.checked_sub(1)
+}
+
+/// `error` as a [`SinkError`]. `row` is the index of the row being encoded when
+/// the error is an encoding error of that row.
+pub(crate) fn classify(
+    error: &postgres::Error,
+    step: Step,
+    copy: bool,
+    row: Option<usize>,
+) -> SinkError {
+    if let Some(db) = error.as_db_error() {
+        let code = db.code().code();
+        let mut e = SinkError::new(failure_of(code), db.message()).with_code(code);
+        if let Some(constraint) = db.constraint() {
+            e = e.with_constraint(constraint);
+        }
+        if copy && e.failure == Failure::Row {
+            e.row = copy_row(db);
+        }
+        return e;
+    }
+    let io = std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>());
+    if error.is_closed() || io || row.is_none() {
+        let failure = if step == Step::Commit {
+            Failure::UnknownOutcome
+        } else {
+            Failure::Transient
+        };
+        return SinkError::new(failure, error.to_string());
+    }
+    // Not from the server and the connection is fine: the row could not be
+    // encoded for its column (a type mismatch, a value out of range).
+    let mut e = SinkError::new(Failure::Row, error.to_string());
+    e.row = row;
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_classes() {
+        for (code, failure) in [
+            ("23505", Failure::Row),
+            ("23503", Failure::Row),
+            ("22P02", Failure::Row),
+            ("22003", Failure::Row),
+            ("08006", Failure::Transient),
+            ("08001", Failure::Transient),
+            ("53300", Failure::Transient),
+            ("57P01", Failure::Transient),
+            ("57P03", Failure::Transient),
+            ("40001", Failure::Transient),
+            ("40P01", Failure::Transient),
+            ("55P03", Failure::Transient),
+            ("57014", Failure::TooLarge),
+            ("42P01", Failure::Permanent),
+            ("42501", Failure::Permanent),
+            ("28P01", Failure::Permanent),
+            ("3D000", Failure::Permanent),
+            ("XX000", Failure::Permanent),
+        ] {
+            assert_eq!(failure_of(code), failure, "{code}");
+        }
+    }
+}
