@@ -527,7 +527,9 @@ fn a_commit_whose_answer_is_lost_is_stored_once_with_a_key_and_at_least_once_wit
 
 #[test]
 fn a_statement_timeout_halves_the_batch_and_a_deferred_constraint_is_bisected() {
-    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else { return };
+    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
+        return;
+    };
     let mut admin = pg.connect().unwrap();
     // Each row takes 2 ms in a trigger; statements may take 60 ms: batches of 200
     // time out (57014) and are halved until they fit.
@@ -539,7 +541,9 @@ fn a_statement_timeout_halves_the_batch_and_a_deferred_constraint_is_bisected() 
              CREATE TRIGGER b_slow_row BEFORE INSERT ON b_slow FOR EACH ROW EXECUTE FUNCTION b_slow_row();",
         )
         .unwrap();
-    let target = PgTarget::new(&pg.url(), "b_slow", COLUMNS).unwrap().statement_timeout(Duration::from_millis(60));
+    let target = PgTarget::new(&pg.url(), "b_slow", COLUMNS)
+        .unwrap()
+        .statement_timeout(Duration::from_millis(60));
     let batcher = builder().max_rows(200).build(|| target.open()).unwrap();
     let (acked, nacked) = run(&batcher, (0..400).map(ev));
     assert!(nacked.is_empty(), "{nacked:?}");
@@ -562,7 +566,9 @@ fn a_statement_timeout_halves_the_batch_and_a_deferred_constraint_is_bisected() 
     let (acked, nacked) = run(&batcher, (0..500).map(ev));
     assert_eq!(nacked.len(), 1);
     assert_eq!(nacked[0].0, 123);
-    assert!(matches!(&nacked[0].1, NackReason::Rejected(e) if e.code.as_deref() == Some("23505") && e.row.is_none()));
+    assert!(
+        matches!(&nacked[0].1, NackReason::Rejected(e) if e.code.as_deref() == Some("23505") && e.row.is_none())
+    );
     let mut stored = ids(&mut admin, "b_deferred");
     stored.retain(|&i| i != 123);
     assert_eq!(stored, acked);
