@@ -49,13 +49,25 @@ pub(crate) fn copy_row(db: &DbError) -> Option<usize> {
     digits.parse::<usize>().ok()?.checked_sub(1)
 }
 
-/// `error` as a [`SinkError`]. `row` is the index of the row being encoded when
-/// the error is an encoding error of that row.
+/// Which rows the client was encoding when a call failed: an error that neither
+/// the server nor the connection raised is then a value that could not be
+/// encoded for its column (a type mismatch, a value out of range).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// The call encodes no row values.
+    Nothing,
+    /// The call encodes this row (a COPY row).
+    Row(usize),
+    /// The call encodes the whole batch (the unnest arrays): the row is unknown.
+    Batch,
+}
+
+/// `error` as a [`SinkError`].
 pub(crate) fn classify(
     error: &postgres::Error,
     step: Step,
     copy: bool,
-    row: Option<usize>,
+    encoding: Encoding,
 ) -> SinkError {
     if let Some(db) = error.as_db_error() {
         let code = db.code().code();
@@ -69,7 +81,7 @@ pub(crate) fn classify(
         return e;
     }
     let io = std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>());
-    if error.is_closed() || io || row.is_none() {
+    if error.is_closed() || io || encoding == Encoding::Nothing {
         let failure = if step == Step::Commit {
             Failure::UnknownOutcome
         } else {
@@ -77,11 +89,13 @@ pub(crate) fn classify(
         };
         return SinkError::new(failure, error.to_string());
     }
-    // Not from the server and the connection is fine: the row could not be
-    // encoded for its column (a type mismatch, a value out of range).
-    let mut e = SinkError::new(Failure::Row, error.to_string());
-    e.row = row;
-    e
+    // Not from the server and the connection is fine: a value could not be
+    // encoded. With the row unknown the batcher bisects down to it.
+    let e = SinkError::new(Failure::Row, error.to_string());
+    match encoding {
+        Encoding::Row(row) => e.at_row(row),
+        _ => e,
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::error::{Failure, SinkError};
 use crate::sink::Sink;
 use array::Column;
 pub use classify::failure_of;
-use classify::{Step, classify};
+use classify::{Encoding, Step, classify};
 
 /// A row that a PostgreSQL sink can write: its column values, in the order of
 /// the columns given to [`PgTarget::new`].
@@ -269,7 +269,8 @@ impl<T> PgSink<T> {
         } else {
             t.config.connect(NoTls)
         };
-        let mut client = connected.map_err(|e| classify(&e, Step::Prepare, false, None))?;
+        let mut client =
+            connected.map_err(|e| classify(&e, Step::Prepare, false, Encoding::Nothing))?;
         let setup = |client: &mut Client| -> Result<i32, postgres::Error> {
             if let Some(timeout) = t.statement_timeout {
                 client.batch_execute(&format!(
@@ -281,7 +282,8 @@ impl<T> PgSink<T> {
                 .query_one("SELECT pg_backend_pid()", &[])
                 .map(|row| row.get(0))
         };
-        let pid = setup(&mut client).map_err(|e| classify(&e, Step::Prepare, false, None))?;
+        let pid = setup(&mut client)
+            .map_err(|e| classify(&e, Step::Prepare, false, Encoding::Nothing))?;
         Ok(Conn {
             client,
             pid,
@@ -298,7 +300,7 @@ impl<T: PgRow> PgSink<T> {
         };
         let t = &self.target;
         let pid = conn.pid;
-        let prepare = |e: postgres::Error| classify(&e, Step::Prepare, false, None);
+        let prepare = |e: postgres::Error| classify(&e, Step::Prepare, false, Encoding::Nothing);
         if t.mode == Mode::Copy && t.conflict.is_some() && !conn.staged {
             conn.client
                 .batch_execute(&format!(
@@ -320,10 +322,10 @@ impl<T: PgRow> PgSink<T> {
         let mut values: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(ncols);
         match t.mode {
             Mode::Copy => {
-                let copy = |e: postgres::Error, row| classify(&e, Step::Rows, true, row);
+                let copy = |e: postgres::Error, at| classify(&e, Step::Rows, true, at);
                 let writer = tx
                     .copy_in(self.copy_sql.as_str())
-                    .map_err(|e| copy(e, None))?;
+                    .map_err(|e| copy(e, Encoding::Nothing))?;
                 let mut writer = BinaryCopyInWriter::new(writer, &t.types);
                 for (i, row) in rows.iter().enumerate() {
                     if i == half
@@ -334,12 +336,14 @@ impl<T: PgRow> PgSink<T> {
                     values.clear();
                     row.values(&mut values);
                     check_arity(values.len(), ncols, i)?;
-                    writer.write(&values).map_err(|e| copy(e, Some(i)))?;
+                    writer
+                        .write(&values)
+                        .map_err(|e| copy(e, Encoding::Row(i)))?;
                 }
-                writer.finish().map_err(|e| copy(e, None))?;
+                writer.finish().map_err(|e| copy(e, Encoding::Nothing))?;
                 if let Some(insert) = &conn.insert {
                     tx.execute(insert, &[])
-                        .map_err(|e| classify(&e, Step::Rows, false, None))?;
+                        .map_err(|e| classify(&e, Step::Rows, false, Encoding::Nothing))?;
                 }
             }
             Mode::Insert => {
@@ -363,7 +367,7 @@ impl<T: PgRow> PgSink<T> {
                     return Err(SinkError::new(Failure::Transient, "statement not prepared"));
                 };
                 tx.execute(insert, &params)
-                    .map_err(|e| classify(&e, Step::Rows, false, None))?;
+                    .map_err(|e| classify(&e, Step::Rows, false, Encoding::Batch))?;
             }
         }
         if let Some(observer) = &t.observer {
@@ -373,7 +377,7 @@ impl<T: PgRow> PgSink<T> {
         // is never sent into a failed transaction, where the server would answer
         // ROLLBACK and rust-postgres report success (rust-postgres #1334).
         tx.commit()
-            .map_err(|e| classify(&e, Step::Commit, false, None))
+            .map_err(|e| classify(&e, Step::Commit, false, Encoding::Nothing))
     }
 }
 

@@ -5,6 +5,7 @@ mod behaviour;
 mod failures;
 mod pg;
 mod prop;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;

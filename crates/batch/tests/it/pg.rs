@@ -14,6 +14,8 @@ use prodkit_batch::pg::{Mode, PgRow, PgTarget, Phase};
 use prodkit_batch::{Batcher, Builder, Failure, NackReason, RetryPolicy, Ticket};
 use prodkit_testkit::{Durability, Options, PgServer, shared_or_skip};
 
+use crate::wire::Proxy;
+
 #[derive(Debug, Clone, PartialEq)]
 struct Ev {
     id: i64,
@@ -329,143 +331,6 @@ fn a_server_restart_mid_batch_and_an_outage_of_seconds_lose_nothing() {
     }
 }
 
-/// A loopback TCP proxy in front of the server that, once armed, lets one
-/// COMMIT through and then cuts the connection before its answer reaches the
-/// client: the transaction is committed, the client cannot know.
-struct CommitCutter {
-    port: u16,
-    armed: Arc<AtomicBool>,
-    cuts: Arc<std::sync::atomic::AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
-    acceptor: Option<std::thread::JoinHandle<()>>,
-}
-
-impl CommitCutter {
-    fn start(upstream: u16) -> CommitCutter {
-        use std::net::{TcpListener, TcpStream};
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let armed = Arc::new(AtomicBool::new(true));
-        let cuts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>> = Arc::default();
-        let (a, c, s, t) = (
-            Arc::clone(&armed),
-            Arc::clone(&cuts),
-            Arc::clone(&stop),
-            Arc::clone(&threads),
-        );
-        let acceptor = std::thread::spawn(move || {
-            for client in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(client) = client else { return };
-                let server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-                // Message by message: without NODELAY each would wait for an ACK.
-                server.set_nodelay(true).unwrap();
-                client.set_nodelay(true).unwrap();
-                let commit_sent = Arc::new(AtomicBool::new(false));
-                let (c2s_in, c2s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let (armed, sent) = (Arc::clone(&a), Arc::clone(&commit_sent));
-                let one =
-                    std::thread::spawn(move || forward_client(c2s_in, c2s_out, &armed, &sent));
-                let (armed, cuts) = (Arc::clone(&a), Arc::clone(&c));
-                let two = std::thread::spawn(move || {
-                    forward_server(server, client, &armed, &commit_sent, &cuts)
-                });
-                t.lock().extend([one, two]);
-            }
-        });
-        CommitCutter {
-            port,
-            armed,
-            cuts,
-            stop,
-            threads,
-            acceptor: Some(acceptor),
-        }
-    }
-}
-
-impl Drop for CommitCutter {
-    /// Joins the proxy's threads: the acceptor (woken by one last connection)
-    /// and the forwarders, which end when the batcher's connections close.
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(acceptor) = self.acceptor.take() {
-            acceptor.join().unwrap();
-        }
-        for forwarder in std::mem::take(&mut *self.threads.lock()) {
-            forwarder.join().unwrap();
-        }
-    }
-}
-
-fn read_message(from: &mut impl std::io::Read, typed: bool) -> Option<Vec<u8>> {
-    let mut head = vec![0u8; if typed { 5 } else { 4 }];
-    from.read_exact(&mut head).ok()?;
-    let len = u32::from_be_bytes(head[head.len() - 4..].try_into().unwrap()) as usize;
-    let mut body = vec![0u8; len - 4];
-    from.read_exact(&mut body).ok()?;
-    head.extend_from_slice(&body);
-    Some(head)
-}
-
-fn forward_client(
-    mut client: std::net::TcpStream,
-    mut server: std::net::TcpStream,
-    armed: &AtomicBool,
-    sent: &AtomicBool,
-) {
-    use std::io::Write;
-    let Some(startup) = read_message(&mut client, false) else {
-        return;
-    };
-    if server.write_all(&startup).is_err() {
-        return;
-    }
-    while let Some(message) = read_message(&mut client, true) {
-        if armed.load(Ordering::SeqCst) && message[0] == b'Q' && message[5..].starts_with(b"COMMIT")
-        {
-            sent.store(true, Ordering::SeqCst);
-        }
-        if server.write_all(&message).is_err() {
-            return;
-        }
-    }
-    let _ = server.shutdown(std::net::Shutdown::Both);
-}
-
-fn forward_server(
-    mut server: std::net::TcpStream,
-    mut client: std::net::TcpStream,
-    armed: &AtomicBool,
-    sent: &AtomicBool,
-    cuts: &std::sync::atomic::AtomicUsize,
-) {
-    use std::io::Write;
-    while let Some(message) = read_message(&mut server, true) {
-        if message[0] == b'C'
-            && message[5..].starts_with(b"COMMIT")
-            && sent.load(Ordering::SeqCst)
-            && armed.swap(false, Ordering::SeqCst)
-        {
-            // The server has committed; the client never hears of it.
-            cuts.fetch_add(1, Ordering::SeqCst);
-            let _ = client.shutdown(std::net::Shutdown::Both);
-            let _ = server.shutdown(std::net::Shutdown::Both);
-            return;
-        }
-        if client.write_all(&message).is_err() {
-            return;
-        }
-    }
-    let _ = client.shutdown(std::net::Shutdown::Both);
-}
-
 #[test]
 fn a_commit_whose_answer_is_lost_is_stored_once_with_a_key_and_at_least_once_without() {
     let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
@@ -492,9 +357,10 @@ fn a_commit_whose_answer_is_lost_is_stored_once_with_a_key_and_at_least_once_wit
                 ))
                 .unwrap();
         }
-        let proxy = CommitCutter::start(port);
-        let url = format!("postgresql://postgres@127.0.0.1:{}/postgres", proxy.port);
-        let mut target = PgTarget::new(&url, &name, COLUMNS).unwrap().mode(mode);
+        let proxy = Proxy::start(port, true);
+        let mut target = PgTarget::new(&proxy.url(), &name, COLUMNS)
+            .unwrap()
+            .mode(mode);
         if keyed {
             target = target.on_conflict_do_nothing(&["id"]);
         }
@@ -502,7 +368,7 @@ fn a_commit_whose_answer_is_lost_is_stored_once_with_a_key_and_at_least_once_wit
         let (acked, nacked) = run(&batcher, (0..1200).map(ev));
         let what = format!("{mode:?}, key {keyed}");
         assert_eq!(
-            proxy.cuts.load(Ordering::SeqCst),
+            proxy.seen.get(|s| &s.cuts),
             1,
             "{what}: one COMMIT answer was lost"
         );
@@ -573,4 +439,236 @@ fn a_statement_timeout_halves_the_batch_and_a_deferred_constraint_is_bisected() 
     stored.retain(|&i| i != 123);
     assert_eq!(stored, acked);
     assert_eq!(acked.len(), 499);
+}
+
+/// A row whose body may be a value of the wrong type for the text column: it
+/// cannot be encoded, and only the client can tell.
+#[derive(Debug)]
+struct Loose {
+    id: i64,
+    body: Result<String, i32>,
+}
+
+impl PgRow for Loose {
+    fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+        out.push(&self.id);
+        match &self.body {
+            Ok(text) => out.push(text),
+            Err(number) => out.push(number),
+        }
+    }
+}
+
+#[test]
+fn a_value_that_cannot_be_encoded_refuses_only_its_row() {
+    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
+        return;
+    };
+    let mut admin = pg.connect().unwrap();
+    for (mode, name) in [(Mode::Copy, "b_enc_copy"), (Mode::Insert, "b_enc_insert")] {
+        table(&mut admin, name);
+        // The backends that ran writes: one, if no failure was taken for a
+        // broken connection.
+        let backends: Arc<Mutex<Vec<i32>>> = Arc::default();
+        let target = PgTarget::new(&pg.url(), name, COLUMNS)
+            .unwrap()
+            .mode(mode)
+            .observe({
+                let backends = Arc::clone(&backends);
+                move |phase, pid| {
+                    if phase == Phase::Begun {
+                        backends.lock().push(pid);
+                    }
+                }
+            });
+        let batcher = Batcher::builder()
+            .max_rows(300)
+            .linger(Duration::from_millis(5))
+            .retry(fast_retries())
+            .build(|| target.open())
+            .unwrap();
+        let bad = [100, 250];
+        let tickets: Vec<_> = (0..300)
+            .map(|id| {
+                let body = if bad.contains(&id) {
+                    Err(7)
+                } else {
+                    Ok(ev(id).body)
+                };
+                batcher.submit(Loose { id, body }).unwrap()
+            })
+            .collect();
+        batcher.close(Duration::from_secs(60));
+        let mut refused = Vec::new();
+        for ticket in tickets {
+            if let Err(nack) = ticket.wait() {
+                match &nack.reason {
+                    NackReason::Rejected(e) => {
+                        assert_eq!(e.failure, Failure::Row, "{mode:?}: {e}");
+                        assert!(e.code.is_none(), "{mode:?}: the client refused it: {e}");
+                    }
+                    other => panic!("{mode:?}: {other:?}"),
+                }
+                refused.push(nack.row.id);
+            }
+        }
+        assert_eq!(refused, bad, "{mode:?}");
+        let acked: Vec<i64> = (0..300).filter(|id| !bad.contains(id)).collect();
+        assert_eq!(ids(&mut admin, name), acked, "{mode:?}");
+        let backends = backends.lock();
+        assert!(backends.len() >= 3, "{mode:?}: {backends:?}");
+        assert!(
+            backends.iter().all(|&pid| pid == backends[0]),
+            "{mode:?}: an encoding error is no reason to reconnect: {backends:?}"
+        );
+        if mode == Mode::Copy {
+            // The row is known: two failed writes, then the 298 at once.
+            assert_eq!(batcher.stats().failed_writes, 2);
+        }
+    }
+}
+
+/// rust-postgres #1334: COMMIT sent into a failed transaction is answered with
+/// ROLLBACK, and `Transaction::commit` reports success. The proxy sees it.
+#[test]
+fn commit_into_a_failed_transaction_reports_success_in_rust_postgres() {
+    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
+        return;
+    };
+    let Some(port) = pg.port() else {
+        eprintln!("skipped: the wire tests need a private server (DATABASE_URL is set)");
+        return;
+    };
+    let mut admin = pg.connect().unwrap();
+    table(&mut admin, "b_hazard");
+    let proxy = Proxy::start(port, false);
+    let mut client = Client::connect(&proxy.url(), postgres::NoTls).unwrap();
+    let mut tx = client.transaction().unwrap();
+    tx.execute("INSERT INTO b_hazard VALUES (1, 'fine')", &[])
+        .unwrap();
+    assert!(
+        tx.execute("INSERT INTO b_hazard VALUES (1, 'duplicate')", &[])
+            .is_err()
+    );
+    let committed = tx.commit();
+    assert_eq!(proxy.seen.get(|s| &s.failed_transactions), 1);
+    assert_eq!(
+        proxy.seen.get(|s| &s.commits_into_failed),
+        1,
+        "the proxy sees a COMMIT sent into a failed transaction"
+    );
+    assert!(
+        committed.is_ok(),
+        "rust-postgres #1334 is fixed: commit() now reports the rollback ({committed:?})"
+    );
+    assert!(
+        ids(&mut admin, "b_hazard").is_empty(),
+        "nothing was committed"
+    );
+    drop(client);
+}
+
+/// Every kind of row failure, through the proxy: the sinks roll back each
+/// failed transaction and never send COMMIT into one.
+#[test]
+fn the_sinks_never_send_commit_into_a_failed_transaction() {
+    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
+        return;
+    };
+    let Some(port) = pg.port() else {
+        eprintln!("skipped: the wire tests need a private server (DATABASE_URL is set)");
+        return;
+    };
+    let mut admin = pg.connect().unwrap();
+    for (mode, keyed, name) in [
+        (Mode::Copy, false, "b_wire_copy"),
+        (Mode::Copy, true, "b_wire_copy_key"),
+        (Mode::Insert, false, "b_wire_insert"),
+    ] {
+        // A duplicate of a stored key (23505), a check violation (23514) and a
+        // row the database refuses only at COMMIT (a deferred constraint).
+        admin
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS {name}; \
+                 CREATE TABLE {name} (id int8 PRIMARY KEY, body text CHECK (body <> 'bad'), \
+                 tag int8, CONSTRAINT {name}_tag UNIQUE (tag) DEFERRABLE INITIALLY DEFERRED); \
+                 INSERT INTO {name} VALUES (10, 'stored', 10), (2000, 'stored', 900)"
+            ))
+            .unwrap();
+        let proxy = Proxy::start(port, false);
+        let columns = &[
+            ("id", Type::INT8),
+            ("body", Type::TEXT),
+            ("tag", Type::INT8),
+        ];
+        let mut target = PgTarget::new(&proxy.url(), name, columns)
+            .unwrap()
+            .mode(mode);
+        if keyed {
+            // The duplicate now counts as written; the other two still fail.
+            target = target.on_conflict_do_nothing(&["id"]);
+        }
+        struct Tagged(Ev, i64);
+        impl PgRow for Tagged {
+            fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+                self.0.values(out);
+                out.push(&self.1);
+            }
+        }
+        let batcher = Batcher::builder()
+            .max_rows(1000)
+            .linger(Duration::from_millis(5))
+            .retry(fast_retries())
+            .build(|| target.open())
+            .unwrap();
+        let tickets: Vec<_> = (0..1000)
+            .map(|id| {
+                let mut row = Tagged(ev(id), id);
+                if id == 500 {
+                    row.0.body = "bad".into();
+                }
+                if id == 900 {
+                    row.1 = 900; // the tag of row 2000: refused at COMMIT
+                }
+                (id, batcher.submit(row).unwrap())
+            })
+            .collect();
+        batcher.close(Duration::from_secs(60));
+        let mut refused = Vec::new();
+        for (id, ticket) in tickets {
+            if let Err(nack) = ticket.wait() {
+                match nack.reason {
+                    NackReason::Rejected(e) => refused.push((id, e.code.unwrap_or_default())),
+                    other => panic!("{name}: {other:?}"),
+                }
+            }
+        }
+        let mut want = vec![
+            (10, "23505".to_string()),
+            (500, "23514".into()),
+            (900, "23505".into()),
+        ];
+        if keyed {
+            want.remove(0);
+        }
+        assert_eq!(refused, want, "{name}");
+        let mut stored = ids(&mut admin, name);
+        stored.retain(|id| ![10, 2000].contains(id));
+        let acked: Vec<i64> = (0..1000)
+            .filter(|id| ![10, 500, 900].contains(id))
+            .collect();
+        assert_eq!(stored, acked, "{name}");
+        drop(batcher);
+        let seen = &proxy.seen;
+        assert!(
+            seen.get(|s| &s.failed_transactions) >= want.len() - 1,
+            "{name}: the failures were seen on the wire: {seen:?}"
+        );
+        assert!(seen.get(|s| &s.commits) >= 2, "{name}: {seen:?}");
+        assert_eq!(
+            seen.get(|s| &s.commits_into_failed),
+            0,
+            "{name}: COMMIT was sent into a failed transaction: {seen:?}"
+        );
+    }
 }
