@@ -418,8 +418,14 @@ fn ratio(prodkit: &Measurement, other: &Measurement) -> Option<f64> {
     (den > 0.0 && num.is_finite() && den.is_finite()).then(|| num / den)
 }
 
-/// Measurements grouped by group, in order, each group in the order: prodkit
-/// first, then the others from best to worst.
+/// Whether `implementation` is one of ours: `prodkit`, or a variant of it
+/// named `prodkit_<variant>` (`prodkit_copy`, `prodkit_detached`).
+fn is_ours(implementation: &str) -> bool {
+    implementation == "prodkit" || implementation.starts_with("prodkit_")
+}
+
+/// Measurements grouped by group, in order, each group in the order: ours
+/// first, then the others, each part from best to worst.
 fn by_group(measurements: &[Measurement]) -> BTreeMap<&str, Vec<&Measurement>> {
     let mut groups: BTreeMap<&str, Vec<&Measurement>> = BTreeMap::new();
     for m in measurements {
@@ -434,8 +440,8 @@ fn by_group(measurements: &[Measurement]) -> BTreeMap<&str, Vec<&Measurement>> {
                     -m.value
                 }
             };
-            (a.implementation != "prodkit")
-                .cmp(&(b.implementation != "prodkit"))
+            (!is_ours(&a.implementation))
+                .cmp(&!is_ours(&b.implementation))
                 .then(key(a).total_cmp(&key(b)))
                 .then(a.implementation.cmp(&b.implementation))
         });
@@ -573,29 +579,50 @@ fn render_report(
         w,
         "Times are criterion medians. Ratio: how many times better `prodkit` is than each other \
          implementation in the same run (other/prodkit when lower is better, prodkit/other when \
-         higher is better; above 1 means prodkit wins).\n"
+         higher is better; above 1 means prodkit wins). A group with several variants of ours \
+         (`prodkit_copy`, `prodkit_insert`) has a ratio column for each.\n"
     );
     let groups = by_group(measurements);
     if groups.is_empty() {
         let _ = writeln!(w, "No benchmark group exists yet.");
     }
     for (group, rows) in &groups {
-        let prodkit = rows.iter().find(|m| m.implementation == "prodkit");
+        let ours: Vec<&Measurement> = rows
+            .iter()
+            .copied()
+            .filter(|m| is_ours(&m.implementation))
+            .collect();
         let _ = writeln!(w, "## {group}\n");
-        let _ = writeln!(
-            w,
-            "| impl | value | unit | better | ratio |\n|---|---:|---|---|---:|"
-        );
+        let mut header = String::from("| impl | value | unit | better |");
+        let mut rule = String::from("|---|---:|---|---|");
+        if ours.len() <= 1 {
+            header.push_str(" ratio |");
+            rule.push_str("---:|");
+        } else {
+            for o in &ours {
+                let _ = write!(header, " ratio of {} |", o.implementation);
+                rule.push_str("---:|");
+            }
+        }
+        let _ = writeln!(w, "{header}\n{rule}");
         for m in rows {
-            let r = match prodkit {
-                Some(p) if m.implementation != "prodkit" => {
-                    ratio(p, m).map_or("n/a".into(), |r| format!("{r:.2}x"))
-                }
-                _ => String::new(),
+            // No prodkit row: one empty ratio cell.
+            let mut cells = if ours.is_empty() {
+                "  |".to_string()
+            } else {
+                String::new()
             };
+            for o in &ours {
+                let r = if o.implementation == m.implementation {
+                    String::new()
+                } else {
+                    ratio(o, m).map_or("n/a".into(), |r| format!("{r:.2}x"))
+                };
+                let _ = write!(cells, " {r} |");
+            }
             let _ = writeln!(
                 w,
-                "| {} | {} | {} | {} | {r} |",
+                "| {} | {} | {} | {} |{cells}",
                 m.implementation,
                 format_value(m.value),
                 m.unit,
@@ -756,6 +783,29 @@ mod tests {
             "no ratio without a prodkit row"
         );
         assert!(report.contains("- x: a note"));
+
+        let variants = vec![
+            m("db/rows", "raw", 500.0, "rows/s", "higher"),
+            m("db/rows", "prodkit_copy", 400.0, "rows/s", "higher"),
+            m("db/rows", "prodkit_insert", 200.0, "rows/s", "higher"),
+        ];
+        let report = render_report(&variants, &[], &Machine::default(), "x", false);
+        let table: Vec<&str> = report
+            .lines()
+            .skip_while(|l| *l != "## db/rows")
+            .skip(2)
+            .take(5)
+            .collect();
+        assert_eq!(
+            table,
+            vec![
+                "| impl | value | unit | better | ratio of prodkit_copy | ratio of prodkit_insert |",
+                "|---|---:|---|---|---:|---:|",
+                "| prodkit_copy | 400.0 | rows/s | higher |  | 0.50x |",
+                "| prodkit_insert | 200.0 | rows/s | higher | 2.00x |  |",
+                "| raw | 500.0 | rows/s | higher | 0.80x | 0.40x |",
+            ]
+        );
         let empty = render_report(&[], &[], &Machine::default(), "cargo xtask bench", true);
         assert!(empty.contains("No benchmark group exists yet."));
     }
