@@ -169,7 +169,8 @@ impl<T: Send + 'static> Batcher<T> {
         if size > shared.queue_bytes {
             return Err(Refused::TooLarge(row));
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // Read the clock only when the queue is full: most submits find room.
+        let mut deadline = None;
         let mut state = shared.state.lock();
         loop {
             if state.closing {
@@ -178,9 +179,10 @@ impl<T: Send + 'static> Batcher<T> {
             if state.queue.len() < shared.queue_rows && state.bytes + size <= shared.queue_bytes {
                 break;
             }
-            match deadline {
+            match timeout {
                 None => return Err(Refused::Full(row)),
-                Some(deadline) => {
+                Some(timeout) => {
+                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
                     if shared.room.wait_until(&mut state, deadline).timed_out() {
                         let full = state.queue.len() >= shared.queue_rows
                             || state.bytes + size > shared.queue_bytes;
