@@ -1,0 +1,400 @@
+//! prodkit-batch against the seed's `BatchWriter`, single-row INSERTs and one raw
+//! COPY, on a server with its default durability (fsync and synchronous_commit
+//! on), started by prodkit-testkit unless `DATABASE_URL` names one. The table has
+//! a primary key; rows are about 64 bytes. Eight producer threads.
+//!
+//! `batch/100k-rows` (rows/s), closed loop:
+//! - `prodkit_copy`, `prodkit_insert`: 100,000 rows submitted to a `Batcher` (two
+//!   flushers, batches of up to 5000, linger 5 ms) through the COPY or the unnest
+//!   INSERT sink; each producer keeps up to 2000 tickets outstanding and waits
+//!   for every one. The time ends when the last ticket resolved.
+//! - `naive`: the seed's `BatchWriter` translated (single-row INSERTs in a
+//!   transaction, results before COMMIT), with a batch size of 8, one per
+//!   producer, so that it flushes on size rather than on its 100 ms ticker.
+//! - `single_row`: one autocommit INSERT per row, a connection per producer.
+//! - `raw_copy`: not eight producers but one thread, one transaction, one binary
+//!   COPY of all 100,000 rows: the physical limit.
+//!
+//! `naive` and `single_row` are far slower, so they run for a fixed time (1 s,
+//! 0.5 s with `--quick`) instead of 100,000 rows; their figure is the same rows/s.
+//! Every figure is the median of 7 runs (3 with `--quick`), each on an empty
+//! table.
+//!
+//! `batch/latency-5k-rows-s-p50` and `-p99` (us), open loop: the eight producers
+//! offer 5000 rows/s in all (a rate every implementation sustains) for 2 s (1 s
+//! with `--quick`); a row's latency runs from the moment it was due to be
+//! submitted to the moment its ticket (or its call, for `naive` and
+//! `single_row`) said it was written, so a producer held up by a slow call
+//! counts the delay in the rows behind it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{ToSql, Type};
+use prodkit_batch::pg::{Mode, PgRow, PgTarget};
+use prodkit_batch::{Batcher, Ticket};
+use prodkit_benches::naive::batch::BatchWriter;
+use prodkit_benches::{Better, Figures};
+use prodkit_testkit::{Durability, PgServer};
+
+const GROUP: &str = "batch/100k-rows";
+const P50: &str = "batch/latency-5k-rows-s-p50";
+const P99: &str = "batch/latency-5k-rows-s-p99";
+const ROWS: i64 = 100_000;
+const PRODUCERS: i64 = 8;
+/// Tickets each producer keeps outstanding in the throughput runs.
+const WINDOW: usize = 2000;
+/// Rows per second offered in all in the latency runs.
+const OFFERED: u32 = 5000;
+const COLUMNS: &[(&str, Type)] = &[("id", Type::INT8), ("body", Type::TEXT)];
+const INSERT: &str = "INSERT INTO bench_rows (id, body) VALUES ($1, $2)";
+
+struct Row {
+    id: i64,
+    body: String,
+}
+
+impl PgRow for Row {
+    fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+        out.push(&self.id);
+        out.push(&self.body);
+    }
+}
+
+fn row(id: i64) -> Row {
+    Row {
+        id,
+        body: format!("{id:>12}: a row of about sixty-four bytes of text, padded"),
+    }
+}
+
+fn reset(client: &mut Client) {
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS bench_rows; \
+             CREATE TABLE bench_rows (id int8 PRIMARY KEY, body text NOT NULL)",
+        )
+        .unwrap();
+}
+
+fn count(client: &mut Client) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM bench_rows", &[])
+        .unwrap()
+        .get(0)
+}
+
+fn batcher(pg: &PgServer, mode: Mode) -> Batcher<Row> {
+    let target = PgTarget::new(&pg.url(), "bench_rows", COLUMNS)
+        .unwrap()
+        .mode(mode);
+    Batcher::builder()
+        .max_rows(5000)
+        .max_bytes(8 << 20)
+        .linger(Duration::from_millis(5))
+        .queue_rows(50_000)
+        .flushers(2)
+        .build(move || target.open::<Row>())
+        .unwrap()
+}
+
+fn written(ticket: Ticket<Row>) {
+    if let Err(nack) = ticket.wait() {
+        panic!("a benchmark row was refused: {}", nack.reason);
+    }
+}
+
+/// prodkit, closed loop: rows/s.
+fn prodkit(pg: &PgServer, mode: Mode) -> f64 {
+    let batcher = batcher(pg, mode);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for p in 0..PRODUCERS {
+            let batcher = &batcher;
+            s.spawn(move || {
+                let mut window = std::collections::VecDeque::with_capacity(WINDOW);
+                for id in (p..ROWS).step_by(PRODUCERS as usize) {
+                    window.push_back(batcher.submit(row(id)).unwrap());
+                    if window.len() == WINDOW {
+                        written(window.pop_front().unwrap());
+                    }
+                }
+                window.into_iter().for_each(written);
+            });
+        }
+    });
+    let rate = ROWS as f64 / start.elapsed().as_secs_f64();
+    batcher.close(Duration::from_secs(60));
+    rate
+}
+
+/// Runs `work(producer, next_id)` in eight threads for `span`: rows/s.
+fn for_a_while(span: Duration, work: impl Fn(i64, i64) + Sync) -> f64 {
+    let stop = AtomicBool::new(false);
+    let rows = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for p in 0..PRODUCERS {
+            let (stop, rows, work) = (&stop, &rows, &work);
+            s.spawn(move || {
+                let mut id = p;
+                while !stop.load(Ordering::Relaxed) {
+                    work(p, id);
+                    rows.fetch_add(1, Ordering::Relaxed);
+                    id += PRODUCERS;
+                }
+            });
+        }
+        std::thread::sleep(span);
+        stop.store(true, Ordering::Relaxed);
+    });
+    rows.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn raw_copy(client: &mut Client) -> f64 {
+    let start = Instant::now();
+    let mut tx = client.transaction().unwrap();
+    let writer = tx
+        .copy_in("COPY bench_rows (id, body) FROM STDIN (FORMAT binary)")
+        .unwrap();
+    let mut writer = BinaryCopyInWriter::new(writer, &[Type::INT8, Type::TEXT]);
+    for id in 0..ROWS {
+        let r = row(id);
+        writer.write(&[&r.id, &r.body]).unwrap();
+    }
+    writer.finish().unwrap();
+    tx.commit().unwrap();
+    ROWS as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The moments producer `p` is due to submit its rows, in the open loop.
+fn schedule(p: i64, start: Instant, span: Duration) -> impl Iterator<Item = (i64, Instant)> {
+    let every = Duration::from_secs(1) * PRODUCERS as u32 / OFFERED;
+    // Producers start spread over one interval, not in step.
+    let first = start + every * p as u32 / PRODUCERS as u32;
+    let n = (span.as_secs_f64() * f64::from(OFFERED) / PRODUCERS as f64) as u32;
+    (0..n).map(move |k| (p + PRODUCERS * i64::from(k), first + every * k))
+}
+
+fn sleep_until(due: Instant) {
+    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
+}
+
+fn micros(from: Instant) -> f64 {
+    from.elapsed().as_secs_f64() * 1e6
+}
+
+/// Open loop through a batcher: each producer submits on schedule and a waiter
+/// beside it collects the tickets in order. Latencies in us.
+fn prodkit_latency(pg: &PgServer, mode: Mode, span: Duration) -> Vec<f64> {
+    let batcher = batcher(pg, mode);
+    let start = Instant::now();
+    let latencies = std::thread::scope(|s| {
+        let waiters: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<(Instant, Ticket<Row>)>(100_000);
+                let batcher = &batcher;
+                s.spawn(move || {
+                    for (id, due) in schedule(p, start, span) {
+                        sleep_until(due);
+                        tx.send((due, batcher.submit(row(id)).unwrap())).unwrap();
+                    }
+                });
+                s.spawn(move || {
+                    rx.into_iter()
+                        .map(|(due, ticket)| {
+                            written(ticket);
+                            micros(due)
+                        })
+                        .collect::<Vec<f64>>()
+                })
+            })
+            .collect();
+        waiters
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    batcher.close(Duration::from_secs(60));
+    latencies
+}
+
+/// Open loop with a blocking call per row. Latencies in us.
+fn blocking_latency(span: Duration, work: impl Fn(i64, i64) + Sync) -> Vec<f64> {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let work = &work;
+                s.spawn(move || {
+                    schedule(p, start, span)
+                        .map(|(id, due)| {
+                            sleep_until(due);
+                            work(p, id);
+                            micros(due)
+                        })
+                        .collect::<Vec<f64>>()
+                })
+            })
+            .collect();
+        producers
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+/// The eight connections of `single_row`, one per producer.
+struct Connections(Vec<parking_lot::Mutex<Client>>);
+
+impl Connections {
+    fn open(pg: &PgServer) -> Connections {
+        Connections(
+            (0..PRODUCERS)
+                .map(|_| parking_lot::Mutex::new(pg.connect().unwrap()))
+                .collect(),
+        )
+    }
+
+    fn insert(&self, producer: i64, id: i64) {
+        let r = row(id);
+        self.0[producer as usize]
+            .lock()
+            .execute(INSERT, &[&r.id, &r.body])
+            .unwrap();
+    }
+}
+
+fn naive_insert(writer: &BatchWriter, id: i64) {
+    let r = row(id);
+    writer
+        .execute(INSERT, vec![Box::new(r.id), Box::new(r.body)])
+        .unwrap();
+}
+
+#[allow(
+    clippy::print_stdout,
+    reason = "`--list` answers cargo xtask bench on stdout, as criterion does"
+)]
+fn main() {
+    let names = [
+        "prodkit_copy",
+        "prodkit_insert",
+        "naive",
+        "single_row",
+        "raw_copy",
+    ];
+    if std::env::args().any(|a| a == "--list") {
+        for n in names {
+            println!("{GROUP}/{n}: benchmark");
+        }
+        for n in &names[..4] {
+            println!("batch/latency-5k-rows-s/{n}: benchmark");
+        }
+        return;
+    }
+    let pg = match prodkit_testkit::shared(Durability::ServerDefault) {
+        Ok(pg) => pg,
+        Err(e) => {
+            eprintln!("skipped: batch benchmarks need PostgreSQL: {e}");
+            return;
+        }
+    };
+    let quick = prodkit_benches::quick();
+    let (runs, span) = if quick {
+        (3, Duration::from_millis(500))
+    } else {
+        (7, Duration::from_secs(1))
+    };
+    let latency_span = if quick {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(2)
+    };
+    let mut figures = Figures::new("batch");
+    let mut admin = pg.connect().unwrap();
+    let mut throughput =
+        |figures: &mut Figures, name: &str, run: &mut dyn FnMut(&mut Client) -> f64| {
+            figures.start(GROUP, name);
+            let rates = (0..runs)
+                .map(|_| {
+                    reset(&mut admin);
+                    run(&mut admin)
+                })
+                .collect();
+            let rate = median(rates);
+            eprintln!("{name}: {rate:.0} rows/s (median of {runs})");
+            figures.record(GROUP, name, rate, "rows/s", Better::Higher);
+        };
+    for (name, mode) in [
+        ("prodkit_copy", Mode::Copy),
+        ("prodkit_insert", Mode::Insert),
+    ] {
+        throughput(&mut figures, name, &mut |admin| {
+            let rate = prodkit(pg, mode);
+            assert_eq!(count(admin), ROWS, "every acked row is stored");
+            rate
+        });
+    }
+    throughput(&mut figures, "naive", &mut |_| {
+        let writer = BatchWriter::new(pg.connect().unwrap(), PRODUCERS as usize);
+        for_a_while(span, |_, id| naive_insert(&writer, id))
+    });
+    let connections = Connections::open(pg);
+    throughput(&mut figures, "single_row", &mut |_| {
+        for_a_while(span, |p, id| connections.insert(p, id))
+    });
+    throughput(&mut figures, "raw_copy", &mut raw_copy);
+
+    let mut latency = |figures: &mut Figures, name: &str, run: &mut dyn FnMut() -> Vec<f64>| {
+        figures.start("batch/latency-5k-rows-s", name);
+        reset(&mut admin);
+        let mut latencies = run();
+        latencies.sort_by(f64::total_cmp);
+        let (p50, p99) = (quantile(&latencies, 0.5), quantile(&latencies, 0.99));
+        eprintln!("{name}: p50 {p50:.0} us, p99 {p99:.0} us");
+        figures.record(P50, name, p50, "us", Better::Lower);
+        figures.record(P99, name, p99, "us", Better::Lower);
+    };
+    for (name, mode) in [
+        ("prodkit_copy", Mode::Copy),
+        ("prodkit_insert", Mode::Insert),
+    ] {
+        latency(&mut figures, name, &mut || {
+            prodkit_latency(pg, mode, latency_span)
+        });
+    }
+    latency(&mut figures, "naive", &mut || {
+        let writer = BatchWriter::new(pg.connect().unwrap(), PRODUCERS as usize);
+        blocking_latency(latency_span, |_, id| naive_insert(&writer, id))
+    });
+    latency(&mut figures, "single_row", &mut || {
+        blocking_latency(latency_span, |p, id| connections.insert(p, id))
+    });
+
+    figures.note(&format!(
+        "{GROUP}: {PRODUCERS} producers, table (id int8 primary key, body text), ~64-byte rows, \
+         server default durability (fsync, synchronous_commit on); each figure the median of \
+         {runs} runs on an empty table; naive and single_row ran for {span:?} a run, the others \
+         wrote {ROWS} rows"
+    ));
+    figures.note(&format!(
+        "batch/latency-5k-rows-s: {OFFERED} rows/s offered by {PRODUCERS} producers for \
+         {latency_span:?}, latency from when a row was due to when it was known written"
+    ));
+    let path = figures.write().expect("write figures");
+    eprintln!("figures written to {}", path.display());
+}
