@@ -1,5 +1,21 @@
 //! Every module path of the umbrella, named once.
 
+#[cfg(feature = "batch")]
+#[test]
+fn batch_is_the_whole_crate() {
+    use prodkit::batch::{Batcher, FnSink};
+    let batcher = Batcher::builder()
+        .build(|| Ok(FnSink(|_: &[u32]| Ok(()))))
+        .unwrap();
+    let ticket = batcher.submit(7).unwrap();
+    let stats = batcher.close(std::time::Duration::from_secs(5));
+    assert!(ticket.wait().is_ok());
+    assert_eq!(stats.acked, 1);
+    let _: fn(&str, &str, &[(&str, prodkit::batch::pg::postgres::types::Type)]) -> _ =
+        prodkit::batch::pg::PgTarget::new;
+    let _: fn() -> prodkit_batch::Builder<u32> = prodkit::batch::Batcher::<u32>::builder;
+}
+
 #[cfg(feature = "pool")]
 #[test]
 fn pool_is_the_whole_crate() {
