@@ -87,15 +87,31 @@ pub(crate) fn classify(
         } else {
             Failure::Transient
         };
-        return SinkError::new(failure, error.to_string());
+        return SinkError::new(failure, with_causes(error));
     }
     // Not from the server and the connection is fine: a value could not be
     // encoded. With the row unknown the batcher bisects down to it.
-    let e = SinkError::new(Failure::Row, error.to_string());
+    let e = SinkError::new(Failure::Row, with_causes(error));
     match encoding {
         Encoding::Row(row) => e.at_row(row),
         _ => e,
     }
+}
+
+/// An error and its causes, `: `-separated: rust-postgres says "error
+/// performing TLS handshake" and leaves the reason to its source.
+fn with_causes(error: &postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.ends_with(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -76,7 +76,7 @@ type Observer = dyn Fn(Phase, i32) + Send + Sync;
 #[derive(Clone)]
 pub struct PgTarget {
     config: postgres::Config,
-    tls: bool,
+    tls_connector: Option<native_tls::TlsConnector>,
     table: String,
     columns: Vec<String>,
     types: Vec<Type>,
@@ -88,8 +88,10 @@ pub struct PgTarget {
 
 impl PgTarget {
     /// `url` is a PostgreSQL URL or key-value string; TLS (postgres-native-tls)
-    /// is used when it says `sslmode=require`. `table` may be schema-qualified;
-    /// `columns` are the names and types the rows' values fill, in order.
+    /// is used when it says `sslmode=require` (see
+    /// [`tls_connector`](PgTarget::tls_connector)). `table` may be
+    /// schema-qualified; `columns` are the names and types the rows' values
+    /// fill, in order.
     ///
     /// # Errors
     /// A [`Failure::Permanent`] error for a string that does not parse or an
@@ -105,8 +107,8 @@ impl PgTarget {
             ));
         }
         Ok(PgTarget {
-            tls: config.get_ssl_mode() == SslMode::Require,
             config,
+            tls_connector: None,
             table: table.split('.').map(quote).collect::<Vec<_>>().join("."),
             columns: columns.iter().map(|(name, _)| quote(name)).collect(),
             types: columns.iter().map(|(_, ty)| ty.clone()).collect(),
@@ -115,6 +117,33 @@ impl PgTarget {
             statement_timeout: None,
             observer: None,
         })
+    }
+
+    /// The TLS connector, for a server whose certificate the system's roots do
+    /// not vouch for: build one with your CA
+    /// (`native_tls::TlsConnector::builder().add_root_certificate(..)`).
+    ///
+    /// With `sslmode=require` TLS is always used, through this connector or,
+    /// without one, `native_tls::TlsConnector::new()` (the system's roots, the
+    /// host name checked). With `sslmode=prefer`, rust-postgres's default when
+    /// the URL names none, TLS is used only if a connector was given here and
+    /// the server offers TLS; otherwise, and always with `sslmode=disable`, the
+    /// connection is plain text.
+    #[must_use]
+    pub fn tls_connector(mut self, connector: native_tls::TlsConnector) -> PgTarget {
+        self.tls_connector = Some(connector);
+        self
+    }
+
+    /// The connector a connection uses, `None` for plain text.
+    fn tls(&self) -> Result<Option<native_tls::TlsConnector>, SinkError> {
+        match (self.config.get_ssl_mode(), &self.tls_connector) {
+            (SslMode::Disable, _) => Ok(None),
+            (SslMode::Require, None) => native_tls::TlsConnector::new()
+                .map(Some)
+                .map_err(|e| SinkError::new(Failure::Permanent, format!("TLS setup failed: {e}"))),
+            (_, connector) => Ok(connector.clone()),
+        }
     }
 
     /// How rows are written (default [`Mode::Copy`]).
@@ -223,7 +252,8 @@ impl fmt::Debug for PgTarget {
             .field("columns", &self.columns)
             .field("mode", &self.mode)
             .field("conflict", &self.conflict)
-            .field("tls", &self.tls)
+            .field("sslmode", &self.config.get_ssl_mode())
+            .field("tls_connector", &self.tls_connector.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -260,14 +290,11 @@ impl<T> PgSink<T> {
 
     fn connect(&self) -> Result<Conn, SinkError> {
         let t = &self.target;
-        let connected = if t.tls {
-            let tls = native_tls::TlsConnector::new().map_err(|e| {
-                SinkError::new(Failure::Permanent, format!("TLS setup failed: {e}"))
-            })?;
-            t.config
-                .connect(postgres_native_tls::MakeTlsConnector::new(tls))
-        } else {
-            t.config.connect(NoTls)
+        let connected = match t.tls()? {
+            Some(tls) => t
+                .config
+                .connect(postgres_native_tls::MakeTlsConnector::new(tls)),
+            None => t.config.connect(NoTls),
         };
         let mut client =
             connected.map_err(|e| classify(&e, Step::Prepare, false, Encoding::Nothing))?;
@@ -472,6 +499,18 @@ mod tests {
             &[("a", Type::INT8)],
         )
         .unwrap();
-        assert!(tls.tls);
+        assert!(tls.tls().unwrap().is_some());
+        let plain = PgTarget::new("postgresql://u@h/db", "t", &[("a", Type::INT8)]).unwrap();
+        assert!(plain.tls().unwrap().is_none(), "prefer without a connector");
+        let given = plain.tls_connector(native_tls::TlsConnector::new().unwrap());
+        assert!(given.tls().unwrap().is_some(), "prefer with a connector");
+        let off = PgTarget::new(
+            "postgresql://u@h/db?sslmode=disable",
+            "t",
+            &[("a", Type::INT8)],
+        )
+        .unwrap()
+        .tls_connector(native_tls::TlsConnector::new().unwrap());
+        assert!(off.tls().unwrap().is_none(), "disable wins");
     }
 }

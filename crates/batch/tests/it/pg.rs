@@ -672,3 +672,127 @@ fn the_sinks_never_send_commit_into_a_failed_transaction() {
         );
     }
 }
+
+/// A private server with TLS on: a self-signed certificate for 127.0.0.1 made
+/// by `openssl`, which comes with Debian's PostgreSQL. Returns the server and
+/// the certificate (PEM).
+fn tls_server(what: &str) -> Option<(PgServer, Vec<u8>)> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let pg = private_server(what)?;
+    let data = pg.data_dir().unwrap().to_path_buf();
+    let (crt, key) = (data.join("server.crt"), data.join("server.key"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .stderr(std::process::Stdio::null())
+        .status();
+    match made {
+        Ok(status) if status.success() => {}
+        Ok(status) => panic!("{what}: openssl failed: {status}"),
+        Err(e) => {
+            eprintln!("skipped: {what}: needs openssl to make a certificate: {e}");
+            return None;
+        }
+    }
+    // The server (perhaps another user than us) must own its key, mode 0600.
+    let owner = std::fs::metadata(&data).unwrap();
+    for file in [&crt, &key] {
+        std::os::unix::fs::chown(file, Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut admin = pg.connect().unwrap();
+    admin.batch_execute("ALTER SYSTEM SET ssl = on").unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    // The reload is asynchronous: new connections see it once it is done.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ssl: String = pg
+            .connect()
+            .unwrap()
+            .query_one("SHOW ssl", &[])
+            .unwrap()
+            .get(0);
+        if ssl == "on" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: ssl stayed off: {}",
+            std::fs::read_to_string(data.join("../postgres.log")).unwrap_or_default()
+        );
+        std::thread::yield_now();
+    }
+    let pem = std::fs::read(&crt).unwrap();
+    Some((pg, pem))
+}
+
+#[test]
+fn sslmode_require_encrypts_and_checks_the_servers_certificate() {
+    let Some((pg, pem)) = tls_server("prodkit-batch: TLS") else {
+        return;
+    };
+    let mut admin = pg.connect().unwrap();
+    table(&mut admin, "b_tls");
+    let url = format!("{}?sslmode=require", pg.url());
+
+    // The system's roots do not vouch for a self-signed certificate.
+    let untrusted = PgTarget::new(&url, "b_tls", COLUMNS)
+        .unwrap()
+        .open::<Ev>()
+        .unwrap_err();
+    assert!(
+        untrusted.message.to_lowercase().contains("certificate"),
+        "{untrusted}"
+    );
+
+    // With the server's certificate as a root: every row over TLS.
+    let connector = native_tls::TlsConnector::builder()
+        .add_root_certificate(native_tls::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let backends: Arc<Mutex<Vec<i32>>> = Arc::default();
+    let observe = |backends: &Arc<Mutex<Vec<i32>>>| {
+        let backends = Arc::clone(backends);
+        move |phase, pid| {
+            if phase == Phase::Begun {
+                backends.lock().push(pid);
+            }
+        }
+    };
+    let target = PgTarget::new(&url, "b_tls", COLUMNS)
+        .unwrap()
+        .tls_connector(connector.clone())
+        .observe(observe(&backends));
+    let batcher = builder().build(|| target.open()).unwrap();
+    let ssl_of = |admin: &mut Client, pid: i32| -> bool {
+        admin
+            .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = $1", &[&pid])
+            .unwrap()
+            .get(0)
+    };
+    let tickets: Vec<_> = (0..300).map(|i| batcher.submit(ev(i)).unwrap()).collect();
+    for ticket in tickets {
+        ticket.wait().unwrap();
+    }
+    let pid = backends.lock()[0];
+    assert!(
+        ssl_of(&mut admin, pid),
+        "the writer's connection is encrypted"
+    );
+    batcher.close(Duration::from_secs(30));
+    assert_eq!(ids(&mut admin, "b_tls"), (0..300).collect::<Vec<_>>());
+
+    // sslmode=disable wins over a connector: plain text, as pg_stat_ssl shows.
+    let plain = PgTarget::new(&format!("{}?sslmode=disable", pg.url()), "b_tls", COLUMNS)
+        .unwrap()
+        .tls_connector(connector);
+    let sink = plain.open::<Ev>().unwrap();
+    assert!(!ssl_of(&mut admin, sink.backend_pid().unwrap()));
+}
