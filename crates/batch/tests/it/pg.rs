@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use prodkit_batch::pg::postgres::Client;
 use prodkit_batch::pg::postgres::types::{ToSql, Type};
 use prodkit_batch::pg::{Mode, PgRow, PgTarget, Phase};
-use prodkit_batch::{Batcher, Builder, Failure, NackReason, RetryPolicy, Ticket};
+use prodkit_batch::{Batcher, Builder, Failure, NackReason, RetryPolicy, Ticket, TrySubmitError};
 use prodkit_testkit::{Durability, Options, PgServer, shared_or_skip};
 
 use crate::wire::Proxy;
@@ -312,7 +312,29 @@ fn a_server_restart_mid_batch_and_an_outage_of_seconds_lose_nothing() {
             .queue_rows(400)
             .build(|| target.open())
             .unwrap();
-        let (acked, nacked) = run(&batcher, (0..5000).map(ev));
+        // try_submit first: a full queue hands the row back, then submit waits.
+        let mut pushed_back = 0;
+        let tickets: Vec<Ticket<Ev>> = (0..5000)
+            .map(|i| match batcher.try_submit(ev(i)) {
+                Ok(ticket) => ticket,
+                Err(TrySubmitError::Full(row)) => {
+                    assert_eq!(row, ev(i), "the row comes back");
+                    assert!(batcher.stats().queued_rows <= 400, "the queue is bounded");
+                    pushed_back += 1;
+                    batcher.submit(row).unwrap()
+                }
+                Err(e) => panic!("{name}: {e:?}"),
+            })
+            .collect();
+        batcher.close(Duration::from_secs(120));
+        let (mut acked, mut nacked) = (Vec::new(), Vec::new());
+        for (i, ticket) in (0..).zip(tickets) {
+            match ticket.wait() {
+                Ok(()) => acked.push(i),
+                Err(nack) => nacked.push((i, nack.reason)),
+            }
+        }
+        assert!(pushed_back > 0, "{name}: the submitter was pushed back");
         if let Some(restart) = restarter.lock().take() {
             restart.join().unwrap();
         }
@@ -795,4 +817,53 @@ fn sslmode_require_encrypts_and_checks_the_servers_certificate() {
         .tls_connector(connector);
     let sink = plain.open::<Ev>().unwrap();
     assert!(!ssl_of(&mut admin, sink.backend_pid().unwrap()));
+}
+
+#[test]
+fn close_with_rows_pending_writes_what_it_can_and_hands_back_the_rest() {
+    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
+        return;
+    };
+    let mut admin = pg.connect().unwrap();
+    // 1 ms a row in a trigger: a batch of 100 takes about 100 ms, all 3000 rows
+    // about 3 s; close gives them 300 ms.
+    admin
+        .batch_execute(
+            "DROP TABLE IF EXISTS b_close; CREATE TABLE b_close (id int8 PRIMARY KEY, body text); \
+             CREATE OR REPLACE FUNCTION b_close_row() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN PERFORM pg_sleep(0.001); RETURN NEW; END $$; \
+             CREATE TRIGGER b_close_row BEFORE INSERT ON b_close FOR EACH ROW EXECUTE FUNCTION b_close_row();",
+        )
+        .unwrap();
+    let target = PgTarget::new(&pg.url(), "b_close", COLUMNS).unwrap();
+    let batcher = builder()
+        .max_rows(100)
+        .queue_rows(5000)
+        .build(|| target.open())
+        .unwrap();
+    let tickets: Vec<_> = (0..3000).map(|i| batcher.submit(ev(i)).unwrap()).collect();
+    let stats = batcher.close(Duration::from_millis(300));
+    let (mut acked, mut closed) = (Vec::new(), Vec::new());
+    for (i, ticket) in (0..).zip(tickets) {
+        match ticket.wait() {
+            Ok(()) => acked.push(i),
+            Err(nack) => {
+                assert_eq!(nack.reason, NackReason::Closed, "row {i}");
+                assert_eq!(nack.row, ev(i), "the row comes back");
+                closed.push(i);
+            }
+        }
+    }
+    assert!(!acked.is_empty() && !closed.is_empty(), "{stats:?}");
+    assert_eq!(acked.len() + closed.len(), 3000);
+    assert_eq!(
+        (stats.acked, stats.nacked),
+        (acked.len() as u64, closed.len() as u64)
+    );
+    assert_eq!(ids(&mut admin, "b_close"), acked, "stored = acked");
+    // Closed: a row submitted now comes straight back.
+    match batcher.submit(ev(9999)) {
+        Err(prodkit_batch::SubmitError::Closed(row)) => assert_eq!(row, ev(9999)),
+        other => panic!("{other:?}"),
+    }
 }
