@@ -587,11 +587,13 @@ fn render_report(
         let _ = writeln!(w, "No benchmark group exists yet.");
     }
     for (group, rows) in &groups {
-        let ours: Vec<&Measurement> = rows
+        // Ratio columns by name, so that every group of a program has the same.
+        let mut ours: Vec<&Measurement> = rows
             .iter()
             .copied()
             .filter(|m| is_ours(&m.implementation))
             .collect();
+        ours.sort_by(|a, b| a.implementation.cmp(&b.implementation));
         let _ = writeln!(w, "## {group}\n");
         let mut header = String::from("| impl | value | unit | better |");
         let mut rule = String::from("|---|---:|---|---|");
@@ -786,8 +788,8 @@ mod tests {
 
         let variants = vec![
             m("db/rows", "raw", 500.0, "rows/s", "higher"),
-            m("db/rows", "prodkit_copy", 400.0, "rows/s", "higher"),
             m("db/rows", "prodkit_insert", 200.0, "rows/s", "higher"),
+            m("db/rows", "prodkit_copy", 400.0, "rows/s", "higher"),
         ];
         let report = render_report(&variants, &[], &Machine::default(), "x", false);
         let table: Vec<&str> = report
