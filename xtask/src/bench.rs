@@ -788,8 +788,8 @@ mod tests {
 
         let variants = vec![
             m("db/rows", "raw", 500.0, "rows/s", "higher"),
-            m("db/rows", "prodkit_insert", 200.0, "rows/s", "higher"),
-            m("db/rows", "prodkit_copy", 400.0, "rows/s", "higher"),
+            m("db/rows", "prodkit_insert", 400.0, "rows/s", "higher"),
+            m("db/rows", "prodkit_copy", 200.0, "rows/s", "higher"),
         ];
         let report = render_report(&variants, &[], &Machine::default(), "x", false);
         let table: Vec<&str> = report
@@ -803,9 +803,9 @@ mod tests {
             vec![
                 "| impl | value | unit | better | ratio of prodkit_copy | ratio of prodkit_insert |",
                 "|---|---:|---|---|---:|---:|",
-                "| prodkit_copy | 400.0 | rows/s | higher |  | 0.50x |",
-                "| prodkit_insert | 200.0 | rows/s | higher | 2.00x |  |",
-                "| raw | 500.0 | rows/s | higher | 0.80x | 0.40x |",
+                "| prodkit_insert | 400.0 | rows/s | higher | 0.50x |  |",
+                "| prodkit_copy | 200.0 | rows/s | higher |  | 2.00x |",
+                "| raw | 500.0 | rows/s | higher | 0.40x | 0.80x |",
             ]
         );
         let empty = render_report(&[], &[], &Machine::default(), "cargo xtask bench", true);
