@@ -38,6 +38,25 @@ fn ev(id: i64) -> Ev {
 
 const COLUMNS: &[(&str, Type)] = &[("id", Type::INT8), ("body", Type::TEXT)];
 
+/// The test process's server, or `None` (and a skip line) without PostgreSQL.
+fn shared() -> Option<&'static PgServer> {
+    shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks")
+}
+
+/// A fresh table `name (id int8 primary key, body text)` whose every inserted
+/// row takes `seconds` in a trigger.
+fn slow_table(client: &mut Client, name: &str, seconds: f64) {
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (id int8 PRIMARY KEY, body text); \
+             CREATE OR REPLACE FUNCTION {name}_row() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN PERFORM pg_sleep({seconds}); RETURN NEW; END $$; \
+             CREATE TRIGGER {name}_row BEFORE INSERT ON {name} \
+             FOR EACH ROW EXECUTE FUNCTION {name}_row();"
+        ))
+        .unwrap();
+}
+
 /// A fresh table `name` with a primary key on id and a check on body.
 fn table(client: &mut Client, name: &str) {
     client
@@ -100,9 +119,7 @@ fn run(
 
 #[test]
 fn both_modes_write_every_row() {
-    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
-        return;
-    };
+    let Some(pg) = shared() else { return };
     let mut admin = pg.connect().unwrap();
     for (mode, name) in [(Mode::Copy, "b_all_copy"), (Mode::Insert, "b_all_insert")] {
         table(&mut admin, name);
@@ -121,9 +138,7 @@ fn both_modes_write_every_row() {
 
 #[test]
 fn one_duplicate_in_a_thousand_is_the_only_row_refused() {
-    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
-        return;
-    };
+    let Some(pg) = shared() else { return };
     let mut admin = pg.connect().unwrap();
     for (mode, name) in [(Mode::Copy, "b_dup_copy"), (Mode::Insert, "b_dup_insert")] {
         table(&mut admin, name);
@@ -170,9 +185,7 @@ fn one_duplicate_in_a_thousand_is_the_only_row_refused() {
 
 #[test]
 fn bad_values_and_a_missing_table() {
-    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
-        return;
-    };
+    let Some(pg) = shared() else { return };
     let mut admin = pg.connect().unwrap();
     for (mode, name) in [
         (Mode::Copy, "b_check_copy"),
@@ -234,9 +247,7 @@ fn cut_at(pg: &PgServer, at: Phase) -> impl Fn(Phase, i32) + Send + Sync + 'stat
 
 #[test]
 fn a_connection_cut_at_any_step_loses_nothing_and_stores_nothing_twice() {
-    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
-        return;
-    };
+    let Some(pg) = shared() else { return };
     let mut admin = pg.connect().unwrap();
     let mut case = 0;
     for mode in [Mode::Copy, Mode::Insert] {
@@ -355,9 +366,7 @@ fn a_server_restart_mid_batch_and_an_outage_of_seconds_lose_nothing() {
 
 #[test]
 fn a_commit_whose_answer_is_lost_is_stored_once_with_a_key_and_at_least_once_without() {
-    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
-        return;
-    };
+    let Some(pg) = shared() else { return };
     let Some(port) = pg.port() else {
         eprintln!("skipped: the lost-COMMIT test needs a private server (DATABASE_URL is set)");
         return;
@@ -415,20 +424,11 @@ fn a_commit_whose_answer_is_lost_is_stored_once_with_a_key_and_at_least_once_wit
 
 #[test]
 fn a_statement_timeout_halves_the_batch_and_a_deferred_constraint_is_bisected() {
-    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
-        return;
-    };
+    let Some(pg) = shared() else { return };
     let mut admin = pg.connect().unwrap();
     // Each row takes 2 ms in a trigger; statements may take 60 ms: batches of 200
     // time out (57014) and are halved until they fit.
-    admin
-        .batch_execute(
-            "DROP TABLE IF EXISTS b_slow; CREATE TABLE b_slow (id int8 PRIMARY KEY, body text); \
-             CREATE OR REPLACE FUNCTION b_slow_row() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END $$; \
-             CREATE TRIGGER b_slow_row BEFORE INSERT ON b_slow FOR EACH ROW EXECUTE FUNCTION b_slow_row();",
-        )
-        .unwrap();
+    slow_table(&mut admin, "b_slow", 0.002);
     let target = PgTarget::new(&pg.url(), "b_slow", COLUMNS)
         .unwrap()
         .statement_timeout(Duration::from_millis(60));
@@ -483,9 +483,7 @@ impl PgRow for Loose {
 
 #[test]
 fn a_value_that_cannot_be_encoded_refuses_only_its_row() {
-    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
-        return;
-    };
+    let Some(pg) = shared() else { return };
     let mut admin = pg.connect().unwrap();
     for (mode, name) in [(Mode::Copy, "b_enc_copy"), (Mode::Insert, "b_enc_insert")] {
         table(&mut admin, name);
@@ -554,9 +552,7 @@ fn a_value_that_cannot_be_encoded_refuses_only_its_row() {
 /// ROLLBACK, and `Transaction::commit` reports success. The proxy sees it.
 #[test]
 fn commit_into_a_failed_transaction_reports_success_in_rust_postgres() {
-    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
-        return;
-    };
+    let Some(pg) = shared() else { return };
     let Some(port) = pg.port() else {
         eprintln!("skipped: the wire tests need a private server (DATABASE_URL is set)");
         return;
@@ -594,9 +590,7 @@ fn commit_into_a_failed_transaction_reports_success_in_rust_postgres() {
 /// failed transaction and never send COMMIT into one.
 #[test]
 fn the_sinks_never_send_commit_into_a_failed_transaction() {
-    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
-        return;
-    };
+    let Some(pg) = shared() else { return };
     let Some(port) = pg.port() else {
         eprintln!("skipped: the wire tests need a private server (DATABASE_URL is set)");
         return;
@@ -821,20 +815,11 @@ fn sslmode_require_encrypts_and_checks_the_servers_certificate() {
 
 #[test]
 fn close_with_rows_pending_writes_what_it_can_and_hands_back_the_rest() {
-    let Some(pg) = shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks") else {
-        return;
-    };
+    let Some(pg) = shared() else { return };
     let mut admin = pg.connect().unwrap();
     // 1 ms a row in a trigger: a batch of 100 takes about 100 ms, all 3000 rows
     // about 3 s; close gives them 300 ms.
-    admin
-        .batch_execute(
-            "DROP TABLE IF EXISTS b_close; CREATE TABLE b_close (id int8 PRIMARY KEY, body text); \
-             CREATE OR REPLACE FUNCTION b_close_row() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN PERFORM pg_sleep(0.001); RETURN NEW; END $$; \
-             CREATE TRIGGER b_close_row BEFORE INSERT ON b_close FOR EACH ROW EXECUTE FUNCTION b_close_row();",
-        )
-        .unwrap();
+    slow_table(&mut admin, "b_close", 0.001);
     let target = PgTarget::new(&pg.url(), "b_close", COLUMNS).unwrap();
     let batcher = builder()
         .max_rows(100)
