@@ -155,7 +155,8 @@ fn forward_client(
         if is_commit_query(&message) {
             seen.commits.fetch_add(1, Ordering::SeqCst);
             // The client sends a query only after it read the answer to the
-            // previous one, so `status` is the transaction's state right now.
+            // previous one (at least its ErrorResponse), so `status` is the
+            // transaction's state right now.
             if conn.status.load(Ordering::SeqCst) == b'E' {
                 seen.commits_into_failed.fetch_add(1, Ordering::SeqCst);
             }
@@ -178,12 +179,19 @@ fn forward_server(
     conn: &Connection,
 ) {
     while let Some(message) = read_message(&mut server, true) {
-        if message[0] == b'Z' && message.len() == 6 {
-            let status = message[5];
-            if status == b'E' && conn.status.load(Ordering::SeqCst) != b'E' {
-                seen.failed_transactions.fetch_add(1, Ordering::SeqCst);
-            }
-            conn.status.store(status, Ordering::SeqCst);
+        // An error inside a transaction block fails it. The client may act on
+        // the ErrorResponse before the ReadyForQuery behind it crossed the
+        // proxy, so the error itself marks the transaction failed.
+        let status = match message[0] {
+            b'E' if conn.status.load(Ordering::SeqCst) == b'T' => Some(b'E'),
+            b'Z' if message.len() == 6 => Some(message[5]),
+            _ => None,
+        };
+        if let Some(status) = status
+            && conn.status.swap(status, Ordering::SeqCst) != b'E'
+            && status == b'E'
+        {
+            seen.failed_transactions.fetch_add(1, Ordering::SeqCst);
         }
         if message[0] == b'C'
             && message[5..].starts_with(b"COMMIT")
