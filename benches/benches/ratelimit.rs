@@ -13,6 +13,8 @@
 //!
 //! Both limiters read the TSC through quanta (governor's default clock) and hash
 //! keys with std's SipHash `RandomState`.
+//! - `ratelimit/floor`: the cost of those two alone (`tsc_read`, `siphash_u64`),
+//!   and of std's `Instant::now` for scale.
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -166,5 +168,25 @@ fn keyed(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, direct, keyed);
+/// What no limiter can avoid: one clock read per check (the TSC through quanta,
+/// and std's `Instant` for scale) and, keyed, one hash of the key.
+fn floor(c: &mut Criterion) {
+    use std::hash::BuildHasher;
+    let mut group = c.benchmark_group("ratelimit/floor");
+    configure(&mut group);
+    let clock = prodkit_ratelimit::quanta::Clock::new();
+    group.bench_function("tsc_read", |b| b.iter(|| black_box(clock.raw())));
+    group.bench_function("instant_now", |b| b.iter(|| black_box(Instant::now())));
+    let hasher = std::hash::RandomState::new();
+    let mut key = 0u64;
+    group.bench_function("siphash_u64", |b| {
+        b.iter(|| {
+            key = key.wrapping_add(1);
+            black_box(hasher.hash_one(black_box(key)))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, direct, keyed, floor);
 criterion_main!(benches);
