@@ -311,6 +311,9 @@ fn main() {
         Ok(pg) => pg,
         Err(e) => {
             eprintln!("skipped: batch benchmarks need PostgreSQL: {e}");
+            let mut figures = Figures::new("batch");
+            figures.note(&format!("skipped, no PostgreSQL server: {e}"));
+            figures.write().expect("write figures");
             return;
         }
     };
