@@ -43,6 +43,18 @@ fn shared() -> Option<&'static PgServer> {
     shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks")
 }
 
+/// The shared server and its loopback port, for the tests that put the wire
+/// proxy in front of it; `None` (and a skip line) without PostgreSQL or when
+/// `DATABASE_URL` names a server whose port we do not know.
+fn shared_with_port() -> Option<(&'static PgServer, u16)> {
+    let pg = shared()?;
+    let Some(port) = pg.port() else {
+        eprintln!("skipped: the wire-proxy tests need a private server (DATABASE_URL is set)");
+        return None;
+    };
+    Some((pg, port))
+}
+
 /// A fresh table `name (id int8 primary key, body text)` whose every inserted
 /// row takes `seconds` in a trigger.
 fn slow_table(client: &mut Client, name: &str, seconds: f64) {
@@ -366,9 +378,7 @@ fn a_server_restart_mid_batch_and_an_outage_of_seconds_lose_nothing() {
 
 #[test]
 fn a_commit_whose_answer_is_lost_is_stored_once_with_a_key_and_at_least_once_without() {
-    let Some(pg) = shared() else { return };
-    let Some(port) = pg.port() else {
-        eprintln!("skipped: the lost-COMMIT test needs a private server (DATABASE_URL is set)");
+    let Some((pg, port)) = shared_with_port() else {
         return;
     };
     let mut admin = pg.connect().unwrap();
@@ -552,9 +562,7 @@ fn a_value_that_cannot_be_encoded_refuses_only_its_row() {
 /// ROLLBACK, and `Transaction::commit` reports success. The proxy sees it.
 #[test]
 fn commit_into_a_failed_transaction_reports_success_in_rust_postgres() {
-    let Some(pg) = shared() else { return };
-    let Some(port) = pg.port() else {
-        eprintln!("skipped: the wire tests need a private server (DATABASE_URL is set)");
+    let Some((pg, port)) = shared_with_port() else {
         return;
     };
     let mut admin = pg.connect().unwrap();
@@ -590,9 +598,7 @@ fn commit_into_a_failed_transaction_reports_success_in_rust_postgres() {
 /// failed transaction and never send COMMIT into one.
 #[test]
 fn the_sinks_never_send_commit_into_a_failed_transaction() {
-    let Some(pg) = shared() else { return };
-    let Some(port) = pg.port() else {
-        eprintln!("skipped: the wire tests need a private server (DATABASE_URL is set)");
+    let Some((pg, port)) = shared_with_port() else {
         return;
     };
     let mut admin = pg.connect().unwrap();
