@@ -71,6 +71,33 @@ impl Figures {
         }));
     }
 
+    /// Records one figure with its spread (the min and max of the repetitions
+    /// it is the median of).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one figure's fields, in the report's order"
+    )]
+    pub fn record_spread(
+        &mut self,
+        group: &str,
+        implementation: &str,
+        value: f64,
+        low: f64,
+        high: f64,
+        unit: &str,
+        better: Better,
+    ) {
+        self.measurements.push(serde_json::json!({
+            "group": group,
+            "impl": implementation,
+            "value": value,
+            "low": low,
+            "high": high,
+            "unit": unit,
+            "better": better.as_str(),
+        }));
+    }
+
     /// Adds a sentence to the report, for example that a corpus was absent and
     /// generated data was used instead.
     pub fn note(&mut self, text: &str) {

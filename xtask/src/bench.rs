@@ -271,17 +271,26 @@ struct Measurement {
     unit: String,
     /// "lower" or "higher".
     better: String,
+    /// The spread: criterion's confidence interval of the median, or the min
+    /// and max of a figure program's repetitions.
+    low: Option<f64>,
+    high: Option<f64>,
 }
 
 impl Measurement {
     fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "group": self.group,
             "impl": self.implementation,
             "value": self.value,
             "unit": self.unit,
             "better": self.better,
-        })
+        });
+        if let (Some(low), Some(high)) = (self.low, self.high) {
+            v["low"] = json!(low);
+            v["high"] = json!(high);
+        }
+        v
     }
 
     fn from_json(v: &Value) -> Option<Measurement> {
@@ -295,6 +304,8 @@ impl Measurement {
             value: v["value"].as_f64()?,
             unit: v["unit"].as_str()?.to_string(),
             better: better.to_string(),
+            low: v["low"].as_f64(),
+            high: v["high"].as_f64(),
         })
     }
 }
@@ -363,12 +374,15 @@ fn read_criterion_result(new_dir: &Path, since: Option<SystemTime>) -> Result<Op
             None => (group_id.to_string(), group_id.to_string()),
         },
     };
+    let interval = &estimates["median"]["confidence_interval"];
     Ok(Some(Measurement {
         group,
         implementation,
         value: median,
         unit: "ns".into(),
         better: "lower".into(),
+        low: interval["lower_bound"].as_f64(),
+        high: interval["upper_bound"].as_f64(),
     }))
 }
 
@@ -668,12 +682,28 @@ mod tests {
             value,
             unit: unit.into(),
             better: better.into(),
+            low: None,
+            high: None,
         }
     }
 
     #[test]
     fn criterion_medians_are_collected_from_new_only() {
         let got = collect_criterion(&fixtures(), None).unwrap();
+        assert!(
+            got.iter().all(
+                |m| m.low.is_some_and(|l| l <= m.value) && m.high.is_some_and(|h| h >= m.value)
+            ),
+            "the median's confidence interval is the spread: {got:?}"
+        );
+        let got: Vec<_> = got
+            .into_iter()
+            .map(|m| Measurement {
+                low: None,
+                high: None,
+                ..m
+            })
+            .collect();
         assert_eq!(
             got,
             vec![

@@ -12,7 +12,7 @@ type Result<T = ()> = std::result::Result<T, String>;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
-  ci                     what CI runs: fmt, clippy, test, doc, loom, lint
+  ci                     what CI runs: fmt, clippy, test, doc, loom, miri, lint
   lint                   tidy checks of the workspace's layout rules
   bench [CRATE ...] [--quick]
                          run the comparison benchmarks, write target/bench-report/
@@ -86,7 +86,7 @@ fn run(mut cmd: Command) -> Result {
 
 fn ci() -> Result {
     let started = Instant::now();
-    let steps: [(&str, &[&str]); 6] = [
+    let steps: [(&str, &[&str]); 7] = [
         ("fmt", &["fmt", "--all", "--", "--check"]),
         (
             "clippy",
@@ -126,6 +126,19 @@ fn ci() -> Result {
                 "--release",
             ],
         ),
+        // The pool's models are unit tests of its private engine and job state.
+        (
+            "loom",
+            &[
+                "test",
+                "--package",
+                "prodkit-pool",
+                "--lib",
+                "--release",
+                "--",
+                "loom",
+            ],
+        ),
     ];
     for (name, args) in steps {
         let step = Instant::now();
@@ -146,9 +159,63 @@ fn ci() -> Result {
         run(cmd)?;
         println!("== xtask ci: {name} passed in {:.0?}", step.elapsed());
     }
+    miri()?;
     println!("== xtask ci: lint");
     lint()?;
     println!("== xtask ci: all passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// The unit tests named `miri_*` (the crates' unsafe code: the pool's inline
+/// jobs, job state and scope) under miri, on the nightly toolchain. Installs the
+/// component when missing; where that cannot be done (no nightly toolchain, no
+/// network) it says so and goes on, since the stable toolchain cannot run miri.
+fn miri() -> Result {
+    let step = Instant::now();
+    let has_miri = || {
+        Command::new("rustup")
+            .args(["run", "nightly", "cargo", "miri", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has_miri() {
+        println!("== xtask ci: miri: installing the nightly miri component");
+        let _ = Command::new("rustup")
+            .args([
+                "component",
+                "add",
+                "--toolchain",
+                "nightly",
+                "miri",
+                "rust-src",
+            ])
+            .status();
+    }
+    if !has_miri() {
+        println!(
+            "== xtask ci: miri: skipped: no nightly toolchain with miri could be installed here"
+        );
+        return Ok(());
+    }
+    println!("== xtask ci: miri: rustup run nightly cargo miri test -p prodkit-pool --lib miri");
+    let mut cmd = Command::new("rustup");
+    cmd.current_dir(root())
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "miri",
+            "test",
+            "-p",
+            "prodkit-pool",
+            "--lib",
+            "miri",
+        ])
+        .env("MIRIFLAGS", "-Zmiri-permissive-provenance")
+        .env("CARGO_TARGET_DIR", root().join("target/miri"))
+        .env_remove("RUSTFLAGS");
+    run(cmd)?;
+    println!("== xtask ci: miri passed in {:.0?}", step.elapsed());
     Ok(())
 }
 

@@ -1,7 +1,9 @@
-//! Counters and time summaries. Each worker writes its own cache-padded slot,
-//! so counting costs an uncontended atomic add; `stats()` sums the slots.
+//! Counters and time summaries. Each worker writes its own cache-padded slot and
+//! is the only thread that writes it, so counting is a plain load and store (no
+//! read-modify-write); the submitters share one more slot, counted with atomic
+//! adds. `stats()` sums the slots.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Power-of-two buckets of nanoseconds: bucket `b` holds values below `2^b`.
@@ -26,12 +28,21 @@ impl Histogram {
         }
     }
 
-    pub(crate) fn record(&self, nanos: u64) {
+    fn record(&self, nanos: u64, single_writer: bool) {
         let bucket = ((u64::BITS - nanos.leading_zeros()) as usize).min(BUCKETS - 1);
-        self.buckets[bucket].fetch_add(1, Relaxed);
-        self.count.fetch_add(1, Relaxed);
-        self.sum.fetch_add(nanos, Relaxed);
-        self.max.fetch_max(nanos, Relaxed);
+        if single_writer {
+            bump(&self.buckets[bucket], 1);
+            bump(&self.count, 1);
+            bump(&self.sum, nanos);
+            if nanos > self.max.load(Relaxed) {
+                self.max.store(nanos, Relaxed);
+            }
+        } else {
+            self.buckets[bucket].fetch_add(1, Relaxed);
+            self.count.fetch_add(1, Relaxed);
+            self.sum.fetch_add(nanos, Relaxed);
+            self.max.fetch_max(nanos, Relaxed);
+        }
     }
 }
 
@@ -110,20 +121,34 @@ pub struct Summary {
     pub max: Duration,
 }
 
-/// What one thread counted: a worker, or the submitters' shared slot (jobs run
-/// by [`Overload::CallerRuns`](crate::Overload::CallerRuns), evictions).
+/// `counter += n` by its only writer: a load and a store, no locked instruction.
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// What one thread counted: a worker (its only writer), or the submitters' shared
+/// slot (jobs run by [`Overload::CallerRuns`](crate::Overload::CallerRuns) or by a
+/// scope's own thread, evictions, `shutdown_now`, cancels).
+///
+/// The order of writes makes a quiescent snapshot exact: a thread marks itself
+/// `active` before it takes a job out of the queue, counts the job's outcome, and
+/// only then leaves `active` (release) and publishes the result to a handle.
+/// `stats()` reads the queue length, then `active` (acquire), then the counters.
 pub(crate) struct Slot {
-    pub(crate) completed: AtomicU64,
-    pub(crate) panicked: AtomicU64,
-    pub(crate) cancelled: AtomicU64,
-    pub(crate) active: AtomicU64,
-    pub(crate) queue_wait: Histogram,
-    pub(crate) run_time: Histogram,
+    shared: bool,
+    completed: AtomicU64,
+    panicked: AtomicU64,
+    cancelled: AtomicU64,
+    active: AtomicU64,
+    queue_wait: Histogram,
+    run_time: Histogram,
 }
 
 impl Slot {
-    pub(crate) fn new() -> Self {
+    /// A worker's slot (`shared == false`) or the submitters' slot.
+    pub(crate) fn new(shared: bool) -> Self {
         Slot {
+            shared,
             completed: AtomicU64::new(0),
             panicked: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
@@ -131,6 +156,75 @@ impl Slot {
             queue_wait: Histogram::new(),
             run_time: Histogram::new(),
         }
+    }
+
+    fn add(&self, counter: &AtomicU64, n: u64) {
+        if self.shared {
+            counter.fetch_add(n, Relaxed);
+        } else {
+            bump(counter, n);
+        }
+    }
+
+    /// Marks a job in hand (before taking it out of the queue, or claiming it).
+    pub(crate) fn hold(&self) {
+        self.add(&self.active, 1);
+    }
+
+    /// The job in hand is counted: release, so a snapshot that sees it gone sees
+    /// its count.
+    pub(crate) fn release(&self) {
+        if self.shared {
+            self.active.fetch_sub(1, Ordering::Release);
+        } else {
+            let now = self.active.load(Relaxed);
+            self.active.store(now.wrapping_sub(1), Ordering::Release);
+        }
+    }
+
+    pub(crate) fn completed(&self) {
+        self.add(&self.completed, 1);
+    }
+
+    pub(crate) fn panicked(&self) {
+        self.add(&self.panicked, 1);
+    }
+
+    pub(crate) fn cancelled(&self) {
+        self.add(&self.cancelled, 1);
+    }
+
+    pub(crate) fn times(&self, queue_wait: u64, run_time: u64) {
+        self.queue_wait.record(queue_wait, !self.shared);
+        self.run_time.record(run_time, !self.shared);
+    }
+}
+
+/// Sums of the slots, read in the order that makes a quiescent snapshot exact.
+#[derive(Default)]
+pub(crate) struct SlotSum {
+    pub(crate) completed: u64,
+    pub(crate) panicked: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) active: u64,
+    pub(crate) queue_wait: HistogramSum,
+    pub(crate) run_time: HistogramSum,
+}
+
+impl SlotSum {
+    pub(crate) fn of(slots: &[crossbeam_utils::CachePadded<Slot>]) -> SlotSum {
+        let mut sum = SlotSum::default();
+        for slot in slots {
+            sum.active += slot.active.load(Ordering::Acquire);
+        }
+        for slot in slots {
+            sum.completed += slot.completed.load(Relaxed);
+            sum.panicked += slot.panicked.load(Relaxed);
+            sum.cancelled += slot.cancelled.load(Relaxed);
+            sum.queue_wait.add(&slot.queue_wait);
+            sum.run_time.add(&slot.run_time);
+        }
+        sum
     }
 }
 

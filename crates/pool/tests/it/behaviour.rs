@@ -13,6 +13,7 @@ use crate::{block_workers, pool};
 
 #[test]
 fn bad_configuration_is_a_typed_error() {
+    let _w = crate::watchdog();
     let err = |b: prodkit_pool::Builder| match b.build() {
         Err(BuildError::Config(e)) => e,
         other => panic!("expected a config error, got {other:?}"),
@@ -30,11 +31,26 @@ fn bad_configuration_is_a_typed_error() {
         err(Pool::builder().thread_name("a\0b")),
         ConfigError::InvalidThreadName
     );
+    assert_eq!(
+        err(Pool::builder().queue_capacity(usize::MAX)),
+        ConfigError::QueueCapacityTooLarge
+    );
+    assert_eq!(
+        err(Pool::builder().workers(usize::MAX)),
+        ConfigError::TooManyWorkers
+    );
+    assert!(
+        Pool::builder()
+            .queue_capacity(prodkit_pool::Builder::MAX_QUEUE_CAPACITY)
+            .validate()
+            .is_ok()
+    );
     assert!(ConfigError::ZeroWorkers.to_string().contains("workers(n)"));
 }
 
 #[test]
 fn jobs_return_their_values() {
+    let _w = crate::watchdog();
     let pool = pool(2, 16, Overload::Block);
     let handles: Vec<_> = (0..100u64)
         .map(|i| pool.submit(move || i * i).unwrap())
@@ -43,11 +59,70 @@ fn jobs_return_their_values() {
     assert_eq!(sum, (0..100u64).map(|i| i * i).sum());
     let s = pool.stats();
     assert_eq!((s.submitted, s.accepted, s.completed), (100, 100, 100));
-    assert_eq!(s.run_time.count, 100);
+    assert_eq!(s.run_time.count, 0, "histograms are off by default");
+}
+
+#[test]
+fn histograms_record_queue_wait_and_run_time_on_the_pools_clock() {
+    let _w = crate::watchdog();
+    let (clock, mock) = prodkit_pool::quanta::Clock::mock();
+    let pool = Pool::builder()
+        .workers(1)
+        .histograms(true)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let gate = block_workers(&pool);
+    let waited = pool.submit(|| ()).unwrap();
+    mock.increment(Duration::from_micros(300));
+    gate.open();
+    waited.join().unwrap();
+    let m = mock.clone();
+    pool.submit(move || m.increment(Duration::from_millis(2)))
+        .unwrap()
+        .join()
+        .unwrap();
+    let s = pool.stats();
+    assert_eq!(
+        s.queue_wait.count, 3,
+        "the gate job, the waiting one, the timed one"
+    );
+    assert_eq!(s.run_time.count, 3);
+    // The waiting job sat 300 us in the queue; the timed one ran 2 ms.
+    assert!(s.queue_wait.max >= Duration::from_micros(300), "{s:?}");
+    assert!(s.run_time.max >= Duration::from_millis(2), "{s:?}");
+    assert!(s.run_time.max < Duration::from_millis(3), "{s:?}");
+}
+
+#[test]
+fn a_joined_job_is_counted_before_its_join_returns() {
+    let _w = crate::watchdog();
+    // Several joiners race the workers; after each join the snapshot counts the
+    // job (the old order, active down before completed up, was one short).
+    let pool = Arc::new(pool(2, 64, Overload::Block));
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let pool = Arc::clone(&pool);
+            s.spawn(move || {
+                for i in 0..2000u64 {
+                    let h = pool.submit(move || t * i).unwrap();
+                    assert_eq!(h.join(), Ok(t * i));
+                    let st = pool.stats();
+                    assert!(st.completed > i, "{st:?}");
+                }
+            });
+        }
+    });
+    let s = pool.stats();
+    assert_eq!(
+        (s.accepted, s.completed, s.active, s.queued),
+        (8000, 8000, 0, 0)
+    );
 }
 
 #[test]
 fn reject_hands_the_closure_back() {
+    let _w = crate::watchdog();
     let pool = pool(1, 1, Overload::Reject);
     let gate = block_workers(&pool);
     let queued = pool.submit(|| 1).unwrap();
@@ -64,6 +139,7 @@ fn reject_hands_the_closure_back() {
 
 #[test]
 fn caller_runs_on_the_submitting_thread() {
+    let _w = crate::watchdog();
     let pool = pool(1, 1, Overload::CallerRuns);
     let gate = block_workers(&pool);
     let _queued = pool.submit(|| ()).unwrap();
@@ -79,6 +155,7 @@ fn caller_runs_on_the_submitting_thread() {
 
 #[test]
 fn drop_oldest_evicts_and_resolves_rejected() {
+    let _w = crate::watchdog();
     let pool = pool(1, 2, Overload::DropOldest);
     let gate = block_workers(&pool);
     let first = pool.submit(|| "first").unwrap();
@@ -98,6 +175,7 @@ fn drop_oldest_evicts_and_resolves_rejected() {
 
 #[test]
 fn block_waits_for_room_and_times_out_with_the_job() {
+    let _w = crate::watchdog();
     let pool = Pool::builder()
         .workers(1)
         .queue_capacity(1)
@@ -124,6 +202,7 @@ fn block_waits_for_room_and_times_out_with_the_job() {
 
 #[test]
 fn cancel_before_start_means_never_run() {
+    let _w = crate::watchdog();
     let pool = pool(1, 8, Overload::Block);
     let gate = block_workers(&pool);
     let ran = Arc::new(AtomicUsize::new(0));
@@ -144,6 +223,7 @@ fn cancel_before_start_means_never_run() {
 
 #[test]
 fn token_and_deadline_cancel_before_start_and_token_is_visible_while_running() {
+    let _w = crate::watchdog();
     let (clock, mock) = prodkit_pool::quanta::Clock::mock();
     let pool = Pool::builder()
         .workers(1)
@@ -195,6 +275,7 @@ fn token_and_deadline_cancel_before_start_and_token_is_visible_while_running() {
 
 #[test]
 fn panics_are_caught_and_the_worker_keeps_serving() {
+    let _w = crate::watchdog();
     let pool = pool(2, 8, Overload::Block);
     let h = pool.submit(|| -> u32 { panic!("boom {}", 42) }).unwrap();
     assert_eq!(h.join(), Err(JobError::Panicked("boom 42".into())));
@@ -211,6 +292,7 @@ fn panics_are_caught_and_the_worker_keeps_serving() {
 
 #[test]
 fn dropped_handles_detach_but_jobs_still_run_and_count() {
+    let _w = crate::watchdog();
     let pool = pool(2, 64, Overload::Block);
     let ran = Arc::new(AtomicUsize::new(0));
     for _ in 0..50 {
@@ -228,6 +310,7 @@ fn dropped_handles_detach_but_jobs_still_run_and_count() {
 
 #[test]
 fn join_timeout_and_try_join_give_the_handle_back() {
+    let _w = crate::watchdog();
     let pool = pool(1, 4, Overload::Block);
     let gate = block_workers(&pool);
     let h = pool.submit(|| 5).unwrap();
@@ -238,81 +321,8 @@ fn join_timeout_and_try_join_give_the_handle_back() {
 }
 
 #[test]
-fn scope_jobs_borrow_and_the_scope_waits_for_all() {
-    let pool = pool(2, 4, Overload::Reject);
-    let mut data = vec![0u64; 1000];
-    let total = AtomicUsize::new(0);
-    pool.scope(|s| {
-        for (i, chunk) in data.chunks_mut(10).enumerate() {
-            let total = &total;
-            s.spawn(move || {
-                for v in chunk.iter_mut() {
-                    *v = i as u64;
-                }
-                total.fetch_add(chunk.len(), Ordering::SeqCst);
-            });
-        }
-    });
-    assert_eq!(
-        total.load(Ordering::SeqCst),
-        1000,
-        "a full queue ran jobs inline, none lost"
-    );
-    assert!(
-        data.chunks(10)
-            .enumerate()
-            .all(|(i, c)| c.iter().all(|&v| v == i as u64))
-    );
-}
-
-#[test]
-fn scope_reraises_the_first_panic_after_all_finished() {
-    let pool = pool(2, 16, Overload::Block);
-    let finished = AtomicUsize::new(0);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        pool.scope(|s| {
-            s.spawn(|| panic!("scoped boom"));
-            for _ in 0..20 {
-                s.spawn(|| {
-                    finished.fetch_add(1, Ordering::SeqCst);
-                });
-            }
-        })
-    }));
-    let payload = result.unwrap_err();
-    assert_eq!(payload.downcast_ref::<&str>(), Some(&"scoped boom"));
-    assert_eq!(
-        finished.load(Ordering::SeqCst),
-        20,
-        "every other job ran before the re-raise"
-    );
-}
-
-#[test]
-fn nested_submits_and_joins_inside_jobs_never_deadlock() {
-    // One worker, a queue of one, Block: a job that submits into the full queue
-    // and joins the result runs it itself instead of waiting forever.
-    let pool = Arc::new(pool(1, 1, Overload::Block));
-    let p = Arc::clone(&pool);
-    let outer = pool
-        .submit(move || {
-            let a = p.submit(|| 1).unwrap(); // fills the queue
-            let b = p.submit(|| 2).unwrap(); // full: runs here
-            let sum = AtomicUsize::new(0);
-            p.scope(|s| {
-                s.spawn(|| {
-                    sum.fetch_add(3, Ordering::SeqCst);
-                });
-            });
-            a.join().unwrap() + b.join().unwrap() + sum.load(Ordering::SeqCst)
-        })
-        .unwrap();
-    assert_eq!(outer.join(), Ok(6));
-    assert!(pool.stats().caller_runs >= 1);
-}
-
-#[test]
 fn stats_add_up_at_quiescence() {
+    let _w = crate::watchdog();
     let pool = pool(2, 4, Overload::DropOldest);
     let mut handles = Vec::new();
     for i in 0..200u32 {

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use prodkit_pool::{JobError, Overload, Pool, SubmitError};
 
-use crate::{DropFlag, block_workers, pool, thread_count};
+use crate::{DropFlag, block_workers, pool, threads_gone, threads_named};
 
 #[test]
 fn graceful_shutdown_runs_every_queued_job() {
+    let _w = crate::watchdog();
     let pool = pool(2, 1000, Overload::Block);
     let ran = Arc::new(AtomicUsize::new(0));
     let gate = block_workers(&pool);
@@ -31,6 +32,7 @@ fn graceful_shutdown_runs_every_queued_job() {
 
 #[test]
 fn shutdown_reports_a_worker_busy_past_the_deadline() {
+    let _w = crate::watchdog();
     let pool = pool(1, 4, Overload::Block);
     let gate = block_workers(&pool);
     pool.execute(|| ()).unwrap();
@@ -43,6 +45,7 @@ fn shutdown_reports_a_worker_busy_past_the_deadline() {
 
 #[test]
 fn shutdown_now_returns_unstarted_jobs_and_nothing_runs_after() {
+    let _w = crate::watchdog();
     let pool = pool(1, 16, Overload::Block);
     let gate = block_workers(&pool);
     let ran = Arc::new(AtomicBool::new(false));
@@ -77,15 +80,9 @@ fn shutdown_now_returns_unstarted_jobs_and_nothing_runs_after() {
 
 #[test]
 fn no_pool_thread_outlives_its_pool() {
+    let _w = crate::watchdog();
     // Other tests run in parallel threads of this binary, so count this pool's
     // threads by name.
-    let named = |prefix: &str| {
-        std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .filter(|c| c.trim_end().starts_with(prefix))
-            .count()
-    };
     let pool = Pool::builder()
         .workers(3)
         .thread_name("noleak")
@@ -95,13 +92,15 @@ fn no_pool_thread_outlives_its_pool() {
     while pool.stats().live_workers < 3 {
         std::thread::yield_now();
     }
-    assert_eq!(named("noleak-"), 3);
-    assert!(thread_count() >= 4, "the test thread and three workers");
+    assert_eq!(threads_named("noleak-"), 3);
     for _ in 0..100 {
         pool.execute(|| ()).unwrap();
     }
     drop(pool);
-    assert_eq!(named("noleak-"), 0, "dropping the pool joined its threads");
+    assert!(
+        threads_gone("noleak-"),
+        "dropping the pool joined its threads"
+    );
 
     let pool = Pool::builder()
         .workers(2)
@@ -109,28 +108,75 @@ fn no_pool_thread_outlives_its_pool() {
         .build()
         .unwrap();
     pool.shutdown(Duration::from_secs(10));
-    assert_eq!(named("noleak2-"), 0, "shutdown joined its threads");
+    assert!(threads_gone("noleak2-"), "shutdown joined its threads");
+    let pool = Pool::builder()
+        .workers(2)
+        .thread_name("noleak3")
+        .build()
+        .unwrap();
+    pool.shutdown_now();
+    assert!(threads_gone("noleak3-"), "shutdown_now joined its threads");
 }
 
 #[test]
-fn hooks_run_once_per_worker() {
-    let starts = Arc::new(AtomicUsize::new(0));
-    let stops = Arc::new(AtomicUsize::new(0));
+fn hooks_run_once_per_worker_with_its_index() {
+    let _w = crate::watchdog();
+    let starts = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let stops = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let (a, b) = (Arc::clone(&starts), Arc::clone(&stops));
     let pool = Pool::builder()
         .workers(3)
-        .on_thread_start(move |_| {
-            a.fetch_add(1, Ordering::SeqCst);
-        })
-        .on_thread_stop(move |i| {
-            b.fetch_add(1, Ordering::SeqCst);
-            assert!(i < 3);
-        })
+        .on_thread_start(move |i| a.lock().push(i))
+        .on_thread_stop(move |i| b.lock().push(i))
         .build()
         .unwrap();
     drop(pool);
+    // Checked here, not inside the hooks: the pool catches a hook's panic.
+    let (mut starts, mut stops) = (starts.lock().clone(), stops.lock().clone());
+    starts.sort_unstable();
+    stops.sort_unstable();
+    assert_eq!(starts, vec![0, 1, 2]);
+    assert_eq!(stops, vec![0, 1, 2]);
+}
+
+#[test]
+fn a_panicking_hook_is_caught_and_the_worker_serves() {
+    let _w = crate::watchdog();
+    let pool = Pool::builder()
+        .workers(2)
+        .on_thread_start(|_| panic!("start hook"))
+        .on_thread_stop(|_| panic!("stop hook"))
+        .build()
+        .unwrap();
+    let handles: Vec<_> = (0..10).map(|i| pool.submit(move || i).unwrap()).collect();
     assert_eq!(
-        (starts.load(Ordering::SeqCst), stops.load(Ordering::SeqCst)),
-        (3, 3)
+        handles.into_iter().map(|h| h.join().unwrap()).sum::<i32>(),
+        45
     );
+    // Both workers survive their hook's panic (they may still be starting).
+    while pool.stats().live_workers < 2 {
+        std::thread::yield_now();
+    }
+    let report = pool.shutdown(Duration::from_secs(10));
+    assert!(report.is_complete(), "{report:?}");
+}
+
+#[test]
+fn a_blocked_submit_is_sent_home_by_shutdown_with_its_job() {
+    let _w = crate::watchdog();
+    let pool = Arc::new(pool(1, 1, Overload::Block));
+    let gate = block_workers(&pool);
+    pool.execute(|| ()).unwrap(); // the queue is full
+    let p = Arc::clone(&pool);
+    let blocked = std::thread::spawn(move || p.submit(|| 5).map_err(|e| e.into_inner()()));
+    while pool.stats().submitted < 3 {
+        std::thread::yield_now();
+    }
+    // shutdown closes at once although a submit waits for room; the submit
+    // gets its job back.
+    let report = pool.shutdown(Duration::from_millis(50));
+    assert_eq!(report.workers_still_running, 1);
+    assert_eq!(blocked.join().unwrap().unwrap_err(), 5);
+    gate.open();
+    drop(pool);
 }

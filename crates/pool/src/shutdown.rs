@@ -1,0 +1,129 @@
+//! Shutting down: graceful with a deadline, now, and on drop; from outside the
+//! pool or from inside one of its own jobs.
+//!
+//! Stop travels out of band: closing the engine seals the queue and wakes every
+//! worker, and a worker exits when it finds the sealed queue empty. Waiting for
+//! the workers uses the exit count, never a lock that a job might need, so a job
+//! that calls into shutdown cannot deadlock with an outside caller. A thread
+//! never waits for itself: called from inside one of its jobs, the pool does not
+//! wait for the calling worker.
+
+use std::time::{Duration, Instant};
+
+use crate::{Pool, UnstartedJob};
+
+/// What [`Pool::shutdown`] achieved by its deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Jobs that ran to the end, over the pool's life.
+    pub completed: u64,
+    /// Jobs that panicked.
+    pub panicked: u64,
+    /// Jobs that never ran (cancelled, expired, evicted, taken by `shutdown_now`).
+    pub cancelled: u64,
+    /// Queue entries left at the deadline. Their jobs still run: the workers keep
+    /// draining the queue, and dropping the pool waits for them.
+    pub still_queued: u64,
+    /// Workers still running at the deadline: busy with a job that outlived it,
+    /// or the worker whose job called `shutdown`. Dropping the pool joins them.
+    pub workers_still_running: usize,
+}
+
+impl ShutdownReport {
+    /// Whether everything finished and every worker exited by the deadline.
+    pub fn is_complete(&self) -> bool {
+        self.still_queued == 0 && self.workers_still_running == 0
+    }
+}
+
+impl Pool {
+    /// Stops accepting jobs, lets the workers run every queued job, and joins
+    /// them, waiting at most `timeout`. Jobs still queued or running at the
+    /// deadline keep going (a running closure cannot be stopped from outside);
+    /// the report says so, and dropping the pool waits for them.
+    ///
+    /// Called from inside one of the pool's own jobs, it waits for the other
+    /// workers only: the calling worker is busy with the caller, so it counts in
+    /// `workers_still_running`, and it exits after its job returns.
+    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        let deadline = Instant::now().checked_add(timeout);
+        self.inner.engine.close();
+        let exited = self.wait_exits(deadline);
+        let stats = self.stats();
+        ShutdownReport {
+            completed: stats.completed,
+            panicked: stats.panicked,
+            cancelled: stats.cancelled,
+            still_queued: stats.queued,
+            workers_still_running: self.inner.workers - exited,
+        }
+    }
+
+    /// Stops accepting jobs, takes every job that has not started out of the
+    /// queue (their handles resolve [`JobError::Cancelled`](crate::JobError::Cancelled)),
+    /// waits for the running ones and joins the workers: no job of this pool runs
+    /// after it returns. The jobs come back, to run elsewhere or drop. A scope's
+    /// jobs are not handed back: its own thread runs them.
+    ///
+    /// Called from inside one of the pool's own jobs, it cannot wait for the
+    /// running jobs (one of them is the caller, and another may be joining it):
+    /// it returns once the queue is drained, and no queued job starts after that;
+    /// the running jobs finish on their own and the workers then exit.
+    pub fn shutdown_now(&self) -> Vec<UnstartedJob> {
+        self.inner.engine.close();
+        let unstarted = self.inner.drain();
+        if crate::worker::index_in(self.inner.id).is_none() {
+            self.wait_exits(None);
+        }
+        unstarted
+    }
+
+    /// Waits until every worker but the caller's own has exited, or until
+    /// `deadline`, and joins the exited ones. Returns how many exited.
+    fn wait_exits(&self, deadline: Option<Instant>) -> usize {
+        let me = crate::worker::index_in(self.inner.id).map_or(0, |_| 1);
+        let mut exits = self.inner.exits.lock();
+        while exits.exited + me < exits.started {
+            match deadline {
+                None => self.inner.exited_cv.wait(&mut exits),
+                Some(d) => {
+                    if self.inner.exited_cv.wait_until(&mut exits, d).timed_out() {
+                        break;
+                    }
+                }
+            }
+        }
+        let exited = exits.exited;
+        let all = exited == exits.started;
+        let threads = std::mem::take(&mut exits.threads);
+        let (finished, running): (Vec<_>, Vec<_>) =
+            threads.into_iter().partition(|h| all || h.is_finished());
+        exits.threads = running;
+        drop(exits);
+        // Each of these counted its exit and runs no more code that needs a lock.
+        for handle in finished {
+            let _ = handle.join();
+        }
+        exited
+    }
+}
+
+impl Drop for Pool {
+    /// A graceful shutdown without a deadline: every queued job runs, every
+    /// worker is joined.
+    ///
+    /// Dropped inside one of its own jobs (the job held the last handle), the
+    /// pool cannot wait for the worker that runs the dropping job: it closes,
+    /// the workers still run every queued job and exit, and the last worker to
+    /// exit joins the others before it ends. The job itself completes normally.
+    fn drop(&mut self) {
+        self.inner.engine.close();
+        if crate::worker::index_in(self.inner.id).is_some() {
+            let mut exits = self.inner.exits.lock();
+            exits.orphaned = true;
+            return;
+        }
+        self.wait_exits(None);
+    }
+}
