@@ -45,6 +45,8 @@ pub enum ConfigError {
     ZeroSubmitTimeout,
     /// A thread name prefix with a NUL byte, which thread names cannot hold.
     InvalidThreadName,
+    /// `stack_size(n)` below [`Builder::MIN_STACK_SIZE`].
+    StackTooSmall,
 }
 
 impl fmt::Display for ConfigError {
@@ -64,6 +66,9 @@ impl fmt::Display for ConfigError {
                 "a zero submit timeout would never wait; use Overload::Reject instead, or a positive timeout"
             }
             ConfigError::InvalidThreadName => "the thread name prefix must not contain a NUL byte",
+            ConfigError::StackTooSmall => {
+                "the worker stack size is below Builder::MIN_STACK_SIZE (64 KiB); choose a larger stack_size(bytes)"
+            }
         })
     }
 }
@@ -118,6 +123,7 @@ pub struct Builder {
     /// `None`: `quanta::Clock::new()`, made at build (it calibrates the TSC).
     pub(crate) clock: Option<quanta::Clock>,
     pub(crate) histograms: bool,
+    pub(crate) stack_size: Option<usize>,
 }
 
 impl fmt::Debug for Builder {
@@ -131,6 +137,7 @@ impl fmt::Debug for Builder {
             .field("on_start", &self.on_start.is_some())
             .field("on_stop", &self.on_stop.is_some())
             .field("histograms", &self.histograms)
+            .field("stack_size", &self.stack_size)
             .finish_non_exhaustive()
     }
 }
@@ -147,6 +154,7 @@ impl Default for Builder {
             on_stop: None,
             clock: None,
             histograms: false,
+            stack_size: None,
         }
     }
 }
@@ -156,6 +164,8 @@ impl Builder {
     pub const MAX_QUEUE_CAPACITY: usize = 1 << 24;
     /// The largest number of workers [`build`](Builder::build) accepts.
     pub const MAX_WORKERS: usize = 4096;
+    /// The smallest worker stack [`build`](Builder::build) accepts: 64 KiB.
+    pub const MIN_STACK_SIZE: usize = 64 * 1024;
 
     /// Number of worker threads (default: the available parallelism). The pool
     /// keeps exactly this many alive until it shuts down.
@@ -180,6 +190,15 @@ impl Builder {
     /// with [`SubmitError::Timeout`](crate::SubmitError::Timeout) (default: no limit).
     pub fn submit_timeout(mut self, timeout: Duration) -> Self {
         self.submit_timeout = Some(timeout);
+        self
+    }
+
+    /// The stack size of each worker thread in bytes (default: the standard
+    /// library's, 2 MiB unless `RUST_MIN_STACK` says otherwise). A job that joins
+    /// a job still queued runs it on its own stack, so a chain of jobs each
+    /// joining the next nests that deep: give such workloads a larger stack.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
         self
     }
 
@@ -240,6 +259,9 @@ impl Builder {
         }
         if self.thread_name.contains('\0') {
             return Err(ConfigError::InvalidThreadName);
+        }
+        if self.stack_size.is_some_and(|n| n < Self::MIN_STACK_SIZE) {
+            return Err(ConfigError::StackTooSmall);
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -62,7 +62,11 @@ pub(crate) struct Inner {
     pub(crate) slots: Box<[CachePadded<Slot>]>,
     pub(crate) live: AtomicU64,
     pub(crate) exits: Mutex<Exits>,
+    /// Notified under `exits` when a worker starts or exits.
     pub(crate) exited_cv: Condvar,
+    /// `shutdown_now` was called: a submit from inside a job of this closed
+    /// pool is refused rather than run in place.
+    pub(crate) halted: AtomicBool,
     pub(crate) on_start: Option<Hook>,
     pub(crate) on_stop: Option<Hook>,
 }
@@ -90,6 +94,7 @@ impl Inner {
                 orphaned: false,
             }),
             exited_cv: Condvar::new(),
+            halted: AtomicBool::new(false),
             on_start: b.on_start.clone(),
             on_stop: b.on_stop.clone(),
         }
@@ -114,12 +119,11 @@ impl Inner {
         timeout: Option<Duration>,
         token: Option<CancelToken>,
     ) -> Meta {
-        let deadline = match timeout {
-            None => deadline,
-            Some(t) => {
-                let by_timeout = self.clock.now() + t;
-                Some(deadline.map_or(by_timeout, |d| d.min(by_timeout)))
-            }
+        // A timeout too long for the clock's range never expires.
+        let by_timeout = timeout.and_then(|t| self.clock.now().checked_add(t));
+        let deadline = match (deadline, by_timeout) {
+            (Some(d), Some(t)) => Some(d.min(t)),
+            (d, t) => d.or(t),
         };
         let limits =
             (deadline.is_some() || token.is_some()).then(|| Box::new(Limits { deadline, token }));
@@ -155,6 +159,15 @@ impl Inner {
     /// closed, so it may itself shut the pool down.
     pub(crate) fn place(&self, task: Task, mode: Mode) -> Result<(), Refused<Task>> {
         let Some(window) = self.engine.begin() else {
+            // A job of this pool still running after a graceful shutdown began
+            // may need its children: they run in place, as a scope's do.
+            if mode == Mode::Policy
+                && !self.halted.load(Ordering::Acquire)
+                && crate::worker::index_in(self.id).is_some()
+            {
+                self.run_here(task);
+                return Ok(());
+            }
             self.submits.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(Refused::Closed(task));
         };

@@ -160,8 +160,13 @@ impl<T> JobHandle<T> {
     }
 
     /// Cancels the job: one that has not started never runs and resolves
-    /// [`JobError::Cancelled`]; `true` then. A running job keeps running (`false`),
-    /// but its [`CancelToken`], if it has one, fires so it can stop early.
+    /// [`JobError::Cancelled`]; `true` then. `false` when it was too late: the
+    /// job is running or has ended (it may also have been resolved otherwise,
+    /// for example by its deadline). Either way the job's [`CancelToken`], if it
+    /// has one, fires, so a running job can stop early.
+    ///
+    /// The job's queue entry stays in the queue, holding its slot, until a
+    /// worker skips it; the pool counts the cancel then.
     pub fn cancel(&self) -> bool {
         self.outcome.cancel()
     }
@@ -181,7 +186,7 @@ impl<T> fmt::Debug for JobHandle<T> {
 pub struct UnstartedJob(pub(crate) Box<dyn FnOnce() + Send>);
 
 impl UnstartedJob {
-    /// Runs the job on this thread.
+    /// Runs the job on this thread. A panic of the job unwinds out of here.
     pub fn run(self) {
         (self.0)();
     }

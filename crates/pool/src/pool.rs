@@ -67,10 +67,11 @@ impl Pool {
         };
         for index in 0..b.workers {
             let inner = Arc::clone(&pool.inner);
-            let spawned = std::thread::Builder::new()
-                .name(format!("{}-{index}", b.thread_name))
-                .spawn(move || crate::worker::worker_main(inner, index));
-            match spawned {
+            let mut thread = std::thread::Builder::new().name(format!("{}-{index}", b.thread_name));
+            if let Some(bytes) = b.stack_size {
+                thread = thread.stack_size(bytes);
+            }
+            match thread.spawn(move || crate::worker::worker_main(inner, index)) {
                 Ok(handle) => {
                     let mut exits = pool.inner.exits.lock();
                     exits.started += 1;
@@ -80,6 +81,12 @@ impl Pool {
                 Err(e) => return Err(BuildError::Spawn(e)),
             }
         }
+        // Returns once every worker runs, so `stats().live_workers` starts full.
+        let mut exits = pool.inner.exits.lock();
+        while pool.inner.live.load(Ordering::SeqCst) < b.workers as u64 {
+            pool.inner.exited_cv.wait(&mut exits);
+        }
+        drop(exits);
         Ok(pool)
     }
 

@@ -71,6 +71,9 @@ impl Pool {
     /// it returns once the queue is drained, and no queued job starts after that;
     /// the running jobs finish on their own and the workers then exit.
     pub fn shutdown_now(&self) -> Vec<UnstartedJob> {
+        self.inner
+            .halted
+            .store(true, std::sync::atomic::Ordering::Release);
         self.inner.engine.close();
         let unstarted = self.inner.drain();
         if crate::worker::index_in(self.inner.id).is_none() {
@@ -100,11 +103,13 @@ impl Pool {
         let (finished, running): (Vec<_>, Vec<_>) =
             threads.into_iter().partition(|h| all || h.is_finished());
         exits.threads = running;
-        drop(exits);
-        // Each of these counted its exit and runs no more code that needs a lock.
+        // Joined under the lock, so that a concurrent caller that finds the
+        // handles taken returns only after they were joined. Each of these
+        // threads counted its exit and takes the lock no more.
         for handle in finished {
             let _ = handle.join();
         }
+        drop(exits);
         exited
     }
 }

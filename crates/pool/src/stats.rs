@@ -229,20 +229,25 @@ impl SlotSum {
 }
 
 /// A snapshot of a pool's counters and gauges. Counters are read one by one
-/// while the pool runs; at quiescence (no job queued or running)
-/// `accepted == completed + panicked + cancelled`.
+/// while the pool runs. At quiescence (nothing queued or running, every submit
+/// returned) the snapshot is exact: `accepted == completed + panicked +
+/// cancelled` and `submitted == accepted + rejected`; and a job whose `join`
+/// returned is already counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Jobs handed to `submit`, `try_submit`, `execute` and their variants.
+    /// Jobs handed to `submit`, `try_submit`, `execute`, their variants and
+    /// `Scope::spawn`.
     pub submitted: u64,
     /// Jobs the pool took responsibility for (queued, or run by the caller).
+    /// While submits are in progress it may count a few that will be refused.
     pub accepted: u64,
     /// Jobs handed back: full queue, closed pool, submit timeout.
     pub rejected: u64,
     /// Accepted jobs that ran to the end.
     pub completed: u64,
-    /// Accepted jobs that panicked.
+    /// Accepted jobs that panicked (a value the job owns panicking as it is
+    /// dropped counts too: that drop is part of running the job).
     pub panicked: u64,
     /// Accepted jobs that never ran: cancelled, past their deadline, evicted by
     /// `DropOldest`, or taken by `shutdown_now`.
@@ -252,14 +257,16 @@ pub struct Stats {
     /// Of `accepted`, those run on the submitting thread (`CallerRuns`, or a
     /// `Block` submit from inside a job into a full queue).
     pub caller_runs: u64,
-    /// Jobs waiting in the queue now.
+    /// Entries in the queue now. An entry whose job already ran elsewhere (a
+    /// joining worker ran it, or its scope's thread did) stays until a worker
+    /// skips it.
     pub queued: u64,
-    /// Jobs running now.
+    /// Jobs in hand now: running, or being taken out of the queue.
     pub active: u64,
     /// Worker threads alive now.
     pub live_workers: u64,
-    /// Time from submit to start.
+    /// Time from submit to start; empty unless [`Builder::histograms`](crate::Builder::histograms).
     pub queue_wait: Summary,
-    /// Time from start to end.
+    /// Time from start to end; empty unless [`Builder::histograms`](crate::Builder::histograms).
     pub run_time: Summary,
 }

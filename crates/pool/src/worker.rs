@@ -57,6 +57,11 @@ pub(crate) fn worker_main(inner: Arc<Inner>, index: usize) {
         index,
     };
     inner.live.fetch_add(1, Ordering::SeqCst);
+    {
+        // `build` waits for every worker to be live.
+        let _exits = inner.exits.lock();
+        inner.exited_cv.notify_all();
+    }
     inner.run_hook(inner.on_start.as_ref(), index, "start");
     CURRENT.with(|c| {
         *c.borrow_mut() = Some(Current {

@@ -257,11 +257,14 @@ where
     }
 
     fn cancel(&self) -> bool {
+        // Claim first, then fire the token: firing it first could make a worker
+        // that just took the job resolve it `Cancelled` while this says `false`.
+        // The handle is not a party that meets the queue entry: it never counts.
+        let claimed = self.try_claim(UNCOUNTED);
         if let Some(token) = self.meta.token() {
             token.cancel();
         }
-        // The handle is not a party that meets the queue entry: it never counts.
-        match self.try_claim(UNCOUNTED) {
+        match claimed {
             Some(func) => {
                 self.publish(Err(JobError::Cancelled));
                 drop_quietly(func);

@@ -346,3 +346,74 @@ fn stats_add_up_at_quiescence() {
     );
     assert_eq!((s.queued, s.active), (0, 0));
 }
+
+#[test]
+fn cancel_says_true_exactly_when_it_prevented_the_job() {
+    let _w = crate::watchdog();
+    // A cancel racing a worker that is just taking the job: `true` means the job
+    // never ran and resolves `Cancelled`; `false` means it ran (it has a token,
+    // which used to be fired first and made the worker drop the job unrun).
+    let pool = pool(1, 64, Overload::Block);
+    for _ in 0..100_000 {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = Arc::clone(&ran);
+        let h = pool
+            .submit_job(
+                Job::new(move || {
+                    r.fetch_add(1, Ordering::SeqCst);
+                })
+                .token(CancelToken::new()),
+            )
+            .unwrap();
+        let prevented = h.cancel();
+        let outcome = h.join();
+        let ran = ran.load(Ordering::SeqCst);
+        if prevented {
+            assert_eq!((outcome, ran), (Err(JobError::Cancelled), 0));
+        } else {
+            assert_eq!((outcome, ran), (Ok(()), 1));
+        }
+    }
+}
+
+#[test]
+fn a_timeout_beyond_the_clocks_range_never_expires() {
+    let _w = crate::watchdog();
+    let pool = pool(1, 4, Overload::Block);
+    let h = pool
+        .submit_job(Job::new(|| 3).timeout(Duration::MAX))
+        .unwrap();
+    assert_eq!(h.join(), Ok(3));
+    pool.execute_job(Job::new(|| ()).timeout(Duration::MAX))
+        .unwrap();
+}
+
+#[test]
+fn every_worker_is_live_when_build_returns() {
+    let _w = crate::watchdog();
+    for workers in [1, 3, 8] {
+        let pool = pool(workers, 4, Overload::Block);
+        assert_eq!(pool.stats().live_workers, workers as u64);
+    }
+}
+
+#[test]
+fn a_cancelled_job_is_counted_when_its_queue_entry_is_met() {
+    let _w = crate::watchdog();
+    // The entry of a job cancelled in the queue stays there, holding its slot,
+    // until a worker skips it: only then is the cancel counted. Until then the
+    // pool is not quiescent (`queued` says so), so a quiescent snapshot is exact.
+    let pool = pool(1, 2, Overload::Reject);
+    let gate = block_workers(&pool);
+    let h = pool.submit(|| 1).unwrap();
+    assert!(h.cancel());
+    assert_eq!(h.join(), Err(JobError::Cancelled));
+    let s = pool.stats();
+    assert_eq!((s.queued, s.cancelled), (1, 0), "{s:?}");
+    gate.open();
+    let report = pool.shutdown(Duration::from_secs(10));
+    assert!(report.is_complete());
+    let s = pool.stats();
+    assert_eq!((s.queued, s.cancelled, s.completed), (0, 1, 1), "{s:?}");
+    assert_eq!(s.accepted, s.completed + s.panicked + s.cancelled);
+}

@@ -335,3 +335,87 @@ fn shutdowns_racing_from_inside_and_outside_all_return() {
         assert!(handed_back <= cancelled);
     }
 }
+
+/// A chain of jobs each joining the next runs the chain on one worker's stack:
+/// `stack_size` gives it the room (2,000 levels overflowed the default stack).
+#[test]
+fn a_deep_join_chain_fits_a_larger_stack() {
+    let _w = watchdog();
+    let pool = Arc::new(
+        Pool::builder()
+            .workers(1)
+            .queue_capacity(16)
+            .stack_size(256 << 20)
+            .build()
+            .unwrap(),
+    );
+    fn chain(pool: Arc<Pool>, depth: u32) -> u32 {
+        if depth == 0 {
+            return 0;
+        }
+        let p = Arc::clone(&pool);
+        pool.submit(move || chain(p, depth - 1))
+            .unwrap()
+            .join()
+            .unwrap()
+            + 1
+    }
+    let p = Arc::clone(&pool);
+    assert_eq!(
+        pool.submit(move || chain(p, 4000)).unwrap().join(),
+        Ok(4000)
+    );
+    assert!(matches!(
+        Pool::builder().stack_size(1024).build(),
+        Err(prodkit_pool::BuildError::Config(
+            prodkit_pool::ConfigError::StackTooSmall
+        ))
+    ));
+}
+
+/// A graceful shutdown in the middle of a fork-join computation: jobs still
+/// running submit their children after the pool closed, and those run in place,
+/// so the computation completes. After `shutdown_now` such submits are refused.
+#[test]
+fn nested_work_completes_across_a_graceful_shutdown() {
+    let _w = watchdog();
+    fn fib(pool: &Arc<Pool>, n: u32) -> Result<u64, String> {
+        if n < 2 {
+            return Ok(u64::from(n));
+        }
+        let p = Arc::clone(pool);
+        let left = pool
+            .submit(move || fib(&p, n - 1))
+            .map_err(|e| e.to_string())?;
+        let right = fib(pool, n - 2)?;
+        Ok(left.join().map_err(|e| e.to_string())?? + right)
+    }
+    for _ in 0..10 {
+        let pool = Arc::new(pool(2, 64, Overload::Block));
+        let p = Arc::clone(&pool);
+        let top = pool.submit(move || fib(&p, 18)).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+        let report = pool.shutdown(Duration::from_secs(30));
+        assert!(report.is_complete(), "{report:?}");
+        assert_eq!(top.join(), Ok(Ok(2584)));
+    }
+    let pool = Arc::new(pool(1, 4, Overload::Block));
+    let p = Arc::clone(&pool);
+    let (stopped, wait) = mpsc::channel();
+    let job = pool
+        .submit(move || {
+            wait.recv().unwrap();
+            p.submit(|| ()).map(drop).map_err(|e| e.to_string())
+        })
+        .unwrap();
+    let stopper = {
+        let pool = Arc::clone(&pool);
+        std::thread::spawn(move || pool.shutdown_now().len())
+    };
+    while !pool.is_closed() {
+        std::thread::yield_now();
+    }
+    stopped.send(()).unwrap();
+    assert!(job.join().unwrap().unwrap_err().contains("shut down"));
+    stopper.join().unwrap();
+}

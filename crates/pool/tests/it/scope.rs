@@ -281,3 +281,30 @@ fn nested_scopes_inside_jobs_on_one_worker_complete() {
         .unwrap();
     assert_eq!(total.join(), Ok(16));
 }
+
+#[test]
+fn a_scope_spawning_into_a_full_queue_runs_jobs_itself() {
+    let _w = watchdog();
+    // Every worker is held and the queue holds 4: a scope of 1,000 jobs cannot
+    // park them all in itself; its spawns run jobs on its own thread instead.
+    let pool = pool(2, 4, Overload::Block);
+    let gate = crate::block_workers(&pool);
+    let me = std::thread::current().id();
+    let here = AtomicUsize::new(0);
+    pool.scope(|s| {
+        for _ in 0..1000 {
+            s.spawn(|| {
+                if std::thread::current().id() == me {
+                    here.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        // Still inside the body: at most a queue's worth of jobs is waiting.
+        assert!(
+            here.load(Ordering::SeqCst) >= 1000 - 4,
+            "only {} ran on the scope's thread while the body spawned",
+            here.load(Ordering::SeqCst)
+        );
+    });
+    gate.open();
+}

@@ -180,3 +180,52 @@ fn a_blocked_submit_is_sent_home_by_shutdown_with_its_job() {
     gate.open();
     drop(pool);
 }
+
+#[test]
+fn concurrent_shutdowns_each_return_after_every_worker_ended() {
+    let _w = crate::watchdog();
+    // A thread-local set by the start hook records, as the worker thread ends,
+    // that it has ended. Every concurrent shutdown call sees them all ended.
+    struct EndMarker(Arc<AtomicUsize>);
+    impl Drop for EndMarker {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    thread_local! {
+        static MARKER: std::cell::RefCell<Option<EndMarker>> = const { std::cell::RefCell::new(None) };
+    }
+    for round in 0..100 {
+        let ended = Arc::new(AtomicUsize::new(0));
+        let e = Arc::clone(&ended);
+        let pool = Arc::new(
+            Pool::builder()
+                .workers(3)
+                .on_thread_start(move |_| {
+                    MARKER.with(|m| *m.borrow_mut() = Some(EndMarker(Arc::clone(&e))));
+                })
+                .build()
+                .unwrap(),
+        );
+        for _ in 0..20 {
+            pool.execute(|| ()).unwrap();
+        }
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (pool, ended) = (Arc::clone(&pool), Arc::clone(&ended));
+                s.spawn(move || {
+                    if (t + round) % 2 == 0 {
+                        assert!(pool.shutdown(Duration::from_secs(30)).is_complete());
+                    } else {
+                        pool.shutdown_now();
+                    }
+                    assert_eq!(
+                        ended.load(Ordering::SeqCst),
+                        3,
+                        "returned before a worker ended"
+                    );
+                });
+            }
+        });
+    }
+}
