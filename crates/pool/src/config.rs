@@ -229,8 +229,9 @@ impl Builder {
     }
 
     /// Records each job's queue wait and run time in [`Stats`](crate::Stats)
-    /// (default off). It costs three clock reads per job (about 20 ns per job on
-    /// the machine of the README's figures); off, no job reads the clock unless it
+    /// (default off). It costs three clock reads per job (a TSC read took 11 ns
+    /// on the machine of the README's figures), and a detached job then always
+    /// gets a box to carry its submit time. Off, no job reads the clock unless it
     /// has a deadline.
     pub fn histograms(mut self, on: bool) -> Self {
         self.histograms = on;

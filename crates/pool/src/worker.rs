@@ -79,7 +79,10 @@ fn serve(inner: &Inner, index: usize) {
     let slot = &inner.slots[index];
     let mut idle = 0;
     loop {
-        if !inner.engine.is_empty() {
+        // After a job, straight to the queue: looking at its length first would
+        // read the line the submitter writes on every push. While idle, look
+        // before marking the slot, so an idle pool shows no job in hand.
+        if idle == 0 || !inner.engine.is_empty() {
             // In hand before it leaves the queue, so `stats()` never misses it.
             slot.hold();
             if let Some(task) = inner.engine.pop() {
