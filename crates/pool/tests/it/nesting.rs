@@ -402,12 +402,15 @@ fn nested_work_completes_across_a_graceful_shutdown() {
     let pool = Arc::new(pool(1, 4, Overload::Block));
     let p = Arc::clone(&pool);
     let (stopped, wait) = mpsc::channel();
+    let (started, running) = mpsc::channel();
     let job = pool
         .submit(move || {
+            started.send(()).unwrap();
             wait.recv().unwrap();
             p.submit(|| ()).map(drop).map_err(|e| e.to_string())
         })
         .unwrap();
+    running.recv().unwrap();
     let stopper = {
         let pool = Arc::clone(&pool);
         std::thread::spawn(move || pool.shutdown_now().len())
