@@ -223,16 +223,20 @@ impl Inner {
         let slot = self.shared_slot();
         slot.hold();
         match task {
-            Task::Handle(job) => {
-                let taken = job.resolve(JobError::Rejected, &|| {
-                    slot.cancelled();
-                    self.submits.evicted.fetch_add(1, Ordering::Relaxed);
-                });
+            Task::Handle(entry) => {
+                let (taken, last) = entry.job().resolve(
+                    JobError::Rejected,
+                    &|| {
+                        slot.cancelled();
+                        self.submits.evicted.fetch_add(1, Ordering::Relaxed);
+                    },
+                    true,
+                );
                 if taken == Taken::CancelledByHandle {
                     slot.cancelled();
                 }
                 slot.release();
-                drop_quietly(job);
+                entry.finish(last);
             }
             Task::Detached(job) => {
                 slot.cancelled();
@@ -256,11 +260,11 @@ impl Inner {
     /// caller marked with `hold()`; this releases it exactly once.
     pub(crate) fn execute(&self, task: Task, slot: &Slot) {
         match task {
-            Task::Handle(job) => {
-                self.run_handle(&*job, slot);
-                // The handle may be gone: dropping the last reference drops the
-                // result, whose `Drop` is the user's code.
-                drop_quietly(job);
+            Task::Handle(entry) => {
+                let last = self.run_handle(entry.job(), slot, true);
+                // The handle may be gone: freeing the job drops the result,
+                // whose `Drop` is the user's code (`finish` catches its panic).
+                entry.finish(last);
             }
             Task::Detached(job) => {
                 if job.meta().expired(&self.clock) {
@@ -300,31 +304,42 @@ impl Inner {
     }
 
     /// Runs a job with a handle unless someone took it; `slot` is held and is
-    /// released once, before the result is published.
-    pub(crate) fn run_handle(&self, job: &dyn Runnable, slot: &Slot) {
+    /// released once, before the result is published. `release`: the caller
+    /// holds the queue entry's reference, which goes with the call; the result
+    /// says whether it was the last (see `JobRef::finish`).
+    pub(crate) fn run_handle(&self, job: &dyn Runnable, slot: &Slot, release: bool) -> bool {
         let meta = job.meta();
         let released = Cell::new(false);
-        let release = || {
+        let release_slot = || {
             if !released.replace(true) {
                 slot.release();
             }
         };
-        let taken = if meta.expired(&self.clock) {
-            job.resolve(JobError::Cancelled, &|| {
-                slot.cancelled();
-                release();
-            })
+        let (taken, last) = if meta.expired(&self.clock) {
+            job.resolve(
+                JobError::Cancelled,
+                &|| {
+                    slot.cancelled();
+                    release_slot();
+                },
+                release,
+            )
         } else {
             let start = self.timestamp();
-            job.run(&|ran| {
-                self.count(slot, ran, meta.enqueued, start);
-                release();
-            })
+            let enqueued = meta.enqueued;
+            job.run(
+                &|ran| {
+                    self.count(slot, ran, enqueued, start);
+                    release_slot();
+                },
+                release,
+            )
         };
         if taken == Taken::CancelledByHandle {
             slot.cancelled();
         }
-        release();
+        release_slot();
+        last
     }
 
     /// Counts a job that ran. Never unwinds: a `tracing` subscriber is user code.
@@ -362,13 +377,13 @@ impl Inner {
                 return unstarted;
             };
             match task {
-                Task::Handle(job) => {
-                    let (taken, func) = job.take_unstarted(&|| slot.cancelled());
+                Task::Handle(entry) => {
+                    let (taken, func, last) = entry.job().take_unstarted(&|| slot.cancelled());
                     if taken == Taken::CancelledByHandle {
                         slot.cancelled();
                     }
                     unstarted.extend(func.map(UnstartedJob));
-                    drop_quietly(job);
+                    entry.finish(last);
                 }
                 Task::Detached(job) => {
                     slot.cancelled();

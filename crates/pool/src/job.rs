@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::JobError;
-use crate::task::Outcome;
+use crate::task::HandleRef;
 
 /// A cancellation flag shared between the submitter and a job. Cancelling it
 /// before the job starts means the job never runs; a running job may read it
@@ -99,7 +99,7 @@ impl<F> fmt::Debug for Job<F> {
 /// The result of an accepted job. Dropping the handle detaches the job: it still
 /// runs and is still counted.
 pub struct JobHandle<T> {
-    pub(crate) outcome: Arc<dyn Outcome<T>>,
+    pub(crate) outcome: HandleRef<T>,
     /// The pool it was submitted to: a join on one of its workers may run it.
     pub(crate) pool_id: usize,
 }
@@ -116,13 +116,15 @@ impl<T> JobHandle<T> {
     /// # Errors
     /// [`JobError`]: cancelled, panicked or evicted.
     pub fn join(self) -> Result<T, JobError> {
-        if !self.outcome.is_finished() {
-            crate::worker::run_if_queued_here(&*self.outcome, self.pool_id);
+        let outcome = self.outcome.get();
+        if !outcome.is_finished() {
+            crate::worker::run_if_queued_here(outcome, self.pool_id);
         }
-        self.outcome.wait(None);
-        self.outcome
-            .take()
-            .expect("a finished job has its result until the handle takes it")
+        outcome.wait(None);
+        match self.outcome.take() {
+            Ok(result) => result,
+            Err(_) => unreachable!("a finished job has its result until the handle takes it"),
+        }
     }
 
     /// Like [`join`](JobHandle::join), waiting at most `timeout`; the handle comes
@@ -133,11 +135,11 @@ impl<T> JobHandle<T> {
     /// `Err(self)` when the job has not finished within `timeout`.
     pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, JobError>, Self> {
         let deadline = Instant::now().checked_add(timeout);
-        if self.outcome.wait(deadline) {
-            Ok(self
-                .outcome
-                .take()
-                .expect("a finished job has its result until the handle takes it"))
+        if self.outcome.get().wait(deadline) {
+            match self.outcome.take() {
+                Ok(result) => Ok(result),
+                Err(_) => unreachable!("a finished job has its result until the handle takes it"),
+            }
         } else {
             Err(self)
         }
@@ -148,15 +150,15 @@ impl<T> JobHandle<T> {
     /// # Errors
     /// `Err(self)` when the job has not finished.
     pub fn try_join(self) -> Result<Result<T, JobError>, Self> {
-        match self.outcome.take() {
-            Some(result) => Ok(result),
-            None => Err(self),
-        }
+        let pool_id = self.pool_id;
+        self.outcome
+            .take()
+            .map_err(|outcome| JobHandle { outcome, pool_id })
     }
 
     /// Whether the job has a result (a value or an error).
     pub fn is_finished(&self) -> bool {
-        self.outcome.is_finished()
+        self.outcome.get().is_finished()
     }
 
     /// Cancels the job: one that has not started never runs and resolves
@@ -168,7 +170,7 @@ impl<T> JobHandle<T> {
     /// The job's queue entry stays in the queue, holding its slot, until a
     /// worker skips it; the pool counts the cancel then.
     pub fn cancel(&self) -> bool {
-        self.outcome.cancel()
+        self.outcome.get().cancel()
     }
 }
 

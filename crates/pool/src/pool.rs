@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use crate::engine::Refused;
 use crate::inner::{Inner, Mode};
 use crate::stats::SlotSum;
-use crate::task::{InlineJob, Runnable, Shared, Task};
+use crate::task::{InlineJob, Task, new_job};
 use crate::{BuildError, Builder, Job, JobHandle, Stats, SubmitError, TrySubmitError};
 
 /// A supervised pool of worker threads with a bounded queue. See the crate docs.
@@ -162,21 +162,20 @@ impl Pool {
             token,
         } = job;
         let meta = self.inner.meta(deadline, timeout, token.clone());
-        let shared = Arc::new(Shared::new(func, meta));
-        match self
-            .inner
-            .place(Task::Handle(Arc::clone(&shared) as Arc<dyn Runnable>), mode)
-        {
+        let (entry, handle, typed) = new_job(func, meta);
+        match self.inner.place(Task::Handle(entry), mode) {
             Ok(()) => Ok(JobHandle {
-                outcome: shared,
+                outcome: handle,
                 pool_id: self.inner.id,
             }),
             Err(refused) => Err(refused.map(|task| {
-                // The queue's reference goes first; the closure is still inside.
-                drop(task);
-                let func = shared
+                // SAFETY: `handle` still holds a reference, so the job is alive;
+                // nobody else ever saw it, and nothing else takes the closure.
+                let func = unsafe { typed.as_ref() }
                     .take_back()
                     .expect("a job the queue refused was never started");
+                drop(task);
+                drop(handle);
                 Job {
                     func,
                     deadline,

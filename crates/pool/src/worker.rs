@@ -45,7 +45,8 @@ pub(crate) fn run_if_queued_here<T>(job: &dyn Outcome<T>, pool_id: usize) {
             }
             let slot = &cur.inner.slots[cur.index];
             slot.hold();
-            cur.inner.run_handle(job.runnable(), slot);
+            // A joiner holds no queue reference: nothing to free here.
+            cur.inner.run_handle(job.runnable(), slot, false);
         }
     });
 }

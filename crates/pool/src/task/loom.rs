@@ -1,16 +1,44 @@
 //! Models of a job's state (`shared.rs`) under loom: claims racing each other
-//! and a cancel, a joiner sleeping while the job is published, and the count of
-//! a cancel through the handle. loom also checks that `func` and `result` are
-//! never accessed by two threads at once.
+//! and a cancel, a joiner sleeping while the job is published, the count of a
+//! cancel through the handle, and the two references: exactly one party frees
+//! the job, after everyone else is done with it. loom also checks that the slot
+//! is never accessed by two threads at once.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use loom::sync::Arc;
 use loom::thread;
 
-use super::{Meta, Outcome, Runnable, Shared, Taken};
+use super::{HandleRef, JobRef, Meta, Taken, new_job};
 use crate::JobError;
 
-fn job(value: u32) -> Arc<Shared<impl FnOnce() -> u32 + Send + 'static, u32>> {
-    Arc::new(Shared::new(move || value, Meta::default()))
+/// A job's result that counts its drops.
+#[derive(Debug)]
+struct Dropped(u32, Arc<AtomicUsizeWrap>);
+
+#[derive(Debug, Default)]
+struct AtomicUsizeWrap(AtomicUsize);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        self.1.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+type Job = (JobRef, HandleRef<Dropped>, Arc<AtomicUsizeWrap>);
+
+fn job(value: u32) -> Job {
+    let drops = Arc::new(AtomicUsizeWrap::default());
+    let d = Arc::clone(&drops);
+    let (entry, handle, _) = new_job(move || Dropped(value, d), Meta::default());
+    (entry, handle, drops)
+}
+
+/// What the queue's side does with its entry: run it, then give it up.
+fn pop_and_run(entry: JobRef) -> Taken {
+    let (taken, last) = entry.job().run(&|_| (), true);
+    entry.finish(last);
+    taken
 }
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -24,26 +52,30 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 #[test]
 fn loom_run_racing_cancel_has_one_winner() {
     model(|| {
-        let shared = job(7);
-        let worker = {
-            let s = Arc::clone(&shared);
-            thread::spawn(move || s.run(&|_| ()))
-        };
-        let cancelled = shared.cancel();
+        let (entry, handle, drops) = job(7);
+        let worker = thread::spawn(move || pop_and_run(entry));
+        let cancelled = handle.get().cancel();
+        assert!(handle.get().wait(None));
+        let result = handle.take().ok().unwrap();
         let ran = worker.join().unwrap();
-        assert!(shared.wait(None));
-        let result = shared.take().unwrap();
         if cancelled {
-            assert_eq!(result, Err(JobError::Cancelled));
+            assert!(matches!(result, Err(JobError::Cancelled)));
             assert_eq!(
                 ran,
                 Taken::CancelledByHandle,
                 "the worker counts the cancel"
             );
         } else {
-            assert_eq!(result, Ok(7));
+            assert_eq!(result.as_ref().map(|d| d.0), Ok(7));
             assert_eq!(ran, Taken::Mine);
         }
+        drop(result);
+        let made = usize::from(!cancelled);
+        assert_eq!(
+            drops.0.load(Ordering::SeqCst),
+            made,
+            "each result dropped once"
+        );
     });
 }
 
@@ -52,33 +84,43 @@ fn loom_run_racing_cancel_has_one_winner() {
 #[test]
 fn loom_two_claims_run_the_job_once() {
     model(|| {
-        let shared = job(3);
-        let other = {
-            let s = Arc::clone(&shared);
-            thread::spawn(move || s.run(&|_| ()))
-        };
-        let mine = shared.run(&|_| ());
-        let theirs = other.join().unwrap();
-        let mut both = [mine, theirs];
+        let (entry, handle, drops) = job(3);
+        let worker = thread::spawn(move || pop_and_run(entry));
+        let (joiner, _) = handle.get().runnable().run(&|_| (), false);
+        let popper = worker.join().unwrap();
+        let mut both = [joiner, popper];
         both.sort_by_key(|t| *t == Taken::Mine);
         assert_eq!(both, [Taken::Stale, Taken::Mine]);
-        assert_eq!(shared.take(), Some(Ok(3)));
+        assert_eq!(handle.take().ok().unwrap().map(|d| d.0), Ok(3));
+        assert_eq!(drops.0.load(Ordering::SeqCst), 1);
     });
 }
 
 /// A joiner that goes to sleep while the job runs is always woken by the
-/// publish (a lost wake-up leaves it blocked, which loom reports).
+/// publish (a lost wake-up leaves it blocked, which loom reports), and the job
+/// is freed once whichever side lets go last.
 #[test]
 fn loom_a_sleeping_joiner_is_woken() {
     model(|| {
-        let shared = job(5);
-        let worker = {
-            let s = Arc::clone(&shared);
-            thread::spawn(move || s.run(&|_| ()))
-        };
-        assert!(shared.wait(None));
-        assert_eq!(shared.take(), Some(Ok(5)));
+        let (entry, handle, drops) = job(5);
+        let worker = thread::spawn(move || pop_and_run(entry));
+        assert!(handle.get().wait(None));
+        assert_eq!(handle.take().ok().unwrap().map(|d| d.0), Ok(5));
         worker.join().unwrap();
+        assert_eq!(drops.0.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A handle dropped unjoined while the job runs: the result is dropped exactly
+/// once, by whichever side lets go last.
+#[test]
+fn loom_a_dropped_handle_and_a_running_job_free_once() {
+    model(|| {
+        let (entry, handle, drops) = job(6);
+        let worker = thread::spawn(move || pop_and_run(entry));
+        drop(handle);
+        worker.join().unwrap();
+        assert_eq!(drops.0.load(Ordering::SeqCst), 1);
     });
 }
 
@@ -87,16 +129,14 @@ fn loom_a_sleeping_joiner_is_woken() {
 #[test]
 fn loom_a_cancel_is_counted_once() {
     model(|| {
-        let shared = job(1);
-        let a = {
-            let s = Arc::clone(&shared);
-            thread::spawn(move || s.run(&|_| ()))
-        };
+        let (entry, handle, _drops) = job(1);
+        let handle = Arc::new(handle);
+        let a = thread::spawn(move || pop_and_run(entry));
         let b = {
-            let s = Arc::clone(&shared);
-            thread::spawn(move || s.run(&|_| ()))
+            let h = Arc::clone(&handle);
+            thread::spawn(move || h.get().runnable().run(&|_| (), false).0)
         };
-        let cancelled = shared.cancel();
+        let cancelled = handle.get().cancel();
         let outcomes = [a.join().unwrap(), b.join().unwrap()];
         let counted = outcomes
             .iter()
@@ -111,18 +151,19 @@ fn loom_a_cancel_is_counted_once() {
     });
 }
 
-/// A job dropped unrun (its queue entry and handle gone) drops its closure;
-/// one resolved by an eviction publishes the error to a waiting joiner.
+/// An eviction resolving the job races a joiner: the error reaches the joiner.
 #[test]
 fn loom_resolve_racing_a_joiner() {
     model(|| {
-        let shared = job(9);
-        let evictor = {
-            let s = Arc::clone(&shared);
-            thread::spawn(move || s.resolve(JobError::Rejected, &|| ()))
-        };
-        assert!(shared.wait(None));
-        assert_eq!(shared.take(), Some(Err(JobError::Rejected)));
+        let (entry, handle, drops) = job(9);
+        let evictor = thread::spawn(move || {
+            let (taken, last) = entry.job().resolve(JobError::Rejected, &|| (), true);
+            entry.finish(last);
+            taken
+        });
+        assert!(handle.get().wait(None));
+        assert!(matches!(handle.take(), Ok(Err(JobError::Rejected))));
         assert_eq!(evictor.join().unwrap(), Taken::Mine);
+        assert_eq!(drops.0.load(Ordering::SeqCst), 0, "never ran, no result");
     });
 }

@@ -20,7 +20,7 @@ mod loom;
 mod shared;
 
 pub(crate) use inline::InlineJob;
-pub(crate) use shared::Shared;
+pub(crate) use shared::{HandleRef, JobRef, new_job};
 
 /// What a job carries besides its closure.
 #[derive(Debug, Default)]
@@ -57,7 +57,7 @@ impl Meta {
 /// A queue entry: a pointer to the job's own allocation, or a small detached
 /// closure held in place.
 pub(crate) enum Task {
-    Handle(Arc<dyn Runnable>),
+    Handle(JobRef),
     Detached(Box<dyn Detached>),
     /// A detached job without deadline or token, small enough to need no box.
     Inline(InlineJob),
@@ -85,26 +85,38 @@ pub(crate) enum Taken {
     Stale,
 }
 
-/// A queued job with a handle, seen from the pool.
+/// A closure taken out of the queue unrun, for `shutdown_now`.
+pub(crate) type Unstarted = Box<dyn FnOnce() + Send>;
+
+/// A queued job with a handle, seen from the pool. A party that met the job's
+/// queue entry passes `release`: the call also drops the entry's reference, and
+/// returns whether that was the last one (the caller then frees the job, see
+/// [`JobRef::finish`]). A joining worker passes `false`: it holds no reference.
 pub(crate) trait Runnable: Send + Sync {
     fn meta(&self) -> &Meta;
     /// Runs the job if nobody took it. `done` runs after the closure and before
     /// the result is published, so counters are up to date before a join returns.
-    fn run(&self, done: &dyn Fn(&Ran)) -> Taken;
+    fn run(&self, done: &dyn Fn(&Ran), release: bool) -> (Taken, bool);
     /// Resolves a job that has not started with `error`, dropping its closure.
     /// `counted` runs when this party took it, before the outcome is visible.
-    fn resolve(&self, error: JobError, counted: &dyn Fn()) -> Taken;
+    fn resolve(&self, error: JobError, counted: &dyn Fn(), release: bool) -> (Taken, bool);
     /// Resolves a job that has not started as cancelled and hands its closure
     /// out; `counted` as for `resolve`.
-    fn take_unstarted(&self, counted: &dyn Fn()) -> (Taken, Option<Box<dyn FnOnce() + Send>>);
+    fn take_unstarted(&self, counted: &dyn Fn()) -> (Taken, Option<Unstarted>, bool);
+    /// Drops the queue entry's reference; `true` when it was the last.
+    fn release_queue(&self) -> bool;
 }
 
 /// The typed view a [`JobHandle`](crate::JobHandle) has of its job.
 pub(crate) trait Outcome<T>: Send + Sync {
     fn wait(&self, deadline: Option<Instant>) -> bool;
-    fn take(&self) -> Option<Result<T, JobError>>;
+    /// The result, if the job finished, and the handle's reference dropped with
+    /// it: `true` when it was the last.
+    fn take(&self) -> Option<(Result<T, JobError>, bool)>;
     fn is_finished(&self) -> bool;
     fn cancel(&self) -> bool;
+    /// Drops the handle's reference; `true` when it was the last.
+    fn release_handle(&self) -> bool;
     fn runnable(&self) -> &dyn Runnable;
 }
 

@@ -1,22 +1,28 @@
 //! The state a job with a handle shares with its handle: one allocation holding
 //! the closure, then the result, and one state byte that decides who may touch
-//! which. Hand-written atomics; `task/loom.rs` models them.
+//! which and who frees it. Hand-written atomics; `task/loom.rs` models them.
 //!
 //! The stage moves forward only: `QUEUED` (the slot holds the closure) to
 //! `RUNNING` (exactly one party won the compare-exchange and moved the closure
 //! out) to `DONE` (the winner wrote the result into the slot, then published it
 //! with a release RMW) to `TAKEN` (the handle moved the result out). The closure
-//! and the result share one slot: they are never alive at the same time. Two
-//! flags ride along: `WAITER`, set by a joiner that sleeps, tells the publisher
-//! to wake it; and `UNCOUNTED`, set by a cancel through the handle in the same
+//! and the result share one slot: they are never alive at the same time.
+//!
+//! Flags ride along: `WAITER`, set by a joiner that sleeps, tells the publisher
+//! to wake it; `UNCOUNTED`, set by a cancel through the handle in the same
 //! compare-exchange that claims the job, tells whoever meets the queue entry
-//! next to count it.
+//! next to count it; and two references, `QREF` (the queue entry, [`JobRef`])
+//! and `HREF` (the handle, [`HandleRef`]). Whoever clears the last reference
+//! frees the allocation. The common paths fold the reference into a transition
+//! they make anyway: a worker publishes and drops the queue's reference in one
+//! compare-exchange, a join takes the result and drops the handle's in one RMW.
 
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::NonNull;
 use std::time::Instant;
 
-use super::{Meta, Outcome, Ran, Runnable, Taken, drop_quietly, panic_message};
+use super::{Meta, Outcome, Ran, Runnable, Taken, Unstarted, drop_quietly, panic_message};
 use crate::JobError;
 use crate::sync::{AtomicU8, Ordering, UnsafeCell, Waiters};
 
@@ -27,6 +33,8 @@ const TAKEN: u8 = 3;
 const STAGE: u8 = 3;
 const WAITER: u8 = 4;
 const UNCOUNTED: u8 = 8;
+const QREF: u8 = 16;
+const HREF: u8 = 32;
 
 pub(crate) struct Shared<F, T> {
     state: AtomicU8,
@@ -51,22 +59,110 @@ unsafe impl<F: Send, T: Send> Send for Shared<F, T> {}
 // SAFETY: as above: no `&F` or `&T` is ever handed out through `&Shared`.
 unsafe impl<F: Send, T: Send> Sync for Shared<F, T> {}
 
+/// Makes a job with a handle: the queue entry's reference and the handle's.
+/// `typed` is for taking the closure back when the queue refuses the job; it is
+/// valid while either reference lives.
+pub(crate) fn new_job<F, T>(func: F, meta: Meta) -> (JobRef, HandleRef<T>, NonNull<Shared<F, T>>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let typed = NonNull::from(Box::leak(Box::new(Shared {
+        state: AtomicU8::new(QUEUED | QREF | HREF),
+        slot: UnsafeCell::new(Slot {
+            func: ManuallyDrop::new(func),
+        }),
+        waiters: Waiters::default(),
+        meta,
+    })));
+    (JobRef(typed), HandleRef(typed), typed)
+}
+
+/// The queue entry's reference to a job with a handle.
+pub(crate) struct JobRef(NonNull<dyn Runnable>);
+
+// SAFETY: it points to a `Shared<F, T>` with `F: Send, T: Send`, which is `Send`
+// and `Sync`; the reference is owned, like an `Arc`.
+unsafe impl Send for JobRef {}
+
+impl JobRef {
+    pub(crate) fn job(&self) -> &dyn Runnable {
+        // SAFETY: the allocation lives while this reference is held (`QREF` set).
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Gives this reference up after a call that already dropped it
+    /// (`release`); frees the job when that call said it was the last.
+    pub(crate) fn finish(self, last: bool) {
+        let ptr = ManuallyDrop::new(self).0;
+        if last {
+            // SAFETY: both references are gone (the caller's call cleared the
+            // last), so nobody else can reach the allocation; it came from a `Box`.
+            // Its drop may run a result's `Drop`: user code, which must not
+            // unwind into the worker.
+            drop_quietly(unsafe { Box::from_raw(ptr.as_ptr()) });
+        }
+    }
+}
+
+impl Drop for JobRef {
+    fn drop(&mut self) {
+        if self.job().release_queue() {
+            // SAFETY: as in `finish`: the last reference is gone.
+            drop_quietly(unsafe { Box::from_raw(self.0.as_ptr()) });
+        }
+    }
+}
+
+/// The handle's reference to its job.
+pub(crate) struct HandleRef<T>(NonNull<dyn Outcome<T>>);
+
+// SAFETY: as for `JobRef`: it points to a `Shared<F, T>`, which is `Send` and
+// `Sync` for `T: Send`; through `&HandleRef` only `&self` methods of the
+// shared state are reached, which are safe to call from several threads.
+unsafe impl<T: Send> Send for HandleRef<T> {}
+// SAFETY: see above.
+unsafe impl<T: Send> Sync for HandleRef<T> {}
+
+impl<T> HandleRef<T> {
+    pub(crate) fn get(&self) -> &dyn Outcome<T> {
+        // SAFETY: the allocation lives while this reference is held (`HREF` set).
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The result if the job finished, giving this reference up with it;
+    /// otherwise the reference back.
+    pub(crate) fn take(self) -> Result<Result<T, JobError>, Self> {
+        match self.get().take() {
+            None => Err(self),
+            Some((result, last)) => {
+                let ptr = ManuallyDrop::new(self).0;
+                if last {
+                    // SAFETY: `take` dropped the last reference: nobody else can
+                    // reach the allocation; it came from a `Box`.
+                    drop(unsafe { Box::from_raw(ptr.as_ptr()) });
+                }
+                Ok(result)
+            }
+        }
+    }
+}
+
+impl<T> Drop for HandleRef<T> {
+    fn drop(&mut self) {
+        if self.get().release_handle() {
+            // SAFETY: the last reference is gone; the allocation came from a `Box`.
+            // A result nobody took is dropped here, on the handle owner's thread.
+            drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        }
+    }
+}
+
 impl<F, T> Shared<F, T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    pub(crate) fn new(func: F, meta: Meta) -> Self {
-        Shared {
-            state: AtomicU8::new(QUEUED),
-            slot: UnsafeCell::new(Slot {
-                func: ManuallyDrop::new(func),
-            }),
-            waiters: Waiters::default(),
-            meta,
-        }
-    }
-
     /// Moves the closure out of a queued job for a party that met its queue
     /// entry (a worker, a joining worker, eviction, `shutdown_now`).
     fn claim(&self) -> Result<F, Taken> {
@@ -91,7 +187,7 @@ where
             }
         }
         // SAFETY: this thread moved the stage out of `QUEUED`, which happens
-        // once: it alone owns the closure, in the slot since `new`.
+        // once: it alone owns the closure, in the slot since `new_job`.
         Some(unsafe { self.take_func() })
     }
 
@@ -116,24 +212,44 @@ where
         }
     }
 
-    /// Writes the outcome, publishes it (`RUNNING` to `DONE`) and wakes a
-    /// sleeping joiner. Only the claimer calls it, once.
-    fn publish(&self, result: Result<T, JobError>) {
+    /// Writes the outcome and publishes it (`RUNNING` to `DONE`), waking a
+    /// sleeping joiner; with `release`, also drops the queue entry's reference
+    /// and says whether it was the last. Only the claimer calls it, once; with
+    /// `release` the caller must not touch `self` afterwards unless it was last.
+    fn finish(&self, result: Result<T, JobError>, release: bool) -> bool {
         // SAFETY: the stage is `RUNNING` and this thread is the claimer: the
         // closure was moved out, and nobody reads the slot before the release
         // RMW below. Writing a union field drops nothing.
         self.slot.with_mut(|p| unsafe {
             (*p).result = ManuallyDrop::new(result);
         });
+        let key = self.key();
+        let mut s = self.state.load(Ordering::Relaxed);
+        while release && s & WAITER == 0 {
+            // No joiner sleeps: publish and drop the queue's reference at once.
+            // RUNNING (1) + 1 - QREF: `DONE`, the flags kept, `QREF` cleared.
+            match self.state.compare_exchange_weak(
+                s,
+                s + 1 - QREF,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return s & HREF == 0,
+                Err(now) => s = now,
+            }
+        }
         // RUNNING (1) + 1 = DONE (2); the flag bits are untouched.
         let prev = self.state.fetch_add(1, Ordering::AcqRel);
         if prev & WAITER != 0 {
-            self.waiters.unpark_all(self.key());
+            // The queue's reference (or the cancelling handle's) keeps `self`
+            // alive across the wake-up.
+            self.waiters.unpark_all(key);
         }
+        release && self.release_queue()
     }
 
     /// The key joiners of this job sleep under: its address, unique while a
-    /// reference to it exists (the publisher and every joiner hold one).
+    /// reference to it exists.
     fn key(&self) -> usize {
         std::ptr::from_ref(self).addr()
     }
@@ -141,8 +257,17 @@ where
     /// Takes the closure back out of a job the queue refused (nobody else ever
     /// saw it).
     pub(crate) fn take_back(&self) -> Option<F> {
+        let s = self.state.load(Ordering::Acquire);
+        if s & STAGE != QUEUED {
+            return None;
+        }
         self.state
-            .compare_exchange(QUEUED, TAKEN, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(
+                s,
+                (s & !STAGE) | TAKEN,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
             .ok()?;
         // SAFETY: moved out of `QUEUED` by this thread: it owns the closure.
         Some(unsafe { self.take_func() })
@@ -158,10 +283,10 @@ where
         &self.meta
     }
 
-    fn run(&self, done: &dyn Fn(&Ran)) -> Taken {
+    fn run(&self, done: &dyn Fn(&Ran), release: bool) -> (Taken, bool) {
         let func = match self.claim() {
             Ok(f) => f,
-            Err(taken) => return taken,
+            Err(taken) => return (taken, release && self.release_queue()),
         };
         let result = match catch_unwind(AssertUnwindSafe(func)) {
             Ok(value) => {
@@ -175,32 +300,35 @@ where
                 Err(JobError::Panicked(msg))
             }
         };
-        self.publish(result);
-        Taken::Mine
+        (Taken::Mine, self.finish(result, release))
     }
 
-    fn resolve(&self, error: JobError, counted: &dyn Fn()) -> Taken {
+    fn resolve(&self, error: JobError, counted: &dyn Fn(), release: bool) -> (Taken, bool) {
         match self.claim() {
             Ok(func) => {
                 counted();
-                self.publish(Err(error));
+                let last = self.finish(Err(error), release);
                 // After publishing: the closure's captures may take time or panic.
                 drop_quietly(func);
-                Taken::Mine
+                (Taken::Mine, last)
             }
-            Err(taken) => taken,
+            Err(taken) => (taken, release && self.release_queue()),
         }
     }
 
-    fn take_unstarted(&self, counted: &dyn Fn()) -> (Taken, Option<Box<dyn FnOnce() + Send>>) {
+    fn take_unstarted(&self, counted: &dyn Fn()) -> (Taken, Option<Unstarted>, bool) {
         match self.claim() {
             Ok(func) => {
                 counted();
-                self.publish(Err(JobError::Cancelled));
-                (Taken::Mine, Some(Box::new(move || drop(func()))))
+                let last = self.finish(Err(JobError::Cancelled), true);
+                (Taken::Mine, Some(Box::new(move || drop(func()))), last)
             }
-            Err(taken) => (taken, None),
+            Err(taken) => (taken, None, self.release_queue()),
         }
+    }
+
+    fn release_queue(&self) -> bool {
+        self.state.fetch_and(!QREF, Ordering::AcqRel) & HREF == 0
     }
 }
 
@@ -236,20 +364,21 @@ where
         }
     }
 
-    fn take(&self) -> Option<Result<T, JobError>> {
+    fn take(&self) -> Option<(Result<T, JobError>, bool)> {
         if self.state.load(Ordering::Acquire) & STAGE != DONE {
             return None;
         }
-        // SAFETY: `DONE` was published with release after `result` was written,
-        // and the acquire load above saw it. Only the handle calls `take`, and
-        // each `JobHandle` method that does consumes the handle, so it happens
-        // once; the stage then moves on to `TAKEN` so nothing reads it again.
+        // SAFETY: `DONE` was published with release after the result was
+        // written, and the acquire load above saw it. Only the handle calls
+        // `take`, and `HandleRef::take` consumes the handle when it succeeds, so
+        // it happens once; the stage then moves on to `TAKEN`.
         let result = self.slot.with_mut(|p| {
             // SAFETY: see above: the result is in the slot, read once.
             unsafe { ManuallyDrop::take(&mut (*p).result) }
         });
-        self.state.fetch_add(1, Ordering::Release);
-        Some(result)
+        // DONE (2) + 1 - HREF: `TAKEN`, the handle's reference dropped.
+        let prev = self.state.fetch_sub(HREF - 1, Ordering::AcqRel);
+        Some((result, prev & QREF == 0))
     }
 
     fn is_finished(&self) -> bool {
@@ -259,19 +388,24 @@ where
     fn cancel(&self) -> bool {
         // Claim first, then fire the token: firing it first could make a worker
         // that just took the job resolve it `Cancelled` while this says `false`.
-        // The handle is not a party that meets the queue entry: it never counts.
+        // The handle is not a party that meets the queue entry: it never counts,
+        // and its own reference keeps `self` alive throughout.
         let claimed = self.try_claim(UNCOUNTED);
         if let Some(token) = self.meta.token() {
             token.cancel();
         }
         match claimed {
             Some(func) => {
-                self.publish(Err(JobError::Cancelled));
+                self.finish(Err(JobError::Cancelled), false);
                 drop_quietly(func);
                 true
             }
             None => false,
         }
+    }
+
+    fn release_handle(&self) -> bool {
+        self.state.fetch_and(!HREF, Ordering::AcqRel) & QREF == 0
     }
 
     fn runnable(&self) -> &dyn Runnable {
@@ -281,7 +415,7 @@ where
 
 impl<F, T> Drop for Shared<F, T> {
     fn drop(&mut self) {
-        // Exclusive access: whatever the stage, no other thread is left.
+        // Exclusive access: both references are gone.
         match self.state.load(Ordering::Acquire) & STAGE {
             QUEUED => self.slot.with_mut(|p| {
                 // SAFETY: `QUEUED`: nobody claimed the closure, it is in the slot.
@@ -291,8 +425,8 @@ impl<F, T> Drop for Shared<F, T> {
                 // SAFETY: `DONE`: the result is in the slot and nobody took it.
                 unsafe { ManuallyDrop::drop(&mut (*p).result) }
             }),
-            // `RUNNING` cannot be seen here (the claimer holds a reference until
-            // it published); `TAKEN` holds nothing.
+            // `RUNNING` cannot be seen here: the claimer publishes before it
+            // drops a reference. `TAKEN` holds nothing.
             _ => {}
         }
     }
@@ -301,13 +435,13 @@ impl<F, T> Drop for Shared<F, T> {
 #[cfg(test)]
 mod tests {
     //! Run under miri too: every path out of the state machine drops the
-    //! closure and the result exactly once.
+    //! closure and the result exactly once and frees the job exactly once.
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use super::Shared;
+    use super::new_job;
     use crate::JobError;
-    use crate::task::{Meta, Outcome, Runnable, Taken};
+    use crate::task::{Meta, Taken};
 
     struct Counted(Arc<AtomicUsize>);
     impl Drop for Counted {
@@ -322,7 +456,7 @@ mod tests {
         let job = || {
             let c = Counted(Arc::clone(&drops));
             let r = Arc::clone(&drops);
-            Shared::new(
+            new_job(
                 move || {
                     drop(c);
                     Counted(r)
@@ -330,42 +464,72 @@ mod tests {
                 Meta::default(),
             )
         };
-        // Run, result taken by the handle: closure capture + result dropped.
-        let s = job();
-        assert_eq!(s.run(&|_| ()), Taken::Mine);
-        drop(s.take());
-        drop(s);
-        // Run, result never taken: dropped with the state.
-        let s = job();
-        s.run(&|_| ());
-        drop(s);
-        // Cancelled: the closure is dropped, no result was made.
-        let s = job();
-        assert!(s.cancel());
-        assert_eq!(s.take().map(|r| r.err()), Some(Some(JobError::Cancelled)));
-        assert_eq!(s.run(&|_| ()), Taken::CancelledByHandle);
-        assert_eq!(s.run(&|_| ()), Taken::Stale);
-        drop(s);
-        // Never run: the closure is dropped with the state.
-        drop(job());
-        // Handed back: the closure comes out.
-        let s = job();
-        let f = s.take_back().unwrap();
-        drop(s);
+        // Run by the queue's side, result taken by the handle: 2 drops.
+        let (entry, handle, _) = job();
+        let (taken, last) = entry.job().run(&|_| (), true);
+        assert_eq!((taken, last), (Taken::Mine, false));
+        entry.finish(last);
+        drop(handle.take().ok().unwrap());
+        // Run, the handle dropped first, the result never taken: 2 drops.
+        let (entry, handle, _) = job();
+        drop(handle);
+        let (_, last) = entry.job().run(&|_| (), true);
+        assert!(last, "the queue's reference was the last");
+        entry.finish(last);
+        // Cancelled through the handle, the entry met afterwards: 1 drop.
+        let (entry, handle, _) = job();
+        assert!(handle.get().cancel());
+        assert_eq!(handle.take().ok().unwrap().err(), Some(JobError::Cancelled));
+        let (taken, last) = entry.job().run(&|_| (), true);
+        assert_eq!((taken, last), (Taken::CancelledByHandle, true));
+        entry.finish(last);
+        // Never run, both references dropped: 1 drop.
+        let (entry, handle, _) = job();
+        drop(entry);
+        drop(handle);
+        // Handed back by a refused submit: the closure comes out, then 1 drop.
+        let (entry, handle, typed) = job();
+        // SAFETY: `handle` holds a reference.
+        let f = unsafe { typed.as_ref() }.take_back().unwrap();
+        drop(entry);
+        drop(handle);
         drop(f);
-        // Taken unstarted by shutdown_now.
-        let s = job();
-        let (taken, f) = s.take_unstarted(&|| ());
-        assert_eq!(taken, Taken::Mine);
+        // Taken unstarted by shutdown_now and run by the caller: 2 drops.
+        let (entry, handle, _) = job();
+        let (taken, f, last) = entry.job().take_unstarted(&|| ());
+        assert_eq!((taken, last), (Taken::Mine, false));
+        entry.finish(last);
         f.unwrap()();
-        drop(s);
+        drop(handle);
         assert_eq!(drops.load(Ordering::SeqCst), 2 + 2 + 1 + 1 + 1 + 2);
     }
 
     #[test]
     fn miri_a_panicking_job_publishes_its_panic() {
-        let s = Shared::new(|| -> u8 { panic!("boom") }, Meta::default());
-        assert_eq!(s.run(&|_| ()), Taken::Mine);
-        assert_eq!(s.take(), Some(Err(JobError::Panicked("boom".into()))));
+        let (entry, handle, _) = new_job(|| -> u8 { panic!("boom") }, Meta::default());
+        let (taken, last) = entry.job().run(&|_| (), true);
+        assert_eq!(taken, Taken::Mine);
+        entry.finish(last);
+        assert_eq!(
+            handle.take().ok().unwrap(),
+            Err(JobError::Panicked("boom".into()))
+        );
+    }
+
+    #[test]
+    fn miri_a_joiner_and_a_worker_on_two_threads_free_the_job_once() {
+        for _ in 0..20 {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let r = Arc::clone(&drops);
+            let (entry, handle, _) = new_job(move || Counted(r), Meta::default());
+            let worker = std::thread::spawn(move || {
+                let (_, last) = entry.job().run(&|_| (), true);
+                entry.finish(last);
+            });
+            assert!(handle.get().wait(None));
+            drop(handle.take().ok().unwrap());
+            worker.join().unwrap();
+            assert_eq!(drops.load(Ordering::SeqCst), 1);
+        }
     }
 }
