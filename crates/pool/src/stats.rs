@@ -261,7 +261,10 @@ pub struct Stats {
     /// joining worker ran it, or its scope's thread did) stays until a worker
     /// skips it.
     pub queued: u64,
-    /// Jobs in hand now: running, or being taken out of the queue.
+    /// Jobs in hand now: running, or being taken out of the queue. A worker
+    /// that just finished a job counts here for the moment it takes a look for
+    /// the next one, so an idle pool can show 1 for a few nanoseconds; a worker
+    /// marks itself before it takes a job out, so a snapshot never misses one.
     pub active: u64,
     /// Worker threads alive now.
     pub live_workers: u64,
