@@ -274,33 +274,26 @@ impl Inner {
                     return;
                 }
                 let enqueued = job.meta().enqueued;
-                let start = self.timestamp();
-                let ran = match catch_unwind(AssertUnwindSafe(move || job.run())) {
-                    Ok(()) => Ran::Completed,
-                    Err(payload) => {
-                        let msg = panic_message(&*payload);
-                        drop_quietly(payload);
-                        Ran::Panicked(msg)
-                    }
-                };
-                self.count(slot, &ran, enqueued, start);
-                slot.release();
+                self.run_detached(slot, enqueued, move || job.run());
             }
-            Task::Inline(job) => {
-                let start = self.timestamp();
-                let ran = match catch_unwind(AssertUnwindSafe(move || job.run())) {
-                    Ok(()) => Ran::Completed,
-                    Err(payload) => {
-                        let msg = panic_message(&*payload);
-                        drop_quietly(payload);
-                        Ran::Panicked(msg)
-                    }
-                };
-                self.count(slot, &ran, 0, start);
-                slot.release();
-            }
+            Task::Inline(job) => self.run_detached(slot, 0, move || job.run()),
             Task::Scope(scope) => scope.run_one(self, slot),
         }
+    }
+
+    /// Runs a detached job's closure, counts it into `slot` and releases the slot.
+    fn run_detached(&self, slot: &Slot, enqueued: u64, run: impl FnOnce()) {
+        let start = self.timestamp();
+        let ran = match catch_unwind(AssertUnwindSafe(run)) {
+            Ok(()) => Ran::Completed,
+            Err(payload) => {
+                let msg = panic_message(&*payload);
+                drop_quietly(payload);
+                Ran::Panicked(msg)
+            }
+        };
+        self.count(slot, &ran, enqueued, start);
+        slot.release();
     }
 
     /// Runs a job with a handle unless someone took it; `slot` is held and is

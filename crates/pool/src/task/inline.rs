@@ -124,13 +124,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::InlineJob;
-
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::task::DropCounter as Counted;
 
     #[test]
     fn miri_each_way_out_drops_the_closure_once() {

@@ -168,3 +168,15 @@ pub(crate) fn drop_quietly<V>(value: V) {
         std::mem::forget(again);
     }
 }
+
+/// A value that counts its drops, for the unit tests of the job state and of
+/// inline jobs (run under miri).
+#[cfg(test)]
+pub(crate) struct DropCounter(pub(crate) Arc<std::sync::atomic::AtomicUsize>);
+
+#[cfg(test)]
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}

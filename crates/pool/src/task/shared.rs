@@ -441,14 +441,8 @@ mod tests {
 
     use super::new_job;
     use crate::JobError;
+    use crate::task::DropCounter as Counted;
     use crate::task::{Meta, Taken};
-
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
 
     #[test]
     fn miri_every_path_drops_closure_and_result_once() {

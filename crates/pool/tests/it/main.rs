@@ -99,9 +99,15 @@ impl Gate {
 /// Occupies every worker of `pool` with a job that waits on the returned gate,
 /// and returns once all of them are running.
 fn block_workers(pool: &Pool) -> Gate {
+    block_some_workers(pool, pool.workers())
+}
+
+/// Occupies `n` workers of `pool` with a job that waits on the returned gate,
+/// and returns once all of them are running.
+fn block_some_workers(pool: &Pool, n: usize) -> Gate {
     let gate = Gate::default();
-    let started = Arc::new(std::sync::Barrier::new(pool.workers() + 1));
-    for _ in 0..pool.workers() {
+    let started = Arc::new(std::sync::Barrier::new(n + 1));
+    for _ in 0..n {
         let (gate, started) = (gate.clone(), Arc::clone(&started));
         pool.execute(move || {
             started.wait();

@@ -56,17 +56,7 @@ fn a_job_joining_another_does_not_stall_shutdown() {
 fn a_waiting_worker_runs_only_the_job_it_joins() {
     let _w = watchdog();
     let pool = pool(3, 16, Overload::Block);
-    let gate = Gate::default();
-    let started = Arc::new(std::sync::Barrier::new(3));
-    for _ in 0..2 {
-        let (gate, started) = (gate.clone(), Arc::clone(&started));
-        pool.execute(move || {
-            started.wait();
-            gate.wait();
-        })
-        .unwrap();
-    }
-    started.wait();
+    let gate = crate::block_some_workers(&pool, 2);
     let (to_a, for_a) = mpsc::channel::<JobHandle<u32>>();
     let (to_c, for_c) = mpsc::channel::<JobHandle<u32>>();
     let a = pool
