@@ -1,7 +1,6 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -10,7 +9,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::config::{Builder, RetryPolicy};
 use crate::deliver::{Batch, deliver};
 use crate::error::{BuildError, NackReason, SubmitError, TrySubmitError};
-use crate::sink::Sink;
+use crate::sink::{Deadline, DeadlineCell, Sink};
 use crate::stats::{Counters, Reason, Stats};
 use crate::ticket::{Ack, DeadLetter, Ticket};
 
@@ -44,10 +43,8 @@ pub(crate) struct Shared<T> {
     row_size: Arc<dyn Fn(&T) -> usize + Send + Sync>,
     pub(crate) dead_letter: Option<Arc<DeadLetter<T>>>,
     pub(crate) clock: quanta::Clock,
-    /// The clock's reading at build; deadlines are nanoseconds after it.
-    base: quanta::Instant,
-    /// Close's deadline in nanoseconds after `base`; `u64::MAX` until close.
-    deadline: AtomicU64,
+    /// Close's deadline, shared with the sinks' writes.
+    pub(crate) deadline: Deadline,
 }
 
 struct State<T> {
@@ -73,7 +70,6 @@ impl<T: Send + 'static> Batcher<T> {
         b: Builder<T>,
         sinks: Vec<S>,
     ) -> Result<Batcher<T>, BuildError> {
-        let base = b.clock.now();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -93,9 +89,8 @@ impl<T: Send + 'static> Batcher<T> {
             retry: b.retry,
             row_size: b.row_size,
             dead_letter: b.dead_letter,
+            deadline: Deadline(Arc::new(DeadlineCell::new(b.clock.clone()))),
             clock: b.clock,
-            base,
-            deadline: AtomicU64::new(u64::MAX),
         });
         let batcher = Batcher {
             shared,
@@ -122,7 +117,7 @@ impl<T: Send + 'static> Batcher<T> {
     /// The row back: [`SubmitError::Timeout`], [`SubmitError::Closed`],
     /// [`SubmitError::TooLarge`].
     pub fn submit(&self, row: T) -> Result<Ticket<T>, SubmitError<T>> {
-        let (ack, ticket) = Ack::ticket();
+        let (ack, ticket) = Ack::ticket(self.shared.dead_letter.clone());
         let timeout = self.shared.submit_timeout;
         self.enqueue(row, ack, Some(timeout))
             .map(|()| ticket)
@@ -134,7 +129,7 @@ impl<T: Send + 'static> Batcher<T> {
     /// # Errors
     /// As [`submit`](Batcher::submit).
     pub fn submit_timeout(&self, row: T, timeout: Duration) -> Result<Ticket<T>, SubmitError<T>> {
-        let (ack, ticket) = Ack::ticket();
+        let (ack, ticket) = Ack::ticket(self.shared.dead_letter.clone());
         self.enqueue(row, ack, Some(timeout))
             .map(|()| ticket)
             .map_err(Refused::into_submit)
@@ -146,7 +141,7 @@ impl<T: Send + 'static> Batcher<T> {
     /// The row back: [`TrySubmitError::Full`], [`TrySubmitError::Closed`],
     /// [`TrySubmitError::TooLarge`].
     pub fn try_submit(&self, row: T) -> Result<Ticket<T>, TrySubmitError<T>> {
-        let (ack, ticket) = Ack::ticket();
+        let (ack, ticket) = Ack::ticket(self.shared.dead_letter.clone());
         self.enqueue(row, ack, None)
             .map(|()| ticket)
             .map_err(Refused::into_try)
@@ -222,9 +217,7 @@ impl<T: Send + 'static> Batcher<T> {
             let mut state = shared.state.lock();
             if !state.closing {
                 state.closing = true;
-                let at = shared.clock.now().saturating_duration_since(shared.base) + timeout;
-                let ns = u64::try_from(at.as_nanos()).unwrap_or(u64::MAX);
-                shared.deadline.store(ns, Ordering::Relaxed);
+                shared.deadline.0.set(timeout);
             }
         }
         shared.work.notify_all();
@@ -292,29 +285,36 @@ impl<T> Refused<T> {
 impl<T> Shared<T> {
     /// Whether close's deadline has passed.
     pub(crate) fn past_deadline(&self) -> bool {
-        let deadline = self.deadline.load(Ordering::Relaxed);
-        deadline != u64::MAX
-            && self
-                .clock
-                .now()
-                .saturating_duration_since(self.base)
-                .as_nanos()
-                >= u128::from(deadline)
+        self.deadline.passed()
     }
 
-    /// Sleeps `wait`, or until close is called.
+    /// Sleeps `wait` before a retry, cut short by close's deadline. Closing
+    /// does not end the back-off: the batcher keeps writing, spaced out, until
+    /// the deadline, and then refuses what is left. The wait is real time (a
+    /// socket's recovery does not follow a mock clock); the deadline is read on
+    /// the batcher's clock, so a test's mock deadline ends it too.
     pub(crate) fn back_off(&self, wait: Duration) {
+        let until = Instant::now() + wait;
         let mut state = self.state.lock();
-        if !state.closing {
-            let _ = self.closed.wait_for(&mut state, wait);
+        loop {
+            let now = Instant::now();
+            if now >= until || self.past_deadline() {
+                return;
+            }
+            // Woken when close sets a deadline; then look at it every 10 ms.
+            let step = match self.deadline.remaining() {
+                None => until - now,
+                Some(left) => (until - now).min(left).min(Duration::from_millis(10)),
+            };
+            let _ = self.closed.wait_for(&mut state, step);
         }
     }
 
     /// Hands back a row that was not written.
     pub(crate) fn nack(&self, row: T, ack: Ack<T>, reason: NackReason) {
         Counters::add(&self.counters.nacked, 1);
-        if matches!(ack, Ack::Detached) && self.dead_letter.is_none() {
-            tracing::error!(%reason, "prodkit-batch: a detached row was not written and there is no dead-letter callback");
+        if !reason.is_refused() {
+            Counters::add(&self.counters.unknown, 1);
         }
         ack.nack(row, reason, self.dead_letter.as_deref());
     }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::batcher::Batcher;
-use crate::error::{BuildError, ConfigError, Nack, SinkError};
+use crate::error::{BuildError, ConfigError, Failure, Nack, SinkError};
 use crate::sink::Sink;
 use crate::ticket::DeadLetter;
 
@@ -137,8 +137,10 @@ impl<T: Send + 'static> Builder<T> {
         self
     }
 
-    /// Receives every row of [`Batcher::submit_detached`] that was not written,
-    /// with the reason. Without one, such rows are only counted and logged.
+    /// Receives every row without `Ok` that no ticket observes, with the
+    /// reason: rows of [`Batcher::submit_detached`], and rows whose
+    /// [`Ticket`](crate::Ticket) was dropped unread. Without a callback such
+    /// rows are counted and logged through `tracing`.
     pub fn dead_letter(mut self, f: impl Fn(Nack<T>) + Send + Sync + 'static) -> Self {
         self.dead_letter = Some(Arc::new(f));
         self
@@ -193,12 +195,16 @@ impl<T: Send + 'static> Builder<T> {
         Ok(())
     }
 
-    /// Opens one sink per flusher with `open` and starts the flushers.
+    /// Opens one sink per flusher with `open` and starts the flushers. An open
+    /// that fails transiently (the database is down or restarting) is retried
+    /// under the retry policy, as a write would be; a permanent failure (a
+    /// refused login, a table that does not match its declared columns) ends
+    /// `build` at once.
     ///
     /// # Errors
     /// [`BuildError::Config`] for a bad configuration, [`BuildError::Sink`] when
-    /// `open` fails, [`BuildError::Spawn`] when a thread cannot start. Nothing
-    /// keeps running after an error.
+    /// `open` fails for good or beyond the retry budget, [`BuildError::Spawn`]
+    /// when a thread cannot start. Nothing keeps running after an error.
     pub fn build<S, F>(self, open: F) -> Result<Batcher<T>, BuildError>
     where
         S: Sink<T> + 'static,
@@ -206,10 +212,37 @@ impl<T: Send + 'static> Builder<T> {
     {
         self.validate()?;
         let sinks = (0..self.flushers)
-            .map(|_| open())
+            .map(|_| self.open_with_retries(&open))
             .collect::<Result<Vec<S>, _>>()
             .map_err(BuildError::Sink)?;
         Batcher::start(self, sinks)
+    }
+
+    fn open_with_retries<S>(
+        &self,
+        open: &impl Fn() -> Result<S, SinkError>,
+    ) -> Result<S, SinkError> {
+        let r = self.retry;
+        let first = self.clock.now();
+        let mut attempt = 0;
+        loop {
+            let error = match open() {
+                Ok(sink) => return Ok(sink),
+                Err(e) => e,
+            };
+            attempt += 1;
+            let elapsed = self.clock.now().saturating_duration_since(first);
+            let retryable = matches!(error.failure, Failure::Transient | Failure::UnknownOutcome);
+            if !retryable || attempt >= r.max_attempts || elapsed >= r.max_elapsed {
+                return Err(error);
+            }
+            tracing::warn!(%error, attempt, "prodkit-batch: opening a sink failed, retrying");
+            std::thread::sleep(crate::deliver::backoff(
+                r.initial_backoff,
+                r.max_backoff,
+                attempt,
+            ));
+        }
     }
 }
 

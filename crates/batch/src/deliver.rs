@@ -6,8 +6,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use crate::batcher::Shared;
-use crate::error::{Failure, NackReason, SinkError};
-use crate::sink::Sink;
+use crate::error::{Failure, NackReason, SinkError, Unknown};
+use crate::sink::{Deadline, Sink};
 use crate::stats::Counters;
 use crate::ticket::Ack;
 
@@ -65,7 +65,30 @@ impl<T> Batch<T> {
     }
 }
 
-/// Writes `batch` until each of its rows is written or refused.
+/// A batch on its way, and what is known of its earlier writes.
+struct Work<T> {
+    batch: Batch<T>,
+    /// A write of these rows ended with an unknown outcome: they may be stored,
+    /// so no failure after it may call them "not stored".
+    unknown: Option<SinkError>,
+}
+
+/// The reason for rows that failed `error`'s way: a refusal, unless an earlier
+/// write of theirs ended with an unknown outcome; then the outcome stays
+/// unknown.
+fn settle(unknown: Option<&SinkError>, refusal: NackReason) -> NackReason {
+    match unknown {
+        None => refusal,
+        Some(cause) => NackReason::Unknown(Unknown {
+            cause: cause.clone(),
+            last: refusal.error().cloned(),
+            probably_written: false,
+        }),
+    }
+}
+
+/// Writes `batch` until each of its rows is written, refused, or known to be of
+/// unknown outcome.
 ///
 /// - `Row` with the row's index: that row is refused, the rest written again at
 ///   once; without an index the batch is bisected, each half in its own write,
@@ -74,21 +97,36 @@ impl<T> Batch<T> {
 ///   refused.
 /// - `Transient`, `UnknownOutcome`: back off, reconnect, write the same batch
 ///   again, until the retry budget is used up; then every row is refused with
-///   the last error.
+///   the last error. A reconnect that fails for good (`Permanent`: a refused
+///   login) fails the batch at once.
 /// - `Permanent`: every row is refused at once.
 /// - After close's deadline nothing more is tried: the rows left are refused
 ///   with `Closed`.
+///
+/// Once a write of some rows ended with an unknown outcome, those rows may be
+/// stored: a later success settles them (written), anything else leaves them
+/// `Unknown`, never refused. A retry that finds them already stored (a unique
+/// key violation) settles the whole batch as unknown, probably written: the
+/// unknown write was all or nothing, so it most likely stored every row, and
+/// writing them again row by row would only find the same.
 pub(crate) fn deliver<T, S: Sink<T>>(shared: &Shared<T>, sink: &mut S, batch: Batch<T>) {
-    let mut todo = vec![batch];
-    while let Some(mut batch) = todo.pop() {
+    let mut todo = vec![Work {
+        batch,
+        unknown: None,
+    }];
+    while let Some(Work {
+        mut batch,
+        mut unknown,
+    }) = todo.pop()
+    {
         let mut transient = 0u32;
         let mut first_failure = None;
         loop {
             if shared.past_deadline() {
-                batch.nack_all(shared, &NackReason::Closed);
+                batch.nack_all(shared, &settle(unknown.as_ref(), NackReason::Closed));
                 break;
             }
-            let error = match write(sink, &batch.rows) {
+            let error = match write(sink, &batch.rows, &shared.deadline) {
                 Ok(()) => {
                     batch.ack_all(shared);
                     break;
@@ -96,30 +134,47 @@ pub(crate) fn deliver<T, S: Sink<T>>(shared: &Shared<T>, sink: &mut S, batch: Ba
                 Err(error) => error,
             };
             shared.counters.failed(&error);
+            if error.failure == Failure::UnknownOutcome && unknown.is_none() {
+                unknown = Some(error.clone());
+            }
+            if let Some(cause) = &unknown
+                && error.already_stored
+            {
+                tracing::warn!(%error, rows = batch.len(), "prodkit-batch: rows of a write with an unknown outcome are already stored: probably written");
+                let reason = NackReason::Unknown(Unknown {
+                    cause: cause.clone(),
+                    last: Some(error),
+                    probably_written: true,
+                });
+                batch.nack_all(shared, &reason);
+                break;
+            }
             match error.failure {
                 Failure::Row => {
                     if let Some(i) = error.row.filter(|&i| i < batch.len()) {
                         let (row, ack) = batch.remove(i);
-                        shared.nack(row, ack, NackReason::Rejected(error));
+                        let reason = settle(unknown.as_ref(), NackReason::Rejected(error));
+                        shared.nack(row, ack, reason);
                         if batch.is_empty() {
                             break;
                         }
                         Counters::add(&shared.counters.retried, batch.len());
                     } else if batch.len() == 1 {
-                        batch.nack_all(shared, &NackReason::Rejected(error));
+                        let reason = settle(unknown.as_ref(), NackReason::Rejected(error));
+                        batch.nack_all(shared, &reason);
                         break;
                     } else {
-                        bisect(shared, batch, &mut todo);
+                        bisect(shared, batch, unknown, &mut todo);
                         break;
                     }
                 }
                 Failure::TooLarge if batch.len() > 1 => {
-                    bisect(shared, batch, &mut todo);
+                    bisect(shared, batch, unknown, &mut todo);
                     break;
                 }
                 Failure::TooLarge | Failure::Permanent => {
                     tracing::error!(%error, rows = batch.len(), "prodkit-batch: a batch failed for good");
-                    batch.nack_all(shared, &NackReason::Failed(error));
+                    batch.nack_all(shared, &settle(unknown.as_ref(), NackReason::Failed(error)));
                     break;
                 }
                 Failure::Transient | Failure::UnknownOutcome => {
@@ -128,7 +183,8 @@ pub(crate) fn deliver<T, S: Sink<T>>(shared: &Shared<T>, sink: &mut S, batch: Ba
                     let since = now.saturating_duration_since(*first_failure.get_or_insert(now));
                     if transient >= shared.retry.max_attempts || since >= shared.retry.max_elapsed {
                         tracing::error!(%error, rows = batch.len(), attempts = transient, "prodkit-batch: retry budget used up");
-                        batch.nack_all(shared, &NackReason::RetriesExhausted(error));
+                        let reason = settle(unknown.as_ref(), NackReason::RetriesExhausted(error));
+                        batch.nack_all(shared, &reason);
                         break;
                     }
                     tracing::warn!(%error, rows = batch.len(), attempt = transient, "prodkit-batch: write failed, retrying");
@@ -137,9 +193,15 @@ pub(crate) fn deliver<T, S: Sink<T>>(shared: &Shared<T>, sink: &mut S, batch: Ba
                         shared.retry.max_backoff,
                         transient,
                     ));
-                    if let Err(e) = sink.reconnect() {
-                        // The next write fails too and counts against the budget.
+                    if let Err(e) = reconnect(sink) {
                         shared.counters.failed(&e);
+                        if e.failure == Failure::Permanent {
+                            tracing::error!(error = %e, rows = batch.len(), "prodkit-batch: reconnecting failed for good");
+                            batch
+                                .nack_all(shared, &settle(unknown.as_ref(), NackReason::Failed(e)));
+                            break;
+                        }
+                        // Otherwise the next write fails too and counts against the budget.
                     }
                     Counters::add(&shared.counters.retried, batch.len());
                 }
@@ -148,30 +210,42 @@ pub(crate) fn deliver<T, S: Sink<T>>(shared: &Shared<T>, sink: &mut S, batch: Ba
     }
 }
 
-/// Splits `batch` in halves, each to be written on its own, first half first.
-fn bisect<T>(shared: &Shared<T>, mut batch: Batch<T>, todo: &mut Vec<Batch<T>>) {
+/// Splits `batch` in halves, each to be written on its own, first half first;
+/// both inherit what is known of the earlier writes.
+fn bisect<T>(
+    shared: &Shared<T>,
+    mut batch: Batch<T>,
+    unknown: Option<SinkError>,
+    todo: &mut Vec<Work<T>>,
+) {
     Counters::add(&shared.counters.retried, batch.len());
     let second = batch.split_off(batch.len() / 2);
-    todo.push(second);
-    todo.push(batch);
+    todo.push(Work {
+        batch: second,
+        unknown: unknown.clone(),
+    });
+    todo.push(Work { batch, unknown });
 }
 
-/// `sink.write`, with a panic turned into a permanent failure of the batch.
-fn write<T, S: Sink<T>>(sink: &mut S, rows: &[T]) -> Result<(), SinkError> {
-    match catch_unwind(AssertUnwindSafe(|| sink.write(rows))) {
-        Ok(result) => result,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-string panic".into());
-            Err(SinkError::new(
-                Failure::Permanent,
-                format!("the sink panicked: {message}"),
-            ))
-        }
-    }
+/// `sink.write_until`, with a panic turned into a permanent failure of the batch.
+fn write<T, S: Sink<T>>(sink: &mut S, rows: &[T], deadline: &Deadline) -> Result<(), SinkError> {
+    catch_unwind(AssertUnwindSafe(|| sink.write_until(rows, deadline)))
+        .unwrap_or_else(|panic| Err(panicked(&*panic)))
+}
+
+/// `sink.reconnect`, with a panic turned into a permanent failure.
+fn reconnect<T, S: Sink<T>>(sink: &mut S) -> Result<(), SinkError> {
+    catch_unwind(AssertUnwindSafe(|| sink.reconnect()))
+        .unwrap_or_else(|panic| Err(panicked(&*panic)))
+}
+
+fn panicked(panic: &(dyn std::any::Any + Send)) -> SinkError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic".into());
+    SinkError::new(Failure::Permanent, format!("the sink panicked: {message}"))
 }
 
 /// The wait before retry `attempt` (1-based): doubling from `initial` up to

@@ -25,8 +25,10 @@ pub enum Failure {
     Permanent,
 }
 
-/// A failed write, as the sink reports it.
+/// A failed write, as the sink reports it. Made with [`SinkError::new`] and the
+/// `with_*`/`at_row` methods.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SinkError {
     /// What the batcher should do about it.
     pub failure: Failure,
@@ -36,6 +38,13 @@ pub struct SinkError {
     pub code: Option<String>,
     /// The constraint that refused the row, when there is one.
     pub constraint: Option<String>,
+    /// The column at fault, when there is one (a declared type that does not
+    /// match the table's).
+    pub column: Option<String>,
+    /// The failure says the row is already stored (a unique key violation).
+    /// After an unknown outcome it means the unknown write most likely
+    /// committed: see [`NackReason::Unknown`].
+    pub already_stored: bool,
     /// What went wrong, for people.
     pub message: String,
 }
@@ -48,8 +57,25 @@ impl SinkError {
             row: None,
             code: None,
             constraint: None,
+            column: None,
+            already_stored: false,
             message: message.into(),
         }
+    }
+
+    /// The column at fault.
+    #[must_use]
+    pub fn with_column(mut self, column: impl Into<String>) -> SinkError {
+        self.column = Some(column.into());
+        self
+    }
+
+    /// Marks the failure as saying the row is already stored (a unique key
+    /// violation).
+    #[must_use]
+    pub fn already_stored(mut self) -> SinkError {
+        self.already_stored = true;
+        self
     }
 
     /// The failing row's index in the batch.
@@ -84,6 +110,9 @@ impl fmt::Display for SinkError {
             write!(f, " at row {row}")?;
         }
         write!(f, ": {}", self.message)?;
+        if let Some(column) = &self.column {
+            write!(f, " [column {column}]")?;
+        }
         if let Some(constraint) = &self.constraint {
             write!(f, " [constraint {constraint}]")?;
         }
@@ -93,28 +122,85 @@ impl fmt::Display for SinkError {
 
 impl Error for SinkError {}
 
-/// Why a row was not written.
+/// Why a row has no `Ok`: refused (it is not stored), or unknown (it may be).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NackReason {
-    /// The sink refused this row ([`Failure::Row`]); the rows around it were
-    /// written without it.
+    /// Refused: the sink refused this row ([`Failure::Row`]); the rows around it
+    /// were written without it. The row is not stored.
     Rejected(SinkError),
-    /// A permanent failure of the batch the row was in.
+    /// Refused: a permanent failure of the batch the row was in. Not stored.
     Failed(SinkError),
-    /// Transient failures used up the retry budget; this is the last of them.
+    /// Refused: transient failures used up the retry budget; this is the last of
+    /// them. Not stored.
     RetriesExhausted(SinkError),
-    /// The batcher was closed and its deadline passed before the row was written.
+    /// Refused: the batcher was closed and its deadline passed before the row was
+    /// written. Not stored.
     Closed,
+    /// The row **may be stored**: a write that held it ended with an unknown
+    /// outcome (the connection was lost while COMMIT was in flight), and nothing
+    /// after settled it.
+    Unknown(Unknown),
+}
+
+/// Why a row's outcome is unknown ([`NackReason::Unknown`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unknown {
+    /// The write whose outcome is unknown.
+    pub cause: SinkError,
+    /// What stopped the batcher from settling it by writing the row again: the
+    /// last failure, or `None` when close's deadline came first.
+    pub last: Option<SinkError>,
+    /// Writing the row again found it already stored (a unique key violation):
+    /// the unknown write most likely committed. A table without a unique key
+    /// cannot tell; with [`pg::PgTarget::on_conflict_do_nothing`](crate::pg::PgTarget::on_conflict_do_nothing)
+    /// the retry settles it exactly and no ticket is left unknown this way.
+    pub probably_written: bool,
+}
+
+impl NackReason {
+    /// Whether the row is certainly not stored (every reason but
+    /// [`Unknown`](NackReason::Unknown)).
+    pub fn is_refused(&self) -> bool {
+        !matches!(self, NackReason::Unknown(_))
+    }
+
+    /// The error behind the reason, if any: the refusal's, or for an unknown
+    /// outcome the last failure (else the cause).
+    pub fn error(&self) -> Option<&SinkError> {
+        match self {
+            NackReason::Rejected(e) | NackReason::Failed(e) | NackReason::RetriesExhausted(e) => {
+                Some(e)
+            }
+            NackReason::Closed => None,
+            NackReason::Unknown(u) => Some(u.last.as_ref().unwrap_or(&u.cause)),
+        }
+    }
 }
 
 impl fmt::Display for NackReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NackReason::Rejected(e) => write!(f, "row rejected: {e}"),
-            NackReason::Failed(e) => write!(f, "batch failed: {e}"),
-            NackReason::RetriesExhausted(e) => write!(f, "retry budget used up, last error: {e}"),
-            NackReason::Closed => f.write_str("the batcher closed before the row was written"),
+            NackReason::Rejected(e) => write!(f, "row rejected, not stored: {e}"),
+            NackReason::Failed(e) => write!(f, "batch failed, not stored: {e}"),
+            NackReason::RetriesExhausted(e) => {
+                write!(f, "retry budget used up, not stored; last error: {e}")
+            }
+            NackReason::Closed => {
+                f.write_str("the batcher closed before the row was written; not stored")
+            }
+            NackReason::Unknown(u) => {
+                write!(f, "outcome unknown, the row may be stored")?;
+                if u.probably_written {
+                    f.write_str(" (probably written: a retry found it already stored)")?;
+                }
+                write!(f, "; cause: {}", u.cause)?;
+                match &u.last {
+                    Some(last) => write!(f, "; then: {last}"),
+                    None => f.write_str("; then the batcher closed"),
+                }
+            }
         }
     }
 }

@@ -14,10 +14,11 @@ pub use batcher::Batcher;
 pub use config::{Builder, RetryPolicy};
 pub use error::{
     BuildError, ConfigError, Failure, Nack, NackReason, SinkError, SubmitError, TrySubmitError,
+    Unknown,
 };
 /// The clock type of [`Builder::clock`], re-exported so that users need not
 /// depend on quanta themselves.
 pub use quanta;
-pub use sink::{FnSink, Sink};
+pub use sink::{Deadline, FnSink, Sink};
 pub use stats::Stats;
 pub use ticket::Ticket;

@@ -19,8 +19,11 @@ pub struct Stats {
     pub submitted: u64,
     /// Rows written (their write committed).
     pub acked: u64,
-    /// Rows not written, handed back or sent to the dead-letter callback.
+    /// Rows without `Ok`, handed back or sent to the dead-letter callback:
+    /// refused (not stored) or of unknown outcome.
     pub nacked: u64,
+    /// Of `nacked`, rows of unknown outcome: they may be stored.
+    pub unknown: u64,
     /// Row writes repeated after a failure (a row sent twice counts once more).
     pub retried: u64,
     /// Writes that committed.
@@ -48,6 +51,7 @@ pub(crate) struct Counters {
     pub(crate) submitted: AtomicU64,
     pub(crate) acked: AtomicU64,
     pub(crate) nacked: AtomicU64,
+    pub(crate) unknown: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) failed_writes: AtomicU64,
@@ -75,6 +79,7 @@ impl Counters {
             submitted: get(&self.submitted),
             acked: get(&self.acked),
             nacked: get(&self.nacked),
+            unknown: get(&self.unknown),
             retried: get(&self.retried),
             batches: get(&self.batches),
             failed_writes: get(&self.failed_writes),

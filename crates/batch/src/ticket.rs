@@ -9,29 +9,42 @@ use crate::error::{Nack, NackReason};
 type Outcome<T> = Result<(), Nack<T>>;
 
 /// The promise of one submitted row: `Ok(())` once the write that holds it has
-/// committed, or the row back with the reason it was not written. Every ticket
-/// resolves exactly once, also when the batcher closes.
+/// committed, or the row back with the reason it has no `Ok` (refused, or of
+/// unknown outcome: see [`NackReason`]). Every ticket resolves exactly once,
+/// also when the batcher closes.
+///
+/// A ticket dropped before it is read hands a failure it would have carried to
+/// the dead-letter callback ([`Builder::dead_letter`](crate::Builder::dead_letter))
+/// and `tracing`, as for a detached row: no failure goes unobserved.
+#[must_use = "a dropped ticket's failure goes to the dead-letter callback; wait() on it to learn the row's outcome"]
 pub struct Ticket<T> {
     slot: Arc<Slot<T>>,
 }
 
 pub(crate) struct Slot<T> {
-    outcome: Mutex<Option<Outcome<T>>>,
+    state: Mutex<SlotState<T>>,
     ready: Condvar,
+    dead_letter: Option<Arc<DeadLetter<T>>>,
+}
+
+struct SlotState<T> {
+    outcome: Option<Outcome<T>>,
+    /// The ticket was dropped unread: a failure goes to the dead letter.
+    abandoned: bool,
 }
 
 impl<T> Ticket<T> {
-    /// Blocks until the row is written or refused.
+    /// Blocks until the row is written or not.
     ///
     /// # Errors
-    /// The row back, with the reason it was not written.
+    /// The row back, with the reason it has no `Ok`.
     pub fn wait(self) -> Outcome<T> {
-        let mut outcome = self.slot.outcome.lock();
+        let mut state = self.slot.state.lock();
         loop {
-            if let Some(outcome) = outcome.take() {
+            if let Some(outcome) = state.outcome.take() {
                 return outcome;
             }
-            self.slot.ready.wait(&mut outcome);
+            self.slot.ready.wait(&mut state);
         }
     }
 
@@ -42,14 +55,14 @@ impl<T> Ticket<T> {
     /// `Err(ticket)` when the timeout passed first.
     pub fn wait_timeout(self, timeout: Duration) -> Result<Outcome<T>, Ticket<T>> {
         {
-            let mut outcome = self.slot.outcome.lock();
-            if outcome.is_none() {
-                let _ = self
-                    .slot
-                    .ready
-                    .wait_while_for(&mut outcome, |o| o.is_none(), timeout);
+            let mut state = self.slot.state.lock();
+            if state.outcome.is_none() {
+                let _ =
+                    self.slot
+                        .ready
+                        .wait_while_for(&mut state, |s| s.outcome.is_none(), timeout);
             }
-            if let Some(outcome) = outcome.take() {
+            if let Some(outcome) = state.outcome.take() {
                 return Ok(outcome);
             }
         }
@@ -58,7 +71,20 @@ impl<T> Ticket<T> {
 
     /// Whether the outcome is known.
     pub fn is_done(&self) -> bool {
-        self.slot.outcome.lock().is_some()
+        self.slot.state.lock().outcome.is_some()
+    }
+}
+
+impl<T> Drop for Ticket<T> {
+    fn drop(&mut self) {
+        let unread = {
+            let mut state = self.slot.state.lock();
+            state.abandoned = true;
+            state.outcome.take()
+        };
+        if let Some(Err(nack)) = unread {
+            dead_letter(nack, self.slot.dead_letter.as_deref());
+        }
     }
 }
 
@@ -70,8 +96,23 @@ impl<T> fmt::Debug for Ticket<T> {
     }
 }
 
-/// A dead-letter callback: receives every detached row that was not written.
+/// A dead-letter callback: receives every row without `Ok` that no ticket
+/// observes (detached rows, and rows whose ticket was dropped unread).
 pub(crate) type DeadLetter<T> = dyn Fn(Nack<T>) + Send + Sync;
+
+/// A failure nobody observes through a ticket: to the callback, or to `tracing`.
+fn dead_letter<T>(nack: Nack<T>, callback: Option<&DeadLetter<T>>) {
+    match callback {
+        Some(callback) => {
+            // A panicking callback must not take the flusher (or the dropping
+            // thread) with it.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(nack)));
+        }
+        None => {
+            tracing::error!(reason = %nack.reason, "prodkit-batch: a row without Ok that no ticket observes, and no dead-letter callback");
+        }
+    }
+}
 
 /// The batcher's side of one row: whom to tell how it ended.
 pub(crate) enum Ack<T> {
@@ -80,10 +121,14 @@ pub(crate) enum Ack<T> {
 }
 
 impl<T> Ack<T> {
-    pub(crate) fn ticket() -> (Ack<T>, Ticket<T>) {
+    pub(crate) fn ticket(dead_letter: Option<Arc<DeadLetter<T>>>) -> (Ack<T>, Ticket<T>) {
         let slot = Arc::new(Slot {
-            outcome: Mutex::new(None),
+            state: Mutex::new(SlotState {
+                outcome: None,
+                abandoned: false,
+            }),
             ready: Condvar::new(),
+            dead_letter,
         });
         (Ack::Ticket(Arc::clone(&slot)), Ticket { slot })
     }
@@ -91,27 +136,32 @@ impl<T> Ack<T> {
     /// The row was written.
     pub(crate) fn ok(self) {
         if let Ack::Ticket(slot) = self {
-            *slot.outcome.lock() = Some(Ok(()));
-            slot.ready.notify_all();
+            let mut state = slot.state.lock();
+            if !state.abandoned {
+                state.outcome = Some(Ok(()));
+                drop(state);
+                slot.ready.notify_all();
+            }
         }
     }
 
-    /// The row was not written: back to its ticket, or to the dead-letter callback.
-    pub(crate) fn nack(self, row: T, reason: NackReason, dead_letter: Option<&DeadLetter<T>>) {
+    /// The row has no `Ok`: to its ticket, or to the dead-letter callback when
+    /// no ticket will read it.
+    pub(crate) fn nack(self, row: T, reason: NackReason, callback: Option<&DeadLetter<T>>) {
         let nack = Nack { row, reason };
         match self {
             Ack::Ticket(slot) => {
-                *slot.outcome.lock() = Some(Err(nack));
-                slot.ready.notify_all();
-            }
-            Ack::Detached => {
-                if let Some(dead_letter) = dead_letter {
-                    // A panicking callback must not take the flusher with it.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        dead_letter(nack)
-                    }));
+                let mut state = slot.state.lock();
+                if state.abandoned {
+                    drop(state);
+                    dead_letter(nack, callback);
+                } else {
+                    state.outcome = Some(Err(nack));
+                    drop(state);
+                    slot.ready.notify_all();
                 }
             }
+            Ack::Detached => dead_letter(nack, callback),
         }
     }
 }

@@ -106,7 +106,7 @@ fn transient_failures_are_retried_after_a_reconnect() {
 
 #[test]
 fn the_retry_budget_ends_retries_and_hands_every_row_back() {
-    let sink = Fake::new(|_, _| Err(fail(Failure::UnknownOutcome).with_code("08006")));
+    let sink = Fake::new(|_, _| Err(fail(Failure::Transient).with_code("08006")));
     let (committed, nacks) = run(&sink, builder(), 0..10);
     assert!(committed.is_empty());
     assert_eq!(
@@ -114,8 +114,107 @@ fn the_retry_budget_ends_retries_and_hands_every_row_back() {
         (0..10).collect::<Vec<_>>()
     );
     assert!(nacks.iter().all(|n| matches!(&n.reason, NackReason::RetriesExhausted(e) if e.code.as_deref() == Some("08006"))));
+    assert!(nacks.iter().all(|n| n.reason.is_refused()));
     // max_attempts 5: five writes of the one batch.
     assert_eq!(sink.batch_sizes(), vec![10; 5]);
+}
+
+#[test]
+fn an_unknown_outcome_is_never_reported_as_refused() {
+    // The first write's COMMIT outcome is unknown; every later write fails
+    // transiently until the budget is used up: the rows may be stored.
+    let sink = Fake::new(|_, n| {
+        Err(fail(if n == 1 {
+            Failure::UnknownOutcome
+        } else {
+            Failure::Transient
+        })
+        .with_code(if n == 1 { "57P01" } else { "08006" }))
+    });
+    let (committed, nacks) = run(&sink, builder(), 0..10);
+    assert!(committed.is_empty());
+    assert_eq!(nacks.len(), 10);
+    for n in &nacks {
+        match &n.reason {
+            NackReason::Unknown(u) => {
+                assert_eq!(u.cause.code.as_deref(), Some("57P01"));
+                assert_eq!(
+                    u.last.as_ref().and_then(|e| e.code.as_deref()),
+                    Some("08006")
+                );
+                assert!(!u.probably_written);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!n.reason.is_refused());
+    }
+}
+
+#[test]
+fn a_retry_that_finds_the_rows_stored_settles_the_batch_as_probably_written() {
+    // The unknown write did commit; without a conflict key the retry hits the
+    // unique key on its first row. The whole batch is "unknown, probably
+    // written" after that one retry: no row is refused, none re-sent again.
+    let sink = Fake::new(|rows, n| match n {
+        1 => Err(fail(Failure::UnknownOutcome)),
+        _ => Err(fail(Failure::Row)
+            .at_row(0)
+            .with_code("23505")
+            .already_stored()
+            .with_constraint(format!("pk {}", rows[0]))),
+    });
+    let (committed, nacks) = run(&sink, builder().max_rows(10), 0..10);
+    assert!(committed.is_empty());
+    assert_eq!(nacks.len(), 10);
+    assert!(
+        nacks
+            .iter()
+            .all(|n| matches!(&n.reason, NackReason::Unknown(u) if u.probably_written)),
+        "{nacks:?}"
+    );
+    assert_eq!(
+        sink.batch_sizes(),
+        vec![10, 10],
+        "one retry, not one per row"
+    );
+    // Without an unknown outcome before it, the same error refuses the row.
+    let sink = Fake::new(|rows, _| match rows.iter().position(|&r| r == 4) {
+        Some(i) => Err(fail(Failure::Row)
+            .at_row(i)
+            .with_code("23505")
+            .already_stored()),
+        None => Ok(()),
+    });
+    let (committed, nacks) = run(&sink, builder(), 0..10);
+    assert_eq!(committed.len(), 9);
+    assert!(matches!(&nacks[0].reason, NackReason::Rejected(_)));
+}
+
+#[test]
+fn a_reconnect_refused_for_good_fails_the_batch_at_once() {
+    #[derive(Clone)]
+    struct LostLogin(Arc<Mutex<u32>>);
+    impl prodkit_batch::Sink<u64> for LostLogin {
+        fn write(&mut self, _: &[u64]) -> Result<(), SinkError> {
+            *self.0.lock() += 1;
+            Err(SinkError::new(Failure::Transient, "connection lost"))
+        }
+        fn reconnect(&mut self) -> Result<(), SinkError> {
+            Err(SinkError::new(Failure::Permanent, "role cannot log in").with_code("28000"))
+        }
+    }
+    let writes = Arc::new(Mutex::new(0));
+    let sink = LostLogin(Arc::clone(&writes));
+    let batcher = builder().build(move || Ok(sink.clone())).unwrap();
+    let tickets: Vec<_> = (0..10).map(|i| batcher.submit(i).unwrap()).collect();
+    batcher.close(Duration::from_secs(60));
+    for t in tickets {
+        match t.wait().unwrap_err().reason {
+            NackReason::Failed(e) => assert_eq!(e.code.as_deref(), Some("28000")),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(*writes.lock(), 1, "no write after the refused login");
 }
 
 #[test]
