@@ -79,11 +79,11 @@ struct Work<T> {
 fn settle(unknown: Option<&SinkError>, refusal: NackReason) -> NackReason {
     match unknown {
         None => refusal,
-        Some(cause) => NackReason::Unknown(Unknown {
+        Some(cause) => NackReason::Unknown(Box::new(Unknown {
             cause: cause.clone(),
             last: refusal.error().cloned(),
             probably_written: false,
-        }),
+        })),
     }
 }
 
@@ -141,11 +141,11 @@ pub(crate) fn deliver<T, S: Sink<T>>(shared: &Shared<T>, sink: &mut S, batch: Ba
                 && error.already_stored
             {
                 tracing::warn!(%error, rows = batch.len(), "prodkit-batch: rows of a write with an unknown outcome are already stored: probably written");
-                let reason = NackReason::Unknown(Unknown {
+                let reason = NackReason::Unknown(Box::new(Unknown {
                     cause: cause.clone(),
                     last: Some(error),
                     probably_written: true,
-                });
+                }));
                 batch.nack_all(shared, &reason);
                 break;
             }

@@ -140,7 +140,7 @@ pub enum NackReason {
     /// The row **may be stored**: a write that held it ended with an unknown
     /// outcome (the connection was lost while COMMIT was in flight), and nothing
     /// after settled it.
-    Unknown(Unknown),
+    Unknown(Box<Unknown>),
 }
 
 /// Why a row's outcome is unknown ([`NackReason::Unknown`]).

@@ -38,6 +38,10 @@ impl<T> Ticket<T> {
     ///
     /// # Errors
     /// The row back, with the reason it has no `Ok`.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the row and its reason come back by value; failures are rare, and a box would cost an allocation each"
+    )]
     pub fn wait(self) -> Outcome<T> {
         let mut state = self.slot.state.lock();
         loop {
@@ -53,6 +57,10 @@ impl<T> Ticket<T> {
     ///
     /// # Errors
     /// `Err(ticket)` when the timeout passed first.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the row and its reason come back by value; failures are rare, and a box would cost an allocation each"
+    )]
     pub fn wait_timeout(self, timeout: Duration) -> Result<Outcome<T>, Ticket<T>> {
         {
             let mut state = self.slot.state.lock();
