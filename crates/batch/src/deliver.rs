@@ -193,7 +193,7 @@ pub(crate) fn deliver<T, S: Sink<T>>(shared: &Shared<T>, sink: &mut S, batch: Ba
                         shared.retry.max_backoff,
                         transient,
                     ));
-                    if let Err(e) = reconnect(sink) {
+                    if let Err(e) = reconnect(sink, &shared.deadline) {
                         shared.counters.failed(&e);
                         if e.failure == Failure::Permanent {
                             tracing::error!(error = %e, rows = batch.len(), "prodkit-batch: reconnecting failed for good");
@@ -233,9 +233,9 @@ fn write<T, S: Sink<T>>(sink: &mut S, rows: &[T], deadline: &Deadline) -> Result
         .unwrap_or_else(|panic| Err(panicked(&*panic)))
 }
 
-/// `sink.reconnect`, with a panic turned into a permanent failure.
-fn reconnect<T, S: Sink<T>>(sink: &mut S) -> Result<(), SinkError> {
-    catch_unwind(AssertUnwindSafe(|| sink.reconnect()))
+/// `sink.reconnect_until`, with a panic turned into a permanent failure.
+fn reconnect<T, S: Sink<T>>(sink: &mut S, deadline: &Deadline) -> Result<(), SinkError> {
+    catch_unwind(AssertUnwindSafe(|| sink.reconnect_until(deadline)))
         .unwrap_or_else(|panic| Err(panicked(&*panic)))
 }
 

@@ -109,6 +109,16 @@ pub trait Sink<T>: Send {
     fn reconnect(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
+
+    /// As [`reconnect`](Sink::reconnect), knowing close's deadline: what the
+    /// batcher calls. The default calls `reconnect`.
+    ///
+    /// # Errors
+    /// As [`reconnect`](Sink::reconnect).
+    fn reconnect_until(&mut self, deadline: &Deadline) -> Result<(), SinkError> {
+        let _ = deadline;
+        self.reconnect()
+    }
 }
 
 /// A sink made of a closure: `FnSink(|rows: &[T]| ...)`.

@@ -41,12 +41,26 @@ pub fn failure_of(code: &str) -> Failure {
 }
 
 /// The 1-based line a COPY error names ("COPY t, line 501, column v: ..."), as a
-/// 0-based row index.
+/// 0-based row index. Read from COPY's own context line: a trigger's error puts
+/// its function's lines ahead of it ("PL/pgSQL function f() line 3 at RAISE").
 pub(crate) fn copy_row(db: &DbError) -> Option<usize> {
-    let context = db.where_()?;
-    let after = context.split("line ").nth(1)?;
+    copy_line(db.where_()?)
+}
+
+fn copy_line(context: &str) -> Option<usize> {
+    let copy = context.lines().find(|l| l.trim_start().starts_with("COPY "))?;
+    let after = copy.split(", line ").nth(1)?;
     let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
     digits.parse::<usize>().ok()?.checked_sub(1)
+}
+
+/// Whether an error the server sent in answer to COMMIT leaves the outcome
+/// unknown: a fatal error (the backend ends: 57P01 when an administrator
+/// terminates it, 57P02 in a crash) may come after the commit record was
+/// written; an ordinary error (a deferred constraint, a serialization failure)
+/// means the transaction rolled back.
+fn fatal(db: &DbError) -> bool {
+    matches!(db.severity(), "FATAL" | "PANIC") || db.code().code().starts_with("08")
 }
 
 /// Which rows the client was encoding when a call failed: an error that neither
@@ -71,9 +85,17 @@ pub(crate) fn classify(
 ) -> SinkError {
     if let Some(db) = error.as_db_error() {
         let code = db.code().code();
-        let mut e = SinkError::new(failure_of(code), db.message()).with_code(code);
+        let failure = if step == Step::Commit && fatal(db) {
+            Failure::UnknownOutcome
+        } else {
+            failure_of(code)
+        };
+        let mut e = SinkError::new(failure, db.message()).with_code(code);
         if let Some(constraint) = db.constraint() {
             e = e.with_constraint(constraint);
+        }
+        if code == "23505" {
+            e = e.already_stored();
         }
         if copy && e.failure == Failure::Row {
             e.row = copy_row(db);
@@ -117,6 +139,18 @@ fn with_causes(error: &postgres::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_copy_line_is_read_from_copys_own_context() {
+        assert_eq!(copy_line("COPY t, line 501, column v: \"x\""), Some(500));
+        assert_eq!(
+            copy_line("PL/pgSQL function t_row() line 3 at RAISE\nCOPY t, line 48"),
+            Some(47),
+            "a trigger's line comes first"
+        );
+        assert_eq!(copy_line("PL/pgSQL function f() line 3 at RAISE"), None);
+        assert_eq!(copy_line("COPY t, line 0"), None);
+    }
 
     #[test]
     fn codes_map_to_classes() {

@@ -3,23 +3,19 @@
 
 mod array;
 mod classify;
+mod sink;
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::config::SslMode;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, NoTls, Statement};
+use tokio_postgres::config::SslMode;
 
 use crate::error::{Failure, SinkError};
-use crate::sink::Sink;
-use array::Column;
 pub use classify::failure_of;
-use classify::{Encoding, Step, classify};
+pub use sink::PgSink;
 
 /// A row that a PostgreSQL sink can write: its column values, in the order of
 /// the columns given to [`PgTarget::new`].
@@ -73,18 +69,32 @@ type Observer = dyn Fn(Phase, i32) + Send + Sync;
 /// Where a PostgreSQL sink writes: a connection string, a table and its columns,
 /// a mode, an optional conflict key. [`PgTarget::open`] is what
 /// [`Builder::build`](crate::Builder::build) calls once per flusher.
+///
+/// Network timeouts are set by default where the connection string leaves them
+/// out: `connect_timeout` 10 s (a server that accepts and stays mute cannot hang
+/// a connect), TCP keepalives after 30 s idle every 10 s, 3 probes (a dead peer
+/// of an idle connection is noticed within a minute), and `tcp_user_timeout`
+/// 30 s (data left unacknowledged that long drops the connection). A
+/// connection string that names them (`connect_timeout=5`, `keepalives_idle=60`,
+/// `tcp_user_timeout=10s`) wins. A backend that is alive but stopped answers
+/// neither; close's deadline covers that case (see [`PgSink`]).
 #[derive(Clone)]
 pub struct PgTarget {
-    config: postgres::Config,
-    tls_connector: Option<native_tls::TlsConnector>,
-    table: String,
-    columns: Vec<String>,
-    types: Vec<Type>,
-    mode: Mode,
-    conflict: Option<Vec<String>>,
-    statement_timeout: Option<Duration>,
-    observer: Option<Arc<Observer>>,
+    pub(crate) config: tokio_postgres::Config,
+    pub(crate) tls_connector: Option<native_tls::TlsConnector>,
+    pub(crate) table: String,
+    /// The names as declared (unquoted), for messages.
+    pub(crate) names: Vec<String>,
+    pub(crate) columns: Vec<String>,
+    pub(crate) types: Vec<Type>,
+    pub(crate) mode: Mode,
+    pub(crate) conflict: Option<Vec<String>>,
+    pub(crate) statement_timeout: Option<Duration>,
+    pub(crate) observer: Option<Arc<Observer>>,
 }
+
+/// tokio-postgres's keepalive idle time when nobody sets one: two hours.
+const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
 
 impl PgTarget {
     /// `url` is a PostgreSQL URL or key-value string; TLS (postgres-native-tls)
@@ -97,7 +107,7 @@ impl PgTarget {
     /// A [`Failure::Permanent`] error for a string that does not parse or an
     /// empty column list.
     pub fn new(url: &str, table: &str, columns: &[(&str, Type)]) -> Result<PgTarget, SinkError> {
-        let config = postgres::Config::from_str(url).map_err(|e| {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
             SinkError::new(Failure::Permanent, format!("bad connection string: {e}"))
         })?;
         if columns.is_empty() {
@@ -106,10 +116,23 @@ impl PgTarget {
                 "a target needs at least one column",
             ));
         }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_keepalives() && config.get_keepalives_idle() == DEFAULT_KEEPALIVES_IDLE {
+            config
+                .keepalives_idle(Duration::from_secs(30))
+                .keepalives_interval(Duration::from_secs(10))
+                .keepalives_retries(3);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(30));
+        }
         Ok(PgTarget {
             config,
             tls_connector: None,
             table: table.split('.').map(quote).collect::<Vec<_>>().join("."),
+            names: columns.iter().map(|(name, _)| (*name).to_string()).collect(),
             columns: columns.iter().map(|(name, _)| quote(name)).collect(),
             types: columns.iter().map(|(_, ty)| ty.clone()).collect(),
             mode: Mode::Copy,
@@ -136,7 +159,7 @@ impl PgTarget {
     }
 
     /// The connector a connection uses, `None` for plain text.
-    fn tls(&self) -> Result<Option<native_tls::TlsConnector>, SinkError> {
+    pub(crate) fn tls(&self) -> Result<Option<native_tls::TlsConnector>, SinkError> {
         match (self.config.get_ssl_mode(), &self.tls_connector) {
             (SslMode::Disable, _) => Ok(None),
             (SslMode::Require, None) => native_tls::TlsConnector::new()
@@ -155,8 +178,9 @@ impl PgTarget {
 
     /// Declares a unique key: a row whose key is already in the table counts as
     /// written (`ON CONFLICT (key) DO NOTHING`). Writing a batch again after a
-    /// connection lost during COMMIT then stores each row once: exactly once
-    /// instead of at least once.
+    /// connection lost during COMMIT then stores each row once, and the retry
+    /// settles the outcome: exactly once instead of at least once, and no ticket
+    /// left unknown by a lost COMMIT.
     #[must_use]
     pub fn on_conflict_do_nothing(mut self, key: &[&str]) -> PgTarget {
         self.conflict = Some(key.iter().map(|k| quote(k)).collect());
@@ -173,28 +197,26 @@ impl PgTarget {
 
     /// Calls `f` with each [`Phase`] of each write and the connection's backend
     /// process id: for metrics, and for tests that cut connections at chosen
-    /// points.
+    /// points. `f` runs inside the sink's tokio runtime: it must not itself
+    /// block on a runtime (the synchronous `postgres` client does); do such
+    /// work on a thread of its own and wait for it.
     #[must_use]
     pub fn observe(mut self, f: impl Fn(Phase, i32) + Send + Sync + 'static) -> PgTarget {
         self.observer = Some(Arc::new(f));
         self
     }
 
-    /// Connects: a sink for one flusher.
+    /// Connects, and checks the declared columns against the table: each must
+    /// exist and have the declared type (the server describes a prepared
+    /// `INSERT`'s parameters). A sink for one flusher.
     ///
     /// # Errors
     /// The connection's failure, classified (a refused login is permanent, an
-    /// unreachable server transient).
+    /// unreachable server transient); a missing table or column (42P01, 42703,
+    /// permanent); a declared type that is not the column's (42804, permanent,
+    /// with [`SinkError::column`] naming it).
     pub fn open<T: PgRow>(&self) -> Result<PgSink<T>, SinkError> {
-        let mut sink = PgSink {
-            target: self.clone(),
-            conn: None,
-            copy_sql: self.copy_sql(),
-            insert_sql: self.insert_sql(),
-            _rows: PhantomData,
-        };
-        sink.conn = Some(sink.connect()?);
-        Ok(sink)
+        PgSink::open(self.clone())
     }
 
     fn column_list(&self) -> String {
@@ -207,7 +229,7 @@ impl PgTarget {
         })
     }
 
-    fn copy_sql(&self) -> String {
+    pub(crate) fn copy_sql(&self) -> String {
         let into = if self.conflict.is_some() {
             STAGE.to_string()
         } else {
@@ -219,7 +241,17 @@ impl PgTarget {
         )
     }
 
-    fn insert_sql(&self) -> String {
+    /// The per-connection staging table of COPY with a conflict key. It keeps
+    /// the target's CHECK and NOT NULL constraints, so that COPY names a row
+    /// that breaks them instead of the final insert failing with no line.
+    pub(crate) fn stage_sql(&self) -> String {
+        format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {STAGE} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS) ON COMMIT DELETE ROWS",
+            self.table
+        )
+    }
+
+    pub(crate) fn insert_sql(&self) -> String {
         let cols = self.column_list();
         match self.mode {
             Mode::Copy => format!(
@@ -243,6 +275,18 @@ impl PgTarget {
             }
         }
     }
+
+    /// An `INSERT` with one parameter per column, prepared (never run) to learn
+    /// the columns' types.
+    pub(crate) fn describe_sql(&self) -> String {
+        let params: Vec<String> = (1..=self.columns.len()).map(|i| format!("${i}")).collect();
+        format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            self.table,
+            self.column_list(),
+            params.join(", ")
+        )
+    }
 }
 
 impl fmt::Debug for PgTarget {
@@ -264,187 +308,6 @@ const STAGE: &str = "prodkit_batch_stage";
 /// A double-quoted identifier.
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// One flusher's connection to PostgreSQL.
-pub struct PgSink<T> {
-    target: PgTarget,
-    conn: Option<Conn>,
-    copy_sql: String,
-    insert_sql: String,
-    _rows: PhantomData<fn(&T)>,
-}
-
-struct Conn {
-    client: Client,
-    pid: i32,
-    insert: Option<Statement>,
-    staged: bool,
-}
-
-impl<T> PgSink<T> {
-    /// The backend process id of the current connection.
-    pub fn backend_pid(&self) -> Option<i32> {
-        self.conn.as_ref().map(|c| c.pid)
-    }
-
-    fn connect(&self) -> Result<Conn, SinkError> {
-        let t = &self.target;
-        let connected = match t.tls()? {
-            Some(tls) => t
-                .config
-                .connect(postgres_native_tls::MakeTlsConnector::new(tls)),
-            None => t.config.connect(NoTls),
-        };
-        let mut client =
-            connected.map_err(|e| classify(&e, Step::Prepare, false, Encoding::Nothing))?;
-        let setup = |client: &mut Client| -> Result<i32, postgres::Error> {
-            if let Some(timeout) = t.statement_timeout {
-                client.batch_execute(&format!(
-                    "SET statement_timeout = {}",
-                    timeout.as_millis().max(1)
-                ))?;
-            }
-            client
-                .query_one("SELECT pg_backend_pid()", &[])
-                .map(|row| row.get(0))
-        };
-        let pid = setup(&mut client)
-            .map_err(|e| classify(&e, Step::Prepare, false, Encoding::Nothing))?;
-        Ok(Conn {
-            client,
-            pid,
-            insert: None,
-            staged: false,
-        })
-    }
-}
-
-impl<T: PgRow> PgSink<T> {
-    fn write_batch(&mut self, rows: &[T]) -> Result<(), SinkError> {
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(SinkError::new(Failure::Transient, "not connected"));
-        };
-        let t = &self.target;
-        let pid = conn.pid;
-        let prepare = |e: postgres::Error| classify(&e, Step::Prepare, false, Encoding::Nothing);
-        if t.mode == Mode::Copy && t.conflict.is_some() && !conn.staged {
-            conn.client
-                .batch_execute(&format!(
-                    "CREATE TEMP TABLE IF NOT EXISTS {STAGE} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
-                    t.table
-                ))
-                .map_err(prepare)?;
-            conn.staged = true;
-        }
-        if conn.insert.is_none() && (t.mode == Mode::Insert || t.conflict.is_some()) {
-            conn.insert = Some(conn.client.prepare(&self.insert_sql).map_err(prepare)?);
-        }
-        let mut tx = conn.client.transaction().map_err(prepare)?;
-        if let Some(observer) = &t.observer {
-            observer(Phase::Begun, pid);
-        }
-        let ncols = t.columns.len();
-        let half = rows.len() / 2;
-        let mut values: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(ncols);
-        match t.mode {
-            Mode::Copy => {
-                let copy = |e: postgres::Error, at| classify(&e, Step::Rows, true, at);
-                let writer = tx
-                    .copy_in(self.copy_sql.as_str())
-                    .map_err(|e| copy(e, Encoding::Nothing))?;
-                let mut writer = BinaryCopyInWriter::new(writer, &t.types);
-                for (i, row) in rows.iter().enumerate() {
-                    if i == half
-                        && let Some(observer) = &t.observer
-                    {
-                        observer(Phase::HalfSent, pid);
-                    }
-                    values.clear();
-                    row.values(&mut values);
-                    check_arity(values.len(), ncols, i)?;
-                    writer
-                        .write(&values)
-                        .map_err(|e| copy(e, Encoding::Row(i)))?;
-                }
-                writer.finish().map_err(|e| copy(e, Encoding::Nothing))?;
-                if let Some(insert) = &conn.insert {
-                    tx.execute(insert, &[])
-                        .map_err(|e| classify(&e, Step::Rows, false, Encoding::Nothing))?;
-                }
-            }
-            Mode::Insert => {
-                let mut columns: Vec<Column<'_>> = (0..ncols)
-                    .map(|_| Column(Vec::with_capacity(rows.len())))
-                    .collect();
-                for (i, row) in rows.iter().enumerate() {
-                    values.clear();
-                    row.values(&mut values);
-                    check_arity(values.len(), ncols, i)?;
-                    for (column, value) in columns.iter_mut().zip(values.drain(..)) {
-                        column.0.push(value);
-                    }
-                }
-                if let Some(observer) = &t.observer {
-                    observer(Phase::HalfSent, pid);
-                }
-                let params: Vec<&(dyn ToSql + Sync)> =
-                    columns.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
-                let Some(insert) = &conn.insert else {
-                    return Err(SinkError::new(Failure::Transient, "statement not prepared"));
-                };
-                tx.execute(insert, &params)
-                    .map_err(|e| classify(&e, Step::Rows, false, Encoding::Batch))?;
-            }
-        }
-        if let Some(observer) = &t.observer {
-            observer(Phase::Committing, pid);
-        }
-        // Reached only when every statement of the transaction succeeded: COMMIT
-        // is never sent into a failed transaction, where the server would answer
-        // ROLLBACK and rust-postgres report success (rust-postgres #1334).
-        tx.commit()
-            .map_err(|e| classify(&e, Step::Commit, false, Encoding::Nothing))
-    }
-}
-
-fn check_arity(got: usize, want: usize, row: usize) -> Result<(), SinkError> {
-    if got == want {
-        return Ok(());
-    }
-    Err(SinkError::new(
-        Failure::Row,
-        format!("the row gave {got} values for {want} columns"),
-    )
-    .at_row(row))
-}
-
-impl<T: PgRow> Sink<T> for PgSink<T> {
-    fn write(&mut self, rows: &[T]) -> Result<(), SinkError> {
-        let result = self.write_batch(rows);
-        if let Err(e) = &result
-            && matches!(e.failure, Failure::Transient | Failure::UnknownOutcome)
-        {
-            // The connection is suspect: reconnect() opens a new one.
-            self.conn = None;
-        }
-        result
-    }
-
-    fn reconnect(&mut self) -> Result<(), SinkError> {
-        self.conn = None;
-        self.conn = Some(self.connect()?);
-        Ok(())
-    }
-}
-
-impl<T> fmt::Debug for PgSink<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgSink")
-            .field("target", &self.target)
-            .field("backend_pid", &self.backend_pid())
-            .finish()
-    }
 }
 
 /// The `postgres` crate, re-exported for its types (`ToSql`, `Type`).

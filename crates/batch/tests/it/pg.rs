@@ -11,7 +11,9 @@ use parking_lot::Mutex;
 use prodkit_batch::pg::postgres::Client;
 use prodkit_batch::pg::postgres::types::{ToSql, Type};
 use prodkit_batch::pg::{Mode, PgRow, PgTarget, Phase};
-use prodkit_batch::{Batcher, Builder, Failure, NackReason, RetryPolicy, Ticket, TrySubmitError};
+use prodkit_batch::{
+    Batcher, BuildError, Builder, Failure, NackReason, RetryPolicy, Ticket, TrySubmitError,
+};
 use prodkit_testkit::{Durability, Options, PgServer, shared_or_skip};
 
 use crate::wire::Proxy;
@@ -224,20 +226,14 @@ fn bad_values_and_a_missing_table() {
         ));
         assert_eq!(ids(&mut admin, name), acked);
     }
+    // A missing table is found when the sink opens: build fails, typed.
     let missing = PgTarget::new(&pg.url(), "b_no_such_table", COLUMNS).unwrap();
-    let batcher = builder().build(|| missing.open()).unwrap();
-    let (acked, nacked) = run(&batcher, (0..10).map(ev));
-    assert!(acked.is_empty());
-    assert!(
-        nacked
-            .iter()
-            .all(|(_, r)| matches!(r, NackReason::Failed(e) if e.code.as_deref() == Some("42P01")))
-    );
-    assert_eq!(
-        batcher.stats().failed_writes,
-        1,
-        "a permanent failure is not retried"
-    );
+    match builder().build(|| missing.open()) {
+        Err(BuildError::Sink(e)) => {
+            assert_eq!((e.failure, e.code.as_deref()), (Failure::Permanent, Some("42P01")));
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Cuts the writer's connection with `pg_terminate_backend` the first time a
@@ -247,11 +243,19 @@ fn cut_at(pg: &PgServer, at: Phase) -> impl Fn(Phase, i32) + Send + Sync + 'stat
     let done = AtomicBool::new(false);
     move |phase, pid| {
         if phase == at && !done.swap(true, Ordering::SeqCst) {
-            let ok: bool = admin
-                .lock()
-                .query_one("SELECT pg_terminate_backend($1, 5000)", &[&pid])
+            // The observer runs in the sink's runtime: the synchronous client
+            // blocks on a runtime of its own, so it runs on a thread of its own.
+            let ok: bool = std::thread::scope(|s| {
+                s.spawn(|| {
+                    admin
+                        .lock()
+                        .query_one("SELECT pg_terminate_backend($1, 5000)", &[&pid])
+                        .unwrap()
+                        .get(0)
+                })
+                .join()
                 .unwrap()
-                .get(0);
+            });
             assert!(ok, "terminated backend {pid}");
         }
     }
@@ -535,7 +539,11 @@ fn a_value_that_cannot_be_encoded_refuses_only_its_row() {
                 match &nack.reason {
                     NackReason::Rejected(e) => {
                         assert_eq!(e.failure, Failure::Row, "{mode:?}: {e}");
-                        assert!(e.code.is_none(), "{mode:?}: the client refused it: {e}");
+                        assert_eq!(
+                            (e.code.as_deref(), e.column.as_deref()),
+                            (Some("42804"), Some("body")),
+                            "{mode:?}: the client refused it, naming the column: {e}"
+                        );
                     }
                     other => panic!("{mode:?}: {other:?}"),
                 }
