@@ -323,6 +323,21 @@ impl PgServer {
     /// The new start's failure, with the server's log; [`StartError::Io`] for
     /// an external or stopped server.
     pub fn restart(&self, down_for: Duration) -> Result<(), StartError> {
+        self.restart_after(false, down_for)
+    }
+
+    /// Kills a private server's postmaster with SIGKILL (a crash: no shutdown,
+    /// its backends end when they notice), keeps it down for `down_for`, and
+    /// starts it again on the same port and data, which runs crash recovery.
+    /// For tests of what clients see when the server dies mid-write.
+    ///
+    /// # Errors
+    /// As [`PgServer::restart`].
+    pub fn crash_restart(&self, down_for: Duration) -> Result<(), StartError> {
+        self.restart_after(true, down_for)
+    }
+
+    fn restart_after(&self, kill: bool, down_for: Duration) -> Result<(), StartError> {
         let mut guard = self.lock_instance();
         let Some(instance) = guard.take() else {
             return Err(StartError::Io {
@@ -336,27 +351,43 @@ impl PgServer {
             keeper,
             launch,
         } = instance;
-        stop_child(&mut child);
+        if kill {
+            sys::signal(child.id(), sys::SIGKILL);
+            let _ = child.wait();
+        } else {
+            stop_child(&mut child);
+        }
         keeper.release();
         thread::sleep(down_for);
         let l = &launch;
-        let cmd = postgres_command(
-            &l.bin_dir,
-            &dir,
-            &l.data_dir,
-            l.port,
-            l.socket_dir.as_deref(),
-            l.durability,
-            l.run_as,
-        )?;
-        let (mut child, keeper) = spawn_kept(cmd).map_err(io_err("start postgres again"))?;
-        if let Err(e) = wait_ready(&mut child, &l.data_dir, Instant::now() + l.startup_timeout) {
-            stop_child(&mut child);
-            keeper.release();
-            let log = log_tail(&dir.join("postgres.log"));
-            let _ = fs::remove_dir_all(&dir);
-            return Err(e.with_log(log));
-        }
+        // After a crash the old backends hold the shared memory until they
+        // notice their postmaster is gone; a start before that fails at once.
+        let give_up = Instant::now() + l.startup_timeout;
+        let (child, keeper) = loop {
+            let cmd = postgres_command(
+                &l.bin_dir,
+                &dir,
+                &l.data_dir,
+                l.port,
+                l.socket_dir.as_deref(),
+                l.durability,
+                l.run_as,
+            )?;
+            let (mut child, keeper) = spawn_kept(cmd).map_err(io_err("start postgres again"))?;
+            match wait_ready(&mut child, &l.data_dir, give_up) {
+                Ok(()) => break (child, keeper),
+                Err(e) => {
+                    stop_child(&mut child);
+                    keeper.release();
+                    if !kill || Instant::now() >= give_up {
+                        let log = log_tail(&dir.join("postgres.log"));
+                        let _ = fs::remove_dir_all(&dir);
+                        return Err(e.with_log(log));
+                    }
+                    thread::sleep(Duration::from_millis(100));
+                }
+            }
+        };
         *guard = Some(Instance {
             dir,
             child,
@@ -774,8 +805,13 @@ fn wait_ready(child: &mut Child, data_dir: &Path, deadline: Instant) -> Result<(
         if let Ok(Some(status)) = child.try_wait() {
             return Err(NotReady::Exited(status));
         }
-        let ready = fs::read_to_string(data_dir.join("postmaster.pid"))
-            .is_ok_and(|s| s.lines().nth(7).is_some_and(|l| l.trim() == "ready"));
+        // The file must be this postmaster's: one killed with SIGKILL leaves
+        // its own behind, saying "ready".
+        let pid = child.id().to_string();
+        let ready = fs::read_to_string(data_dir.join("postmaster.pid")).is_ok_and(|s| {
+            s.lines().next().is_some_and(|l| l.trim() == pid)
+                && s.lines().nth(7).is_some_and(|l| l.trim() == "ready")
+        });
         if ready {
             return Ok(());
         }

@@ -48,7 +48,9 @@ pub(crate) fn copy_row(db: &DbError) -> Option<usize> {
 }
 
 fn copy_line(context: &str) -> Option<usize> {
-    let copy = context.lines().find(|l| l.trim_start().starts_with("COPY "))?;
+    let copy = context
+        .lines()
+        .find(|l| l.trim_start().starts_with("COPY "))?;
     let after = copy.split(", line ").nth(1)?;
     let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
     digits.parse::<usize>().ok()?.checked_sub(1)

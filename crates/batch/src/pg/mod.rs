@@ -132,7 +132,10 @@ impl PgTarget {
             config,
             tls_connector: None,
             table: table.split('.').map(quote).collect::<Vec<_>>().join("."),
-            names: columns.iter().map(|(name, _)| (*name).to_string()).collect(),
+            names: columns
+                .iter()
+                .map(|(name, _)| (*name).to_string())
+                .collect(),
             columns: columns.iter().map(|(name, _)| quote(name)).collect(),
             types: columns.iter().map(|(_, ty)| ty.clone()).collect(),
             mode: Mode::Copy,

@@ -13,7 +13,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::{CancelToken, Client, NoTls, Statement};
 
 use super::classify::{Encoding, Step, classify};
-use super::{Mode, Phase, PgRow, PgTarget, array::Column};
+use super::{Mode, PgRow, PgTarget, Phase, array::Column};
 use crate::error::{Failure, SinkError};
 use crate::sink::{Deadline, Sink};
 
@@ -87,7 +87,8 @@ impl<T> PgSink<T> {
     fn connect(&self, deadline: &Deadline) -> Result<Conn, SinkError> {
         let t = &self.target;
         let tls = t.tls()?;
-        let prepare = |e: tokio_postgres::Error| classify(&e, Step::Prepare, false, Encoding::Nothing);
+        let prepare =
+            |e: tokio_postgres::Error| classify(&e, Step::Prepare, false, Encoding::Nothing);
         let connecting = async {
             let (client, connection) = match tls.clone() {
                 Some(tls) => {
@@ -226,7 +227,8 @@ impl<T: PgRow> PgSink<T> {
         phase: &Cell<Step>,
     ) -> Result<(), SinkError> {
         let pid = conn.pid;
-        let prepare = |e: tokio_postgres::Error| classify(&e, Step::Prepare, false, Encoding::Nothing);
+        let prepare =
+            |e: tokio_postgres::Error| classify(&e, Step::Prepare, false, Encoding::Nothing);
         if target.mode == Mode::Copy && target.conflict.is_some() && !conn.staged {
             conn.client
                 .batch_execute(&target.stage_sql())

@@ -2,6 +2,7 @@
 //! committed is recorded, failures are scripted.
 
 mod behaviour;
+mod chaos;
 mod failures;
 mod pg;
 mod prop;

@@ -19,9 +19,9 @@ use prodkit_testkit::{Durability, Options, PgServer, shared_or_skip};
 use crate::wire::Proxy;
 
 #[derive(Debug, Clone, PartialEq)]
-struct Ev {
-    id: i64,
-    body: String,
+pub(crate) struct Ev {
+    pub(crate) id: i64,
+    pub(crate) body: String,
 }
 
 impl PgRow for Ev {
@@ -31,24 +31,24 @@ impl PgRow for Ev {
     }
 }
 
-fn ev(id: i64) -> Ev {
+pub(crate) fn ev(id: i64) -> Ev {
     Ev {
         id,
         body: format!("event number {id:>8} with a payload of about sixty-four bytes"),
     }
 }
 
-const COLUMNS: &[(&str, Type)] = &[("id", Type::INT8), ("body", Type::TEXT)];
+pub(crate) const COLUMNS: &[(&str, Type)] = &[("id", Type::INT8), ("body", Type::TEXT)];
 
 /// The test process's server, or `None` (and a skip line) without PostgreSQL.
-fn shared() -> Option<&'static PgServer> {
+pub(crate) fn shared() -> Option<&'static PgServer> {
     shared_or_skip(Durability::Fast, "prodkit-batch: PostgreSQL sinks")
 }
 
 /// The shared server and its loopback port, for the tests that put the wire
 /// proxy in front of it; `None` (and a skip line) without PostgreSQL or when
 /// `DATABASE_URL` names a server whose port we do not know.
-fn shared_with_port() -> Option<(&'static PgServer, u16)> {
+pub(crate) fn shared_with_port() -> Option<(&'static PgServer, u16)> {
     let pg = shared()?;
     let Some(port) = pg.port() else {
         eprintln!("skipped: the wire-proxy tests need a private server (DATABASE_URL is set)");
@@ -72,7 +72,7 @@ fn slow_table(client: &mut Client, name: &str, seconds: f64) {
 }
 
 /// A fresh table `name` with a primary key on id and a check on body.
-fn table(client: &mut Client, name: &str) {
+pub(crate) fn table(client: &mut Client, name: &str) {
     client
         .batch_execute(&format!(
             "DROP TABLE IF EXISTS {name}; \
@@ -82,7 +82,7 @@ fn table(client: &mut Client, name: &str) {
         .unwrap();
 }
 
-fn ids(client: &mut Client, name: &str) -> Vec<i64> {
+pub(crate) fn ids(client: &mut Client, name: &str) -> Vec<i64> {
     client
         .query(&format!("SELECT id FROM {name} ORDER BY id"), &[])
         .unwrap()
@@ -230,7 +230,10 @@ fn bad_values_and_a_missing_table() {
     let missing = PgTarget::new(&pg.url(), "b_no_such_table", COLUMNS).unwrap();
     match builder().build(|| missing.open()) {
         Err(BuildError::Sink(e)) => {
-            assert_eq!((e.failure, e.code.as_deref()), (Failure::Permanent, Some("42P01")));
+            assert_eq!(
+                (e.failure, e.code.as_deref()),
+                (Failure::Permanent, Some("42P01"))
+            );
         }
         other => panic!("{other:?}"),
     }
