@@ -4,16 +4,22 @@
 //! a primary key; rows are about 64 bytes. Eight producer threads.
 //!
 //! `batch/100k-rows` (rows/s), closed loop:
-//! - `prodkit_copy`, `prodkit_insert`: 100,000 rows submitted to a `Batcher` (two
-//!   flushers, batches of up to 5000, linger 5 ms) through the COPY or the unnest
-//!   INSERT sink; each producer keeps up to 2000 tickets outstanding and waits
-//!   for every one. The time ends when the last ticket resolved.
+//! - `prodkit_copy`, `prodkit_insert`: 100,000 rows submitted to a `Batcher`
+//!   tuned for throughput (two flushers, batches of up to 10,000, the default
+//!   linger of zero) through the COPY or the unnest INSERT sink; the rows are
+//!   formatted before the clock starts, as for `raw_copy`; each producer keeps
+//!   up to 2000 tickets outstanding and waits for every one. The time ends when
+//!   the last ticket resolved.
+//! - `prodkit_copy_default`: the same through `Batcher::builder()`'s defaults
+//!   (one flusher, batches of up to 1000).
 //! - `naive`: the seed's `BatchWriter` translated (single-row INSERTs in a
 //!   transaction, results before COMMIT), with a batch size of 8, one per
 //!   producer, so that it flushes on size rather than on its 100 ms ticker.
-//! - `single_row`: one autocommit INSERT per row, a connection per producer.
-//! - `raw_copy`: not eight producers but one thread, one transaction, one binary
-//!   COPY of all 100,000 rows: the physical limit.
+//! - `single_row`: one autocommit INSERT per row through a prepared statement, a
+//!   connection per producer.
+//! - `raw_copy`: the physical limit with the tuned batcher's resources: the
+//!   100,000 rows formatted before the clock starts, then two connections (as
+//!   many as its flushers), each one transaction with one binary COPY of half.
 //!
 //! `naive` and `single_row` are far slower, so they run for a fixed time (1 s,
 //! 0.5 s with `--quick`) instead of 100,000 rows; their figure is the same rows/s.
@@ -87,18 +93,28 @@ fn count(client: &mut Client) -> i64 {
         .get(0)
 }
 
-fn batcher(pg: &PgServer, mode: Mode) -> Batcher<Row> {
+/// How a benchmark configures its batcher.
+#[derive(Clone, Copy)]
+enum Config {
+    /// Two flushers, batches of up to 10,000.
+    Tuned,
+    /// `Batcher::builder()` as it comes.
+    Default,
+}
+
+fn batcher(pg: &PgServer, mode: Mode, config: Config) -> Batcher<Row> {
     let target = PgTarget::new(&pg.url(), "bench_rows", COLUMNS)
         .unwrap()
         .mode(mode);
-    Batcher::builder()
-        .max_rows(5000)
-        .max_bytes(8 << 20)
-        .linger(Duration::from_millis(5))
-        .queue_rows(50_000)
-        .flushers(2)
-        .build(move || target.open::<Row>())
-        .unwrap()
+    let builder = match config {
+        Config::Tuned => Batcher::builder()
+            .max_rows(10_000)
+            .max_bytes(8 << 20)
+            .queue_rows(50_000)
+            .flushers(2),
+        Config::Default => Batcher::builder(),
+    };
+    builder.build(move || target.open::<Row>()).unwrap()
 }
 
 fn written(ticket: Ticket<Row>) {
@@ -108,16 +124,21 @@ fn written(ticket: Ticket<Row>) {
 }
 
 /// prodkit, closed loop: rows/s.
-fn prodkit(pg: &PgServer, mode: Mode) -> f64 {
-    let batcher = batcher(pg, mode);
+fn prodkit(pg: &PgServer, mode: Mode, config: Config) -> f64 {
+    let batcher = batcher(pg, mode, config);
+    // Formatted before the clock starts, as for raw_copy.
+    let mut rows: Vec<Vec<Row>> = (0..PRODUCERS)
+        .map(|p| (p..ROWS).step_by(PRODUCERS as usize).map(row).collect())
+        .collect();
     let start = Instant::now();
     std::thread::scope(|s| {
-        for p in 0..PRODUCERS {
+        for mine in rows.iter_mut() {
             let batcher = &batcher;
+            let mine = std::mem::take(mine);
             s.spawn(move || {
                 let mut window = std::collections::VecDeque::with_capacity(WINDOW);
-                for id in (p..ROWS).step_by(PRODUCERS as usize) {
-                    window.push_back(batcher.submit(row(id)).unwrap());
+                for r in mine {
+                    window.push_back(batcher.submit(r).unwrap());
                     if window.len() == WINDOW {
                         written(window.pop_front().unwrap());
                     }
@@ -154,19 +175,27 @@ fn for_a_while(span: Duration, work: impl Fn(i64, i64) + Sync) -> f64 {
     rows.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
-fn raw_copy(client: &mut Client) -> f64 {
+/// Two connections, each one COPY of half the rows, formatted beforehand.
+fn raw_copy(pg: &PgServer) -> f64 {
+    let rows: Vec<Row> = (0..ROWS).map(row).collect();
+    let mut clients: Vec<Client> = (0..2).map(|_| pg.connect().unwrap()).collect();
     let start = Instant::now();
-    let mut tx = client.transaction().unwrap();
-    let writer = tx
-        .copy_in("COPY bench_rows (id, body) FROM STDIN (FORMAT binary)")
-        .unwrap();
-    let mut writer = BinaryCopyInWriter::new(writer, &[Type::INT8, Type::TEXT]);
-    for id in 0..ROWS {
-        let r = row(id);
-        writer.write(&[&r.id, &r.body]).unwrap();
-    }
-    writer.finish().unwrap();
-    tx.commit().unwrap();
+    std::thread::scope(|s| {
+        for (half, client) in rows.chunks(rows.len().div_ceil(2)).zip(clients.iter_mut()) {
+            s.spawn(move || {
+                let mut tx = client.transaction().unwrap();
+                let writer = tx
+                    .copy_in("COPY bench_rows (id, body) FROM STDIN (FORMAT binary)")
+                    .unwrap();
+                let mut writer = BinaryCopyInWriter::new(writer, &[Type::INT8, Type::TEXT]);
+                for r in half {
+                    writer.write(&[&r.id, &r.body]).unwrap();
+                }
+                writer.finish().unwrap();
+                tx.commit().unwrap();
+            });
+        }
+    });
     ROWS as f64 / start.elapsed().as_secs_f64()
 }
 
@@ -191,8 +220,8 @@ fn micros(from: Instant) -> f64 {
 
 /// Open loop through a batcher: each producer submits on schedule and a waiter
 /// beside it collects the tickets in order. Latencies in us.
-fn prodkit_latency(pg: &PgServer, mode: Mode, span: Duration) -> Vec<f64> {
-    let batcher = batcher(pg, mode);
+fn prodkit_latency(pg: &PgServer, mode: Mode, config: Config, span: Duration) -> Vec<f64> {
+    let batcher = batcher(pg, mode, config);
     let start = Instant::now();
     let latencies = std::thread::scope(|s| {
         let waiters: Vec<_> = (0..PRODUCERS)
@@ -258,24 +287,28 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
-/// The eight connections of `single_row`, one per producer.
-struct Connections(Vec<parking_lot::Mutex<Client>>);
+/// The eight connections of `single_row`, one per producer, each with the
+/// INSERT prepared once.
+struct Connections(Vec<parking_lot::Mutex<(Client, postgres::Statement)>>);
 
 impl Connections {
     fn open(pg: &PgServer) -> Connections {
         Connections(
             (0..PRODUCERS)
-                .map(|_| parking_lot::Mutex::new(pg.connect().unwrap()))
+                .map(|_| {
+                    let mut client = pg.connect().unwrap();
+                    let insert = client.prepare(INSERT).unwrap();
+                    parking_lot::Mutex::new((client, insert))
+                })
                 .collect(),
         )
     }
 
     fn insert(&self, producer: i64, id: i64) {
         let r = row(id);
-        self.0[producer as usize]
-            .lock()
-            .execute(INSERT, &[&r.id, &r.body])
-            .unwrap();
+        let mut conn = self.0[producer as usize].lock();
+        let (client, insert) = &mut *conn;
+        client.execute(&*insert, &[&r.id, &r.body]).unwrap();
     }
 }
 
@@ -294,6 +327,7 @@ fn main() {
     let names = [
         "prodkit_copy",
         "prodkit_insert",
+        "prodkit_copy_default",
         "naive",
         "single_row",
         "raw_copy",
@@ -302,7 +336,7 @@ fn main() {
         for n in names {
             println!("{GROUP}/{n}: benchmark");
         }
-        for n in &names[..4] {
+        for n in &names[..5] {
             println!("batch/latency-5k-rows-s/{n}: benchmark");
         }
         return;
@@ -343,12 +377,14 @@ fn main() {
             eprintln!("{name}: {rate:.0} rows/s (median of {runs})");
             figures.record(GROUP, name, rate, "rows/s", Better::Higher);
         };
-    for (name, mode) in [
-        ("prodkit_copy", Mode::Copy),
-        ("prodkit_insert", Mode::Insert),
-    ] {
+    let ours = [
+        ("prodkit_copy", Mode::Copy, Config::Tuned),
+        ("prodkit_insert", Mode::Insert, Config::Tuned),
+        ("prodkit_copy_default", Mode::Copy, Config::Default),
+    ];
+    for (name, mode, config) in ours {
         throughput(&mut figures, name, &mut |admin| {
-            let rate = prodkit(pg, mode);
+            let rate = prodkit(pg, mode, config);
             assert_eq!(count(admin), ROWS, "every acked row is stored");
             rate
         });
@@ -361,7 +397,7 @@ fn main() {
     throughput(&mut figures, "single_row", &mut |_| {
         for_a_while(span, |p, id| connections.insert(p, id))
     });
-    throughput(&mut figures, "raw_copy", &mut raw_copy);
+    throughput(&mut figures, "raw_copy", &mut |_| raw_copy(pg));
 
     let mut latency = |figures: &mut Figures, name: &str, run: &mut dyn FnMut() -> Vec<f64>| {
         figures.start("batch/latency-5k-rows-s", name);
@@ -378,12 +414,9 @@ fn main() {
         figures.record(P50, name, p50, "us", Better::Lower);
         figures.record(P99, name, p99, "us", Better::Lower);
     };
-    for (name, mode) in [
-        ("prodkit_copy", Mode::Copy),
-        ("prodkit_insert", Mode::Insert),
-    ] {
+    for (name, mode, config) in ours {
         latency(&mut figures, name, &mut || {
-            prodkit_latency(pg, mode, latency_span)
+            prodkit_latency(pg, mode, config, latency_span)
         });
     }
     latency(&mut figures, "naive", &mut || {

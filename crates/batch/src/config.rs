@@ -59,7 +59,7 @@ impl<T: Send + 'static> Builder<T> {
         Builder {
             max_rows: 1000,
             max_bytes: 1 << 20,
-            linger: Duration::from_millis(10),
+            linger: Duration::ZERO,
             queue_rows: 100_000,
             queue_bytes: 64 << 20,
             flushers: 1,
@@ -86,7 +86,11 @@ impl<T: Send + 'static> Builder<T> {
         self
     }
 
-    /// ... or once its oldest row has waited this long (default 10 ms).
+    /// ... or once its oldest row has waited this long. The default, zero,
+    /// writes as soon as a flusher is free: a lone row goes out at once (low
+    /// latency at low load), and while every flusher is busy rows gather into
+    /// the next batch (large batches under load). A positive linger holds a
+    /// batch back to fill it, for fewer and larger transactions at low load.
     pub fn linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
@@ -175,9 +179,6 @@ impl<T: Send + 'static> Builder<T> {
                 max_rows: self.max_rows,
                 queue_rows: self.queue_rows,
             });
-        }
-        if self.linger.is_zero() {
-            return Err(ConfigError::ZeroLinger);
         }
         if self.flushers > 64 {
             return Err(ConfigError::TooManyFlushers(self.flushers));

@@ -339,9 +339,6 @@ pub enum ConfigError {
         /// `queue_rows`.
         queue_rows: usize,
     },
-    /// A linger of zero: every row would be its own batch. Use `max_rows(1)` to
-    /// say so.
-    ZeroLinger,
     /// More flusher threads than the limit (64).
     TooManyFlushers(usize),
     /// A retry backoff whose start is above its cap, or zero.
@@ -363,9 +360,6 @@ impl fmt::Display for ConfigError {
             } => write!(
                 f,
                 "max_rows {max_rows} is above queue_rows {queue_rows}: a batch could never fill"
-            ),
-            ConfigError::ZeroLinger => f.write_str(
-                "linger is zero: use max_rows(1) for one row per batch, or give a linger",
             ),
             ConfigError::TooManyFlushers(n) => write!(f, "{n} flushers: at most 64"),
             ConfigError::BadBackoff { initial, max } => write!(

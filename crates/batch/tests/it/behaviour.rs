@@ -47,6 +47,41 @@ fn a_lone_row_is_written_after_linger() {
 }
 
 #[test]
+fn with_no_linger_a_free_flusher_writes_at_once_and_a_busy_one_gathers_a_batch() {
+    // The default linger: a lone row goes out at once.
+    let sink = Fake::ok();
+    let batcher = start(builder().linger(Duration::ZERO).max_rows(100), &sink);
+    batcher.submit(1).unwrap().wait().unwrap();
+    assert_eq!(sink.batch_sizes(), vec![1]);
+    // While the only flusher is busy, the rows behind gather into one batch.
+    let (entered, enter) = bounded::<()>(0);
+    let (release, released) = bounded::<()>(0);
+    let sink = Fake::new(move |rows, n| {
+        if n == 1 {
+            assert_eq!(rows, [10]);
+            entered.send(()).unwrap();
+            released.recv().unwrap();
+        }
+        Ok(())
+    });
+    let batcher = start(builder().linger(Duration::ZERO).max_rows(100), &sink);
+    let first = batcher.submit(10).unwrap();
+    enter.recv().unwrap();
+    let rest: Vec<_> = (11..40).map(|i| batcher.submit(i).unwrap()).collect();
+    release.send(()).unwrap();
+    first.wait().unwrap();
+    for t in rest {
+        t.wait().unwrap();
+    }
+    assert_eq!(sink.batch_sizes(), vec![1, 29]);
+    assert_eq!(
+        Batcher::<u64>::builder().linger(Duration::ZERO).max_rows(10).build(|| Ok(Fake::ok())).map(|_| ()),
+        Ok(()),
+        "zero is a valid linger"
+    );
+}
+
+#[test]
 fn batches_stop_at_max_bytes() {
     let sink = Fake::ok();
     let batcher = start(builder().max_bytes(100).row_size(|_| 40), &sink);
@@ -213,10 +248,6 @@ fn configuration_errors() {
     assert_eq!(
         bad(Batcher::builder().flushers(0)),
         ConfigError::Zero("flushers")
-    );
-    assert_eq!(
-        bad(Batcher::builder().linger(Duration::ZERO)),
-        ConfigError::ZeroLinger
     );
     assert_eq!(
         bad(Batcher::builder().max_rows(10).queue_rows(5)),
