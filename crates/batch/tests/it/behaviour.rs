@@ -75,7 +75,11 @@ fn with_no_linger_a_free_flusher_writes_at_once_and_a_busy_one_gathers_a_batch()
     }
     assert_eq!(sink.batch_sizes(), vec![1, 29]);
     assert_eq!(
-        Batcher::<u64>::builder().linger(Duration::ZERO).max_rows(10).build(|| Ok(Fake::ok())).map(|_| ()),
+        Batcher::<u64>::builder()
+            .linger(Duration::ZERO)
+            .max_rows(10)
+            .build(|| Ok(Fake::ok()))
+            .map(|_| ()),
         Ok(()),
         "zero is a valid linger"
     );
