@@ -209,8 +209,17 @@ impl<T: Send + 'static> Batcher<T> {
     /// Stops accepting rows and writes everything queued, waiting for the
     /// flushers to finish. Rows not written within `timeout` (still queued, or in
     /// a batch whose retries would run past it) are refused with
-    /// [`NackReason::Closed`]; a write in progress at the deadline is waited for,
-    /// and its rows are told its real outcome. Later calls return at once.
+    /// [`NackReason::Closed`], or stay [`NackReason::Unknown`] if a write of
+    /// theirs ended with an unknown outcome. A write in progress at the deadline
+    /// is given up by a sink that overrides [`Sink::write_until`](crate::Sink::write_until)
+    /// (the PostgreSQL sink sends a cancel request, then drops the connection:
+    /// its rows are refused, or unknown if COMMIT was in flight), so `close`
+    /// returns within about 0.7 s of its deadline; a sink that does not
+    /// override it is waited for. Later calls return at once.
+    ///
+    /// The deadline is read on the batcher's clock ([`Builder::clock`](crate::Builder::clock)):
+    /// with `quanta::Clock::mock()` it passes only when the test advances the
+    /// mock.
     pub fn close(&self, timeout: Duration) -> Stats {
         let shared = &*self.shared;
         {

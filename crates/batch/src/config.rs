@@ -150,7 +150,10 @@ impl<T: Send + 'static> Builder<T> {
         self
     }
 
-    /// The clock for linger and retry budgets (default `quanta::Clock::new()`).
+    /// The clock for linger, retry budgets and close's deadline (default
+    /// `quanta::Clock::new()`). With `quanta::Clock::mock()` time moves only
+    /// when the test advances the mock: a linger, a retry budget or
+    /// [`Batcher::close`]'s deadline does not pass until it does.
     pub fn clock(mut self, clock: quanta::Clock) -> Self {
         self.clock = clock;
         self
@@ -178,6 +181,12 @@ impl<T: Send + 'static> Builder<T> {
             return Err(ConfigError::BatchAboveQueue {
                 max_rows: self.max_rows,
                 queue_rows: self.queue_rows,
+            });
+        }
+        if self.max_bytes > self.queue_bytes {
+            return Err(ConfigError::BatchBytesAboveQueue {
+                max_bytes: self.max_bytes,
+                queue_bytes: self.queue_bytes,
             });
         }
         if self.flushers > 64 {

@@ -71,19 +71,79 @@ struct Work<T> {
     /// A write of these rows ended with an unknown outcome: they may be stored,
     /// so no failure after it may call them "not stored".
     unknown: Option<SinkError>,
+    /// A later write showed that the unknown write did not commit: it stored a
+    /// row of it anew. A unique key violation then names a row stored by
+    /// someone else, not a sign that the unknown write committed.
+    uncommitted: bool,
 }
 
 /// The reason for rows that failed `error`'s way: a refusal, unless an earlier
 /// write of theirs ended with an unknown outcome; then the outcome stays
-/// unknown.
+/// unknown (probably written when the failure says the row is already stored).
 fn settle(unknown: Option<&SinkError>, refusal: NackReason) -> NackReason {
     match unknown {
         None => refusal,
-        Some(cause) => NackReason::Unknown(Box::new(Unknown {
-            cause: cause.clone(),
-            last: refusal.error().cloned(),
-            probably_written: false,
-        })),
+        Some(cause) => {
+            let last = refusal.error().cloned();
+            NackReason::Unknown(Box::new(Unknown {
+                cause: cause.clone(),
+                probably_written: last.as_ref().is_some_and(|e| e.already_stored),
+                last,
+            }))
+        }
+    }
+}
+
+/// What a unique key violation after an unknown outcome says about it.
+enum Verdict {
+    /// The unknown write most likely committed: the batch's first row is
+    /// already stored.
+    ProbablyWritten,
+    /// It did not: the batch's first row was stored anew by this retry (and
+    /// acknowledged); the violation is some other row's.
+    Uncommitted,
+    /// The probe of the first row failed some other way: act on its error.
+    Failed(SinkError),
+}
+
+/// The unknown write held all of `batch`'s rows and was all or nothing: had
+/// it committed, every one of them is stored, the first included. A COPY
+/// error naming a later row means the first was stored anew, so the unknown
+/// write did not commit; without a row, the first row is written alone to
+/// find out.
+fn judge<T, S: Sink<T>>(
+    shared: &Shared<T>,
+    sink: &mut S,
+    batch: &mut Batch<T>,
+    error: &SinkError,
+) -> Verdict {
+    match error.row {
+        Some(0) => return Verdict::ProbablyWritten,
+        Some(_) => return Verdict::Uncommitted,
+        None if batch.len() == 1 => return Verdict::ProbablyWritten,
+        None => {}
+    }
+    Counters::add(&shared.counters.retried, 1);
+    match write(sink, &batch.rows[..1], &shared.deadline) {
+        Ok(()) => {
+            let (row, ack) = batch.remove(0);
+            Batch {
+                rows: vec![row],
+                acks: vec![ack],
+            }
+            .ack_all(shared);
+            Verdict::Uncommitted
+        }
+        Err(e) => {
+            shared.counters.failed(&e);
+            if e.already_stored {
+                Verdict::ProbablyWritten
+            } else if e.failure == Failure::Row {
+                Verdict::Failed(e.at_row(0))
+            } else {
+                Verdict::Failed(e)
+            }
+        }
     }
 }
 
@@ -105,18 +165,23 @@ fn settle(unknown: Option<&SinkError>, refusal: NackReason) -> NackReason {
 ///
 /// Once a write of some rows ended with an unknown outcome, those rows may be
 /// stored: a later success settles them (written), anything else leaves them
-/// `Unknown`, never refused. A retry that finds them already stored (a unique
-/// key violation) settles the whole batch as unknown, probably written: the
-/// unknown write was all or nothing, so it most likely stored every row, and
-/// writing them again row by row would only find the same.
+/// `Unknown`, never refused. A retry that finds one of them already stored (a
+/// unique key violation) asks whether the first row of the batch is stored
+/// ([`judge`]): if it is, the unknown write most likely committed and the
+/// whole batch is unknown, probably written, with no more writes; if it is
+/// not, the unknown write did not commit, the violating row is unknown,
+/// probably written (a row with its key is stored), and the rest are written
+/// again.
 pub(crate) fn deliver<T, S: Sink<T>>(shared: &Shared<T>, sink: &mut S, batch: Batch<T>) {
     let mut todo = vec![Work {
         batch,
         unknown: None,
+        uncommitted: false,
     }];
     while let Some(Work {
         mut batch,
         mut unknown,
+        mut uncommitted,
     }) = todo.pop()
     {
         let mut transient = 0u32;
@@ -126,7 +191,7 @@ pub(crate) fn deliver<T, S: Sink<T>>(shared: &Shared<T>, sink: &mut S, batch: Ba
                 batch.nack_all(shared, &settle(unknown.as_ref(), NackReason::Closed));
                 break;
             }
-            let error = match write(sink, &batch.rows, &shared.deadline) {
+            let mut error = match write(sink, &batch.rows, &shared.deadline) {
                 Ok(()) => {
                     batch.ack_all(shared);
                     break;
@@ -139,15 +204,34 @@ pub(crate) fn deliver<T, S: Sink<T>>(shared: &Shared<T>, sink: &mut S, batch: Ba
             }
             if let Some(cause) = &unknown
                 && error.already_stored
+                && !uncommitted
             {
-                tracing::warn!(%error, rows = batch.len(), "prodkit-batch: rows of a write with an unknown outcome are already stored: probably written");
-                let reason = NackReason::Unknown(Box::new(Unknown {
-                    cause: cause.clone(),
-                    last: Some(error),
-                    probably_written: true,
-                }));
-                batch.nack_all(shared, &reason);
-                break;
+                match judge(shared, sink, &mut batch, &error) {
+                    Verdict::ProbablyWritten => {
+                        tracing::warn!(%error, rows = batch.len(), "prodkit-batch: rows of a write with an unknown outcome are already stored: probably written");
+                        let reason = NackReason::Unknown(Box::new(Unknown {
+                            cause: cause.clone(),
+                            last: Some(error),
+                            probably_written: true,
+                        }));
+                        batch.nack_all(shared, &reason);
+                        break;
+                    }
+                    Verdict::Uncommitted => {
+                        uncommitted = true;
+                        if batch.is_empty() {
+                            break;
+                        }
+                        if error.row.is_none() {
+                            // The first row was written alone; the rest again.
+                            Counters::add(&shared.counters.retried, batch.len());
+                            continue;
+                        }
+                        // Otherwise COPY named the row: refused below, as
+                        // unknown and probably written.
+                    }
+                    Verdict::Failed(e) => error = e,
+                }
             }
             match error.failure {
                 Failure::Row => {
@@ -164,12 +248,12 @@ pub(crate) fn deliver<T, S: Sink<T>>(shared: &Shared<T>, sink: &mut S, batch: Ba
                         batch.nack_all(shared, &reason);
                         break;
                     } else {
-                        bisect(shared, batch, unknown, &mut todo);
+                        bisect(shared, batch, unknown, uncommitted, &mut todo);
                         break;
                     }
                 }
                 Failure::TooLarge if batch.len() > 1 => {
-                    bisect(shared, batch, unknown, &mut todo);
+                    bisect(shared, batch, unknown, uncommitted, &mut todo);
                     break;
                 }
                 Failure::TooLarge | Failure::Permanent => {
@@ -216,6 +300,7 @@ fn bisect<T>(
     shared: &Shared<T>,
     mut batch: Batch<T>,
     unknown: Option<SinkError>,
+    uncommitted: bool,
     todo: &mut Vec<Work<T>>,
 ) {
     Counters::add(&shared.counters.retried, batch.len());
@@ -223,8 +308,13 @@ fn bisect<T>(
     todo.push(Work {
         batch: second,
         unknown: unknown.clone(),
+        uncommitted,
     });
-    todo.push(Work { batch, unknown });
+    todo.push(Work {
+        batch,
+        unknown,
+        uncommitted,
+    });
 }
 
 /// `sink.write_until`, with a panic turned into a permanent failure of the batch.

@@ -339,6 +339,14 @@ pub enum ConfigError {
         /// `queue_rows`.
         queue_rows: usize,
     },
+    /// A batch's byte bound above the queue's: batches could never fill by
+    /// bytes.
+    BatchBytesAboveQueue {
+        /// `max_bytes`.
+        max_bytes: usize,
+        /// `queue_bytes`.
+        queue_bytes: usize,
+    },
     /// More flusher threads than the limit (64).
     TooManyFlushers(usize),
     /// A retry backoff whose start is above its cap, or zero.
@@ -360,6 +368,13 @@ impl fmt::Display for ConfigError {
             } => write!(
                 f,
                 "max_rows {max_rows} is above queue_rows {queue_rows}: a batch could never fill"
+            ),
+            ConfigError::BatchBytesAboveQueue {
+                max_bytes,
+                queue_bytes,
+            } => write!(
+                f,
+                "max_bytes {max_bytes} is above queue_bytes {queue_bytes}: a batch could never fill"
             ),
             ConfigError::TooManyFlushers(n) => write!(f, "{n} flushers: at most 64"),
             ConfigError::BadBackoff { initial, max } => write!(

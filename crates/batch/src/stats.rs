@@ -34,7 +34,8 @@ pub struct Stats {
     pub flushed_rows: u64,
     /// ... because they reached `max_bytes`.
     pub flushed_bytes: u64,
-    /// ... because their oldest row waited `linger`.
+    /// ... because their oldest row waited `linger`; with the default linger
+    /// of zero, every batch taken as soon as a flusher was free.
     pub flushed_linger: u64,
     /// ... because the batcher was closing.
     pub flushed_close: u64,

@@ -29,8 +29,11 @@ pub fn failure_of(code: &str) -> Failure {
         // failure, deadlock, lock_not_available.
         "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "55P03" => Failure::Transient,
         _ => match code.get(..2) {
-            // data_exception, integrity_constraint_violation: the row.
-            Some("22" | "23") => Failure::Row,
+            // data_exception, integrity_constraint_violation, a trigger's
+            // error (triggered_action_exception; PL/pgSQL's RAISE, P0001 by
+            // default, and its other errors), with_check_option_violation (a
+            // view's or a policy's check): the row.
+            Some("22" | "23" | "09" | "P0" | "44") => Failure::Row,
             // connection_exception, insufficient_resources, system_error.
             Some("08" | "53" | "58") => Failure::Transient,
             // syntax or access rule, authorization, invalid catalog (database),
@@ -161,6 +164,10 @@ mod tests {
             ("23503", Failure::Row),
             ("22P02", Failure::Row),
             ("22003", Failure::Row),
+            ("P0001", Failure::Row),
+            ("P0004", Failure::Row),
+            ("09000", Failure::Row),
+            ("44000", Failure::Row),
             ("08006", Failure::Transient),
             ("08001", Failure::Transient),
             ("53300", Failure::Transient),

@@ -71,13 +71,15 @@ type Observer = dyn Fn(Phase, i32) + Send + Sync;
 /// [`Builder::build`](crate::Builder::build) calls once per flusher.
 ///
 /// Network timeouts are set by default where the connection string leaves them
-/// out: `connect_timeout` 10 s (a server that accepts and stays mute cannot hang
-/// a connect), TCP keepalives after 30 s idle every 10 s, 3 probes (a dead peer
-/// of an idle connection is noticed within a minute), and `tcp_user_timeout`
-/// 30 s (data left unacknowledged that long drops the connection). A
-/// connection string that names them (`connect_timeout=5`, `keepalives_idle=60`,
-/// `tcp_user_timeout=10s`) wins. A backend that is alive but stopped answers
-/// neither; close's deadline covers that case (see [`PgSink`]).
+/// out: `connect_timeout` 10 s, which the sink applies to connecting as a whole
+/// (TCP, TLS, startup, authentication: a server that accepts and stays mute
+/// cannot hang a connect), TCP keepalives after 30 s idle every 10 s, 3 probes
+/// (a dead peer of an idle connection is noticed within a minute), and
+/// `tcp_user_timeout` 30 s (data left unacknowledged that long drops the
+/// connection). A connection string that names them (`connect_timeout=5`,
+/// `keepalives_idle=60`, `tcp_user_timeout=10s`) wins. A backend that is alive
+/// but stopped answers neither; [`write_timeout`](PgTarget::write_timeout)
+/// (default 60 s) and close's deadline cover that case (see [`PgSink`]).
 #[derive(Clone)]
 pub struct PgTarget {
     pub(crate) config: tokio_postgres::Config,
@@ -90,8 +92,14 @@ pub struct PgTarget {
     pub(crate) mode: Mode,
     pub(crate) conflict: Option<Vec<String>>,
     pub(crate) statement_timeout: Option<Duration>,
+    pub(crate) write_timeout: Duration,
     pub(crate) observer: Option<Arc<Observer>>,
 }
+
+/// How long one write may take before it is abandoned, by default.
+const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `connect_timeout` where the connection string names none.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// tokio-postgres's keepalive idle time when nobody sets one: two hours.
 const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
@@ -102,6 +110,11 @@ impl PgTarget {
     /// [`tls_connector`](PgTarget::tls_connector)). `table` may be
     /// schema-qualified; `columns` are the names and types the rows' values
     /// fill, in order.
+    ///
+    /// Names are quoted by the crate, exactly as given: `Events` is the
+    /// table `"Events"`, not `events`, and a name that is already quoted
+    /// (`"\"Events\""`) is a different name. A schema-qualified table is split at
+    /// its dots (`audit.events`), each part quoted.
     ///
     /// # Errors
     /// A [`Failure::Permanent`] error for a string that does not parse or an
@@ -117,7 +130,7 @@ impl PgTarget {
             ));
         }
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
         }
         if config.get_keepalives() && config.get_keepalives_idle() == DEFAULT_KEEPALIVES_IDLE {
             config
@@ -141,6 +154,7 @@ impl PgTarget {
             mode: Mode::Copy,
             conflict: None,
             statement_timeout: None,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
             observer: None,
         })
     }
@@ -183,7 +197,8 @@ impl PgTarget {
     /// written (`ON CONFLICT (key) DO NOTHING`). Writing a batch again after a
     /// connection lost during COMMIT then stores each row once, and the retry
     /// settles the outcome: exactly once instead of at least once, and no ticket
-    /// left unknown by a lost COMMIT.
+    /// left unknown by a lost COMMIT. [`open`](PgTarget::open) checks that a
+    /// unique index or constraint of the table matches the key.
     #[must_use]
     pub fn on_conflict_do_nothing(mut self, key: &[&str]) -> PgTarget {
         self.conflict = Some(key.iter().map(|k| quote(k)).collect());
@@ -196,6 +211,40 @@ impl PgTarget {
     pub fn statement_timeout(mut self, timeout: Duration) -> PgTarget {
         self.statement_timeout = Some(timeout);
         self
+    }
+
+    /// How long one write (its transaction, COMMIT included) may take before it
+    /// is abandoned (default 60 s): the sink sends a cancel request and drops
+    /// the connection; the write fails [`Failure::Transient`], or
+    /// [`Failure::UnknownOutcome`] if COMMIT was in flight, and is retried
+    /// within the retry budget. It is what bounds a write to a backend that is
+    /// alive but stopped, which neither TCP keepalives nor `tcp_user_timeout`
+    /// notice. A zero timeout is refused by [`open`](PgTarget::open).
+    #[must_use]
+    pub fn write_timeout(mut self, timeout: Duration) -> PgTarget {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// The limit on connecting as a whole (TCP, TLS, startup, authentication)
+    /// and on the checks of `open`: `connect_timeout`.
+    pub(crate) fn connect_limit(&self) -> Duration {
+        self.config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+    }
+
+    /// `EXPLAIN` of an insert with the conflict key: planning it infers the
+    /// unique index the key names, and fails (42P10, or 42703 for a column
+    /// that does not exist) when there is none. Nothing is inserted.
+    pub(crate) fn conflict_check_sql(&self) -> Option<String> {
+        let key = self.conflict.as_ref()?;
+        Some(format!(
+            "EXPLAIN INSERT INTO {} DEFAULT VALUES ON CONFLICT ({}) DO NOTHING",
+            self.table,
+            key.join(", ")
+        ))
     }
 
     /// Calls `f` with each [`Phase`] of each write and the connection's backend
@@ -217,7 +266,11 @@ impl PgTarget {
     /// The connection's failure, classified (a refused login is permanent, an
     /// unreachable server transient); a missing table or column (42P01, 42703,
     /// permanent); a declared type that is not the column's (42804, permanent,
-    /// with [`SinkError::column`] naming it).
+    /// with [`SinkError::column`] naming it); a conflict key that no unique
+    /// index or constraint of the table matches (42P10, or 42703 for a column
+    /// that does not exist; permanent); a zero `write_timeout` (permanent); a
+    /// server that does not finish connecting or answer the checks within
+    /// `connect_timeout` (transient).
     pub fn open<T: PgRow>(&self) -> Result<PgSink<T>, SinkError> {
         PgSink::open(self.clone())
     }

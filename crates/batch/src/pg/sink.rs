@@ -26,13 +26,17 @@ const END_GRACE: Duration = Duration::from_millis(300);
 
 /// One flusher's connection to PostgreSQL.
 ///
-/// A write races close's deadline ([`Deadline`]): when it passes, the sink
+/// A write races close's deadline ([`Deadline`]) and its own limit
+/// ([`PgTarget::write_timeout`], default 60 s): when either passes, the sink
 /// sends a cancel request, gives the write a moment to end, and then drops the
 /// connection. A write abandoned while COMMIT was in flight fails with
 /// [`Failure::UnknownOutcome`] (its rows may be stored), any other with
-/// [`Failure::Transient`]. So `close` returns within about 0.7 s of its deadline
-/// even when the server stopped answering (a backend stopped with SIGSTOP, a
-/// network that drops packets).
+/// [`Failure::Transient`] (retried on a new connection). Connecting (TCP, TLS,
+/// startup, authentication) and the checks of `open` are limited by
+/// `connect_timeout` as a whole. So no call waits without limit on a server
+/// that stopped answering (a backend stopped with SIGSTOP, a network that
+/// drops packets, a server that accepts and stays mute), and `close` returns
+/// within about 0.7 s of its deadline.
 pub struct PgSink<T> {
     target: PgTarget,
     runtime: Runtime,
@@ -60,6 +64,12 @@ impl Drop for Conn {
 
 impl<T> PgSink<T> {
     pub(crate) fn open(target: PgTarget) -> Result<PgSink<T>, SinkError> {
+        if target.write_timeout.is_zero() {
+            return Err(SinkError::new(
+                Failure::Permanent,
+                "write_timeout is zero: every write would be abandoned",
+            ));
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -134,11 +144,11 @@ impl<T> PgSink<T> {
             })
         };
         self.runtime
-            .block_on(until(connecting, deadline, None))
-            .unwrap_or_else(|| {
+            .block_on(until(connecting, deadline, t.connect_limit(), None))
+            .unwrap_or_else(|why| {
                 Err(SinkError::new(
                     Failure::Transient,
-                    "connecting was abandoned at close's deadline",
+                    why.what("connecting (TCP, TLS, startup, authentication)"),
                 ))
             })
     }
@@ -149,10 +159,31 @@ impl<T> PgSink<T> {
         let Some(conn) = self.conn.as_ref() else {
             return Err(SinkError::new(Failure::Transient, "not connected"));
         };
+        let prepare =
+            |e: tokio_postgres::Error| classify(&e, Step::Prepare, false, Encoding::Nothing);
+        let checks = async {
+            let statement = conn
+                .client
+                .prepare(&t.describe_sql())
+                .await
+                .map_err(prepare)?;
+            if let Some(sql) = t.conflict_check_sql() {
+                // Plans, does not run, the statement: a key that no unique
+                // index or constraint matches fails here (42P10), not at every
+                // write.
+                conn.client.batch_execute(&sql).await.map_err(prepare)?;
+            }
+            Ok::<_, SinkError>(statement)
+        };
         let statement = self
             .runtime
-            .block_on(conn.client.prepare(&t.describe_sql()))
-            .map_err(|e| classify(&e, Step::Prepare, false, Encoding::Nothing))?;
+            .block_on(until(checks, &Deadline::none(), t.connect_limit(), None))
+            .unwrap_or_else(|why| {
+                Err(SinkError::new(
+                    Failure::Transient,
+                    why.what("checking the declared columns"),
+                ))
+            })?;
         for ((name, declared), actual) in t.names.iter().zip(&t.types).zip(statement.params()) {
             if !compatible(declared, actual) {
                 return Err(SinkError::new(
@@ -178,28 +209,53 @@ fn compatible(declared: &Type, actual: &Type) -> bool {
     declared == actual || (text(declared) && text(actual))
 }
 
-/// Runs `work` until it ends or `deadline` passes; at the deadline sends a
-/// cancel request (when given one), gives the work a moment to end, and
-/// returns `None` if it did not.
+/// Why [`until`] gave up a piece of work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Abandoned {
+    /// Close's deadline passed.
+    Deadline,
+    /// The work took longer than its limit.
+    Limit(Duration),
+}
+
+impl Abandoned {
+    fn what(self, work: &str) -> String {
+        match self {
+            Abandoned::Deadline => format!("{work} was abandoned at close's deadline"),
+            Abandoned::Limit(limit) => {
+                format!("{work} took longer than {limit:?} and was abandoned")
+            }
+        }
+    }
+}
+
+/// Runs `work` until it ends, `deadline` passes or `limit` elapses; then sends
+/// a cancel request (when given one), gives the work a moment to end, and
+/// gives up on it if it did not.
 async fn until<F, R>(
     work: F,
     deadline: &Deadline,
+    limit: Duration,
     cancel: Option<(&CancelToken, Option<native_tls::TlsConnector>)>,
-) -> Option<R>
+) -> Result<R, Abandoned>
 where
     F: std::future::Future<Output = R>,
 {
     let mut work = std::pin::pin!(work);
-    loop {
+    let end = tokio::time::Instant::now() + limit;
+    let why = loop {
         tokio::select! {
-            done = &mut work => return Some(done),
+            done = &mut work => return Ok(done),
             () = tokio::time::sleep(DEADLINE_TICK) => {
                 if deadline.passed() {
-                    break;
+                    break Abandoned::Deadline;
+                }
+                if tokio::time::Instant::now() >= end {
+                    break Abandoned::Limit(limit);
                 }
             }
         }
-    }
+    };
     if let Some((token, tls)) = cancel {
         let cancelled = async {
             match tls {
@@ -213,7 +269,7 @@ where
         };
         let _ = tokio::time::timeout(CANCEL_GRACE, cancelled).await;
     }
-    tokio::time::timeout(END_GRACE, work).await.ok()
+    tokio::time::timeout(END_GRACE, work).await.map_err(|_| why)
 }
 
 impl<T: PgRow> PgSink<T> {
@@ -400,12 +456,15 @@ impl<T: PgRow> Sink<T> for PgSink<T> {
             rows,
             &phase,
         );
-        let ended = self
-            .runtime
-            .block_on(until(work, deadline, Some((&cancel, tls))));
-        let result = ended.unwrap_or_else(|| {
-            // Abandoned at the deadline: drop the connection (the next write
-            // reconnects), and say what is known of the outcome.
+        let ended = self.runtime.block_on(until(
+            work,
+            deadline,
+            self.target.write_timeout,
+            Some((&cancel, tls)),
+        ));
+        let result = ended.unwrap_or_else(|why| {
+            // Abandoned: drop the connection (the next write reconnects), and
+            // say what is known of the outcome.
             let failure = if phase.get() == Step::Commit {
                 Failure::UnknownOutcome
             } else {
@@ -413,7 +472,7 @@ impl<T: PgRow> Sink<T> for PgSink<T> {
             };
             Err(SinkError::new(
                 failure,
-                "the write was abandoned at close's deadline; the connection is dropped",
+                format!("{}; the connection is dropped", why.what("the write")),
             ))
         });
         if let Err(e) = &result

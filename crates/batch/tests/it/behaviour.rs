@@ -143,7 +143,10 @@ fn a_full_queue_pushes_back_and_hands_the_row_back() {
 #[test]
 fn a_row_larger_than_the_queue_is_refused_at_once() {
     let batcher = start(
-        builder().queue_bytes(100).row_size(|&r| r as usize),
+        builder()
+            .max_bytes(100)
+            .queue_bytes(100)
+            .row_size(|&r| r as usize),
         &Fake::ok(),
     );
     assert!(matches!(
@@ -258,6 +261,13 @@ fn configuration_errors() {
         ConfigError::BatchAboveQueue {
             max_rows: 10,
             queue_rows: 5
+        }
+    );
+    assert_eq!(
+        bad(Batcher::builder().max_bytes(1 << 20).queue_bytes(1 << 19)),
+        ConfigError::BatchBytesAboveQueue {
+            max_bytes: 1 << 20,
+            queue_bytes: 1 << 19
         }
     );
     assert_eq!(

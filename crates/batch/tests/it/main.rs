@@ -4,8 +4,10 @@
 mod behaviour;
 mod chaos;
 mod failures;
+mod lost_commit;
 mod pg;
 mod prop;
+mod timeouts;
 mod wire;
 
 use std::sync::Arc;
