@@ -1,6 +1,7 @@
 use std::time::Duration;
 
-use crate::quota::ceil_secs;
+use crate::error::HeaderError;
+use crate::header;
 
 /// The answer to one check, with what an HTTP response needs to tell the client.
 ///
@@ -58,16 +59,37 @@ impl Decision {
         (!self.conforming).then(|| Duration::from_nanos(self.retry_ns))
     }
 
-    /// The value of an IETF `RateLimit` field:
-    /// `"name";r=<remaining>;t=<reset in whole seconds, rounded up>`. Pair it with
-    /// [`Quota::policy_header`](crate::Quota::policy_header) under the same name,
-    /// and send `Retry-After` with [`retry_after`](Decision::retry_after) rounded
-    /// up to whole seconds when the request is refused.
-    pub fn header(&self, name: &str) -> String {
-        format!(
-            "\"{name}\";r={};t={}",
-            self.remaining(),
-            ceil_secs(self.reset_ns)
-        )
+    /// The value of a `RateLimit` field (IETF draft
+    /// `draft-ietf-httpapi-ratelimit-headers`): `"name";r=<remaining>;t=<seconds>`,
+    /// where `t` is the time until one more request is available, rounded up
+    /// to whole seconds, and left out when the bucket is full (nothing more
+    /// is to come). Pair it with [`Quota::policy_header`](crate::Quota::policy_header)
+    /// under the same name, and send `Retry-After` with
+    /// [`retry_after`](Decision::retry_after) rounded up to whole seconds when
+    /// the request is refused.
+    ///
+    /// # Errors
+    /// [`HeaderError::Name`] for a name that is not printable ASCII.
+    pub fn header(&self, name: &str) -> Result<String, HeaderError> {
+        let name = header::sf_string(name)?;
+        let remaining = self.remaining();
+        Ok(match self.next_ns() {
+            None => format!("{name};r={remaining}"),
+            Some(ns) => format!("{name};r={remaining};t={}", header::ceil_secs(ns)),
+        })
+    }
+
+    /// How long until `remaining` grows by one; `None` when the bucket is full.
+    fn next_ns(&self) -> Option<u64> {
+        if self.reset_ns == 0 {
+            return None;
+        }
+        // remaining = floor((tau - reset) / T): one more once tau - reset
+        // reaches (remaining + 1) * T, that is after
+        // reset + (remaining + 1) * T - tau.
+        let next = u128::from(self.reset_ns)
+            + (u128::from(self.remaining()) + 1) * u128::from(self.interval_ns)
+            - u128::from(self.tau_ns);
+        Some(u64::try_from(next).unwrap_or(u64::MAX))
     }
 }

@@ -190,9 +190,10 @@ impl RateLimiter {
                 None => break gcra::nonconforming(&p, tat, now, cost),
             }
         };
-        self.counters
-            .stripe()
-            .count(decision.allowed, decision.conforming);
+        if n > 0 {
+            self.counters
+                .count(decision.allowed, decision.conforming, n);
+        }
         Ok(decision)
     }
 }

@@ -90,6 +90,40 @@ impl fmt::Display for ConfigError {
 
 impl Error for ConfigError {}
 
+/// Why a `RateLimit-Policy` or `RateLimit` field value could not be made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// A policy name with a character outside printable ASCII, which a
+    /// Structured Fields String cannot carry.
+    Name(String),
+    /// A rate whose exact window in whole seconds, or quota over it, has more
+    /// than the 15 digits of a Structured Fields Integer.
+    Unrepresentable {
+        /// The configured rate.
+        rate: u32,
+        /// The configured period.
+        period: Duration,
+    },
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderError::Name(name) => write!(
+                f,
+                "policy name {name:?} has a character outside printable ASCII"
+            ),
+            HeaderError::Unrepresentable { rate, period } => write!(
+                f,
+                "{rate} per {period:?} has no exact quota per whole seconds within 15 digits"
+            ),
+        }
+    }
+}
+
+impl Error for HeaderError {}
+
 /// A request for more cells than the burst: it could never be admitted, so it was
 /// refused at once and consumed nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -82,6 +82,9 @@ pub(crate) struct ParamCell {
     tau: AtomicU64,
     /// The burst in the low 32 bits, the shadow flag in bit 32.
     burst_shadow: AtomicU64,
+    /// The configured rate and period (for [`ParamCell::quota`] only).
+    rate: AtomicU64,
+    period: AtomicU64,
     writer: Mutex,
 }
 
@@ -94,6 +97,8 @@ impl ParamCell {
             t: AtomicU64::new(quota.interval_ns()),
             tau: AtomicU64::new(quota.tau_ns()),
             burst_shadow: AtomicU64::new(pack(quota.burst(), shadow)),
+            rate: AtomicU64::new(u64::from(quota.rate().0)),
+            period: AtomicU64::new(quota.period_ns()),
             writer: Mutex::default(),
         }
     }
@@ -119,8 +124,18 @@ impl ParamCell {
     }
 
     pub(crate) fn quota(&self) -> Quota {
-        let p = self.load();
-        Quota::from_parts(p.t, p.burst)
+        loop {
+            let before = self.seq.load(Ordering::Acquire);
+            let t = self.t.load(Ordering::Relaxed);
+            let bs = self.burst_shadow.load(Ordering::Relaxed);
+            let rate = self.rate.load(Ordering::Relaxed);
+            let period = self.period.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if before & 1 == 0 && self.seq.load(Ordering::Relaxed) == before {
+                return Quota::from_parts(t, bs as u32, rate as u32, period);
+            }
+            spin_loop();
+        }
     }
 
     pub(crate) fn set_quota(&self, quota: Quota) {
@@ -130,6 +145,7 @@ impl ParamCell {
             quota.interval_ns(),
             quota.tau_ns(),
             pack(quota.burst(), shadow),
+            Some(quota),
         );
     }
 
@@ -145,17 +161,22 @@ impl ParamCell {
             self.t.load(Ordering::Relaxed),
             self.tau.load(Ordering::Relaxed),
             bs,
+            None,
         );
     }
 
     /// Called with `writer` held.
-    fn publish(&self, t: u64, tau: u64, bs: u64) {
+    fn publish(&self, t: u64, tau: u64, bs: u64, quota: Option<Quota>) {
         let seq = self.seq.load(Ordering::Relaxed);
         self.seq.store(seq + 1, Ordering::Relaxed);
         fence(Ordering::Release);
         self.t.store(t, Ordering::Relaxed);
         self.tau.store(tau, Ordering::Relaxed);
         self.burst_shadow.store(bs, Ordering::Relaxed);
+        if let Some(q) = quota {
+            self.rate.store(u64::from(q.rate().0), Ordering::Relaxed);
+            self.period.store(q.period_ns(), Ordering::Relaxed);
+        }
         self.seq.store(seq + 2, Ordering::Release);
     }
 }

@@ -6,6 +6,7 @@ mod decision;
 mod direct;
 mod error;
 mod gcra;
+mod header;
 mod keyed;
 mod quota;
 mod stats;
@@ -14,7 +15,7 @@ mod wait;
 
 pub use decision::Decision;
 pub use direct::{Builder, RateLimiter};
-pub use error::{ConfigError, InsufficientCapacity, WaitError};
+pub use error::{ConfigError, HeaderError, InsufficientCapacity, WaitError};
 pub use keyed::{KeyedBuilder, KeyedRateLimiter, MAX_KEYS_LIMIT};
 /// The clock type of [`Builder::clock`] and [`KeyedBuilder::clock`], re-exported
 /// so that users need not depend on quanta themselves.

@@ -1,7 +1,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, HeaderError};
+use crate::header;
 
 /// How much a limiter admits: a sustained rate and a burst.
 ///
@@ -20,6 +21,10 @@ use crate::error::ConfigError;
 pub struct Quota {
     interval_ns: u64,
     burst: u32,
+    /// The rate as configured, `rate` per `period_ns`: what the
+    /// `RateLimit-Policy` field states (the interval is rounded up from it).
+    rate: u32,
+    period_ns: u64,
 }
 
 impl Quota {
@@ -45,6 +50,8 @@ impl Quota {
         Quota {
             interval_ns: period_ns.div_ceil(u64::from(rate)),
             burst: rate,
+            rate,
+            period_ns,
         }
         .checked()
     }
@@ -121,17 +128,61 @@ impl Quota {
         Duration::from_nanos(self.tau_ns())
     }
 
-    /// The value of an IETF `RateLimit-Policy` field for this quota:
-    /// `"name";q=<burst>;w=<window in whole seconds, rounded up>`.
+    /// The rate as configured: `rate` requests per `period`.
+    pub fn rate(&self) -> (u32, Duration) {
+        (self.rate, Duration::from_nanos(self.period_ns))
+    }
+
+    /// The value of a `RateLimit-Policy` field (IETF draft
+    /// `draft-ietf-httpapi-ratelimit-headers`) for this quota:
+    /// `"name";q=<quota>;w=<window in seconds>;prodkit-burst=<burst>`, where
+    /// `q` per `w` seconds is exactly the configured rate (the configured
+    /// period when it is whole seconds; else scaled to the least whole number
+    /// of seconds that carries the rate: one per 1.5 s is `q=2;w=3`), and the
+    /// burst, which the draft has no parameter for, is a vendor parameter.
     ///
     /// ```
     /// # use prodkit_ratelimit::Quota;
     /// let quota = Quota::per_minute(100)?;
-    /// assert_eq!(quota.policy_header("api"), r#""api";q=100;w=60"#);
-    /// # Ok::<(), prodkit_ratelimit::ConfigError>(())
+    /// assert_eq!(quota.policy_header("api")?, r#""api";q=100;w=60;prodkit-burst=100"#);
+    /// let quota = Quota::per_second(1000)?.with_burst(10)?;
+    /// assert_eq!(quota.policy_header("api")?, r#""api";q=1000;w=1;prodkit-burst=10"#);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn policy_header(&self, name: &str) -> String {
-        format!("\"{name}\";q={};w={}", self.burst, ceil_secs(self.tau_ns()))
+    ///
+    /// # Errors
+    /// [`HeaderError::Name`] for a name that is not printable ASCII (a
+    /// Structured Fields string); [`HeaderError::Unrepresentable`] for a rate
+    /// whose exact window in whole seconds has more than 15 digits.
+    pub fn policy_header(&self, name: &str) -> Result<String, HeaderError> {
+        let (q, w) = self.whole_seconds_rate()?;
+        Ok(format!(
+            "{};q={q};w={w};prodkit-burst={}",
+            header::sf_string(name)?,
+            self.burst
+        ))
+    }
+
+    /// `(q, w)` with `q / w` requests per second exactly the configured
+    /// rate: the configured rate and period when the period is whole seconds,
+    /// else scaled to the least whole number of seconds that carries it.
+    fn whole_seconds_rate(&self) -> Result<(u64, u64), HeaderError> {
+        // rate / period_ns = q / (w * 1e9): w = period / g, q = rate * 1e9 / g.
+        let per_sec = u128::from(self.rate) * 1_000_000_000;
+        let period = u128::from(self.period_ns);
+        let g = if period % 1_000_000_000 == 0 {
+            1_000_000_000
+        } else {
+            gcd(per_sec, period)
+        };
+        let (q, w) = (per_sec / g, period / g);
+        match (header::sf_integer(q), header::sf_integer(w)) {
+            (Some(q), Some(w)) => Ok((q, w)),
+            _ => Err(HeaderError::Unrepresentable {
+                rate: self.rate,
+                period: Duration::from_nanos(self.period_ns),
+            }),
+        }
     }
 
     pub(crate) fn interval_ns(&self) -> u64 {
@@ -143,22 +194,36 @@ impl Quota {
         self.interval_ns * u64::from(self.burst)
     }
 
-    pub(crate) fn from_parts(interval_ns: u64, burst: u32) -> Quota {
-        Quota { interval_ns, burst }
+    pub(crate) fn period_ns(&self) -> u64 {
+        self.period_ns
+    }
+
+    pub(crate) fn from_parts(interval_ns: u64, burst: u32, rate: u32, period_ns: u64) -> Quota {
+        Quota {
+            interval_ns,
+            burst,
+            rate,
+            period_ns,
+        }
     }
 }
 
 impl fmt::Debug for Quota {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Quota")
+            .field("rate", &self.rate)
+            .field("period", &Duration::from_nanos(self.period_ns))
             .field("interval", &self.interval())
             .field("burst", &self.burst)
             .finish()
     }
 }
 
-pub(crate) fn ceil_secs(ns: u64) -> u64 {
-    ns.div_ceil(1_000_000_000)
+fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 #[cfg(test)]
@@ -200,9 +265,10 @@ mod tests {
     }
 
     #[test]
-    fn window_and_header() {
+    fn window_and_rate() {
         let q = Quota::per_second(10).unwrap().with_burst(25).unwrap();
         assert_eq!(q.window(), Duration::from_millis(2500));
-        assert_eq!(q.policy_header("x"), "\"x\";q=25;w=3");
+        assert_eq!(q.rate(), (10, Duration::from_secs(1)));
+        assert_eq!(gcd(12, 18), 6);
     }
 }

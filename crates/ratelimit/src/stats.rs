@@ -1,25 +1,30 @@
-use std::cell::Cell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use parking_lot::Mutex;
+
 use crossbeam_utils::CachePadded;
 
-/// Counters of a direct limiter, or the decision counters of a keyed one.
+/// Counters of a direct limiter, or the decision counters of a keyed one, in
+/// cells: a `check` is one cell, `check_n(n)` is `n`, and `check_n(0)` (a look
+/// at the state) counts nowhere.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Requests that conformed and were admitted.
+    /// Cells that conformed and were admitted.
     pub allowed: u64,
-    /// Requests refused (enforcing mode).
+    /// Cells refused (enforcing mode).
     pub denied: u64,
-    /// Requests that did not conform but were let through (shadow mode).
+    /// Cells that did not conform but were let through (shadow mode).
     pub shadow_denied: u64,
 }
 
 impl Stats {
-    /// Counts one decision.
+    /// Counts one decision of `n` cells.
     #[inline]
-    pub(crate) fn count(&mut self, allowed: bool, conforming: bool) {
+    pub(crate) fn count(&mut self, allowed: bool, conforming: bool, n: u32) {
         let counter = if conforming {
             &mut self.allowed
         } else if allowed {
@@ -27,7 +32,7 @@ impl Stats {
         } else {
             &mut self.denied
         };
-        *counter += 1;
+        *counter += u64::from(n);
     }
 
     pub(crate) fn add(&mut self, other: &Stats) {
@@ -55,15 +60,19 @@ pub struct KeyedStats {
     pub evictions_active: u64,
 }
 
-/// Decision counters striped per thread, so counting is an uncontended atomic
-/// add instead of a contended one on a line every thread writes.
+/// Decision counters of a direct limiter, one stripe per thread: a thread
+/// whose index ([`thread_index`]) is below the number of stripes owns its
+/// stripe alone, so it counts with a plain load and store, no atomic
+/// read-modify-write and no shared cache line. Threads beyond that (more live
+/// threads than stripes) share an overflow stripe and count with `fetch_add`.
 #[derive(Debug)]
 pub(crate) struct Counters {
     stripes: Box<[CachePadded<Stripe>]>,
+    overflow: CachePadded<Stripe>,
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct Stripe {
+struct Stripe {
     allowed: AtomicU64,
     denied: AtomicU64,
     shadow_denied: AtomicU64,
@@ -71,15 +80,14 @@ pub(crate) struct Stripe {
 
 impl Stripe {
     #[inline]
-    pub(crate) fn count(&self, allowed: bool, conforming: bool) {
-        let counter = if conforming {
+    fn counter(&self, allowed: bool, conforming: bool) -> &AtomicU64 {
+        if conforming {
             &self.allowed
         } else if allowed {
             &self.shadow_denied
         } else {
             &self.denied
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -88,24 +96,37 @@ impl Counters {
         static STRIPES: OnceLock<usize> = OnceLock::new();
         let n = *STRIPES.get_or_init(|| {
             let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-            cpus.next_power_of_two().min(64)
+            (2 * cpus).next_power_of_two().clamp(8, 64)
         });
         Counters {
             stripes: (0..n)
                 .map(|_| CachePadded::new(Stripe::default()))
                 .collect(),
+            overflow: CachePadded::new(Stripe::default()),
         }
     }
 
-    /// The calling thread's stripe.
+    /// Counts a decision of `n` cells.
     #[inline]
-    pub(crate) fn stripe(&self) -> &Stripe {
-        &self.stripes[thread_index() & (self.stripes.len() - 1)]
+    pub(crate) fn count(&self, allowed: bool, conforming: bool, n: u32) {
+        let n = u64::from(n);
+        match self.stripes.get(thread_index()) {
+            Some(stripe) => {
+                // The stripe's only writer: this thread (see `thread_index`).
+                let c = stripe.counter(allowed, conforming);
+                c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+            }
+            None => {
+                self.overflow
+                    .counter(allowed, conforming)
+                    .fetch_add(n, Ordering::Relaxed);
+            }
+        }
     }
 
     pub(crate) fn totals(&self) -> Stats {
         let mut stats = Stats::default();
-        for s in self.stripes.iter() {
+        for s in self.stripes.iter().chain(std::iter::once(&self.overflow)) {
             stats.allowed += s.allowed.load(Ordering::Relaxed);
             stats.denied += s.denied.load(Ordering::Relaxed);
             stats.shadow_denied += s.shadow_denied.load(Ordering::Relaxed);
@@ -114,20 +135,90 @@ impl Counters {
     }
 }
 
-/// A small number per thread, handed out in order of first use.
+/// Indexes of live threads, the least free one first.
+static FREE: Mutex<BinaryHeap<Reverse<usize>>> = Mutex::new(BinaryHeap::new());
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread's index: unique among live threads, given back when the thread
+/// ends and handed to the next thread that asks (the least free one first).
+/// So a stripe indexed by it has one writer at a time; a writer's last store
+/// happens before its index is given back (under `FREE`'s lock), which
+/// happens before the next owner takes it.
+struct ThreadIndex(usize);
+
+impl ThreadIndex {
+    fn take() -> ThreadIndex {
+        let free = FREE.lock().pop();
+        ThreadIndex(free.map_or_else(|| NEXT.fetch_add(1, Ordering::Relaxed), |Reverse(i)| i))
+    }
+}
+
+impl Drop for ThreadIndex {
+    fn drop(&mut self) {
+        FREE.lock().push(Reverse(self.0));
+    }
+}
+
+/// The calling thread's index; `usize::MAX` (the overflow stripe) while its
+/// thread-local storage is being torn down.
 #[inline]
 fn thread_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+        static INDEX: ThreadIndex = ThreadIndex::take();
     }
-    INDEX.with(|index| {
-        let i = index.get();
-        if i != usize::MAX {
-            return i;
-        }
-        let i = NEXT.fetch_add(1, Ordering::Relaxed) & (usize::MAX >> 1);
-        index.set(i);
-        i
-    })
+    INDEX.try_with(|i| i.0).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_indexes_are_unique_among_live_threads_and_reused() {
+        let mine = thread_index();
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(thread_index).join().unwrap();
+            let b = s.spawn(thread_index).join().unwrap();
+            (a, b)
+        });
+        assert_ne!(a, mine);
+        // The first thread ended before the second began: its index was free.
+        assert_eq!(a, b);
+        let barrier = std::sync::Barrier::new(3);
+        let live: Vec<usize> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..3)
+                .map(|_| {
+                    s.spawn(|| {
+                        let i = thread_index();
+                        barrier.wait();
+                        i
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut unique = live.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), 3, "{live:?}");
+        assert!(!live.contains(&mine));
+        // In the same test: another test's threads could take a freed index.
+        counts_from_many_threads_add_up();
+    }
+
+    fn counts_from_many_threads_add_up() {
+        let c = Counters::new();
+        std::thread::scope(|s| {
+            for _ in 0..100 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        c.count(true, true, 1);
+                        c.count(false, false, 2);
+                    }
+                });
+            }
+        });
+        let t = c.totals();
+        assert_eq!((t.allowed, t.denied), (100_000, 200_000));
+    }
 }

@@ -268,7 +268,9 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
             },
         };
         // Counted under the shard's lock, which is held anyway: no atomic add.
-        table.decisions.count(decision.allowed, decision.conforming);
+        if n > 0 {
+            table.decisions.count(decision.allowed, decision.conforming, n);
+        }
         drop(table);
         Ok(decision)
     }

@@ -59,17 +59,6 @@ fn check_n_is_all_or_nothing() {
 }
 
 #[test]
-fn header_values() {
-    let (clock, _time) = mock();
-    let q = Quota::per_minute(100).unwrap();
-    let lim = direct(q, &clock);
-    let d = lim.check_n(40).unwrap();
-    assert_eq!(q.policy_header("api"), r#""api";q=100;w=60"#);
-    // 40 used: full again in 40 * 600 ms = 24 s.
-    assert_eq!(d.header("api"), r#""api";r=60;t=24"#);
-}
-
-#[test]
 fn set_quota_keeps_the_time_owed() {
     let (clock, time) = mock();
     let lim = direct(quota(10, 1000, 4), &clock);
