@@ -1,23 +1,204 @@
-//! The one time seam: every limiter reads `quanta::Clock` (the TSC where it is
-//! reliable, the OS monotonic clock elsewhere, a mock in tests) as integer
-//! nanoseconds since the limiter was built.
+//! The one time seam: a limiter reads either a `quanta::Clock` (the TSC where it
+//! is reliable, the OS monotonic clock elsewhere, a mock in tests) or a
+//! [`CoarseClock`] that a thread of its own refreshes, as integer nanoseconds
+//! since the limiter was built.
 
-/// A clock with the limiter's epoch.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::ConfigError;
+
+/// A limiter's clock, with the limiter's epoch.
 #[derive(Clone, Debug)]
 pub(crate) struct Time {
-    clock: quanta::Clock,
-    epoch: u64,
+    source: Source,
+    /// The instant of the epoch, for [`Time::at`].
+    epoch_instant: quanta::Instant,
+}
+
+#[derive(Clone, Debug)]
+enum Source {
+    Precise { clock: quanta::Clock, epoch: u64 },
+    Coarse { coarse: CoarseClock, epoch: u64 },
 }
 
 impl Time {
     pub(crate) fn new(clock: quanta::Clock) -> Time {
         let epoch = clock.raw();
-        Time { clock, epoch }
+        Time {
+            epoch_instant: clock.scaled(epoch),
+            source: Source::Precise { clock, epoch },
+        }
+    }
+
+    pub(crate) fn coarse(coarse: CoarseClock) -> Time {
+        let epoch = coarse.0.shared.now.load(Ordering::Relaxed);
+        Time {
+            epoch_instant: coarse.0.epoch_instant + Duration::from_nanos(epoch),
+            source: Source::Coarse { coarse, epoch },
+        }
     }
 
     /// Nanoseconds since the epoch; 0 if the clock reads earlier than the epoch.
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        self.clock.delta_as_nanos(self.epoch, self.clock.raw())
+        match &self.source {
+            Source::Precise { clock, epoch } => clock.delta_as_nanos(*epoch, clock.raw()),
+            Source::Coarse { coarse, epoch } => coarse
+                .0
+                .shared
+                .now
+                .load(Ordering::Relaxed)
+                .saturating_sub(*epoch),
+        }
+    }
+
+    /// `instant` as nanoseconds since the epoch; 0 before it.
+    #[inline]
+    pub(crate) fn at(&self, instant: quanta::Instant) -> u64 {
+        let since = instant.saturating_duration_since(self.epoch_instant);
+        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A clock that reads the time once per `interval` on a thread of its own, so
+/// that a check reads one atomic instead of the clock: governor's
+/// `QuantaUpkeepClock` idea, for callers who want its speed and accept its
+/// looseness. Opt in with [`Builder::coarse_clock`](crate::Builder::coarse_clock)
+/// or [`KeyedBuilder::coarse_clock`](crate::KeyedBuilder::coarse_clock).
+///
+/// **What it costs.** The time a limiter reads lags the real time by at most
+/// the staleness `d`: the interval plus however late the thread is scheduled.
+/// A stale clock only ever reads early, so in any window of length `W` of real
+/// time a limiter on it admits at most `burst + floor((W + d) / T)` cells
+/// instead of `burst + floor(W / T)`: up to `d / T` more at the start of a
+/// window, never more over the long run. With `d` = 1 ms and 1000 requests
+/// per second that is one request more in a window.
+///
+/// The handle is cheap to clone and share between limiters; the thread ends,
+/// and is joined, when the last handle (a limiter holds one) is dropped.
+#[derive(Clone)]
+pub struct CoarseClock(Arc<Owner>);
+
+/// What the thread shares with the handles.
+#[derive(Debug)]
+struct Shared {
+    /// Nanoseconds since the coarse clock's epoch, at its last refresh.
+    now: AtomicU64,
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+struct Owner {
+    shared: Arc<Shared>,
+    clock: quanta::Clock,
+    epoch: u64,
+    epoch_instant: quanta::Instant,
+    interval: Option<Duration>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CoarseClock {
+    /// Starts a thread that refreshes the time every `interval`, from
+    /// `quanta::Clock::new()`.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroInterval`] for a zero interval;
+    /// [`ConfigError::Spawn`] when the thread cannot start.
+    pub fn start(interval: Duration) -> Result<CoarseClock, ConfigError> {
+        CoarseClock::start_with(interval, quanta::Clock::new())
+    }
+
+    /// As [`start`](CoarseClock::start), reading `clock`.
+    ///
+    /// # Errors
+    /// As [`start`](CoarseClock::start).
+    pub fn start_with(
+        interval: Duration,
+        clock: quanta::Clock,
+    ) -> Result<CoarseClock, ConfigError> {
+        if interval.is_zero() {
+            return Err(ConfigError::ZeroInterval);
+        }
+        let mut owner = Owner::new(clock, Some(interval));
+        let (shared, clock, epoch) = (Arc::clone(&owner.shared), owner.clock.clone(), owner.epoch);
+        let thread = std::thread::Builder::new()
+            .name("prodkit-ratelimit-clock".into())
+            .spawn(move || {
+                let mut stop = shared.stop.lock();
+                while !*stop {
+                    shared
+                        .now
+                        .store(clock.delta_as_nanos(epoch, clock.raw()), Ordering::Relaxed);
+                    let _ = shared.wake.wait_for(&mut stop, interval);
+                }
+            })
+            .map_err(|e| ConfigError::Spawn(e.to_string()))?;
+        owner.thread = Some(thread);
+        Ok(CoarseClock(Arc::new(owner)))
+    }
+
+    /// A coarse clock without a thread: it moves only when [`tick`](CoarseClock::tick)
+    /// is called. For tests, which drive staleness exactly.
+    pub fn manual(clock: quanta::Clock) -> CoarseClock {
+        CoarseClock(Arc::new(Owner::new(clock, None)))
+    }
+
+    /// Reads the underlying clock now and publishes its time, as the thread
+    /// does every interval.
+    pub fn tick(&self) {
+        let o = &self.0;
+        o.shared.now.store(
+            o.clock.delta_as_nanos(o.epoch, o.clock.raw()),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The refresh interval; `None` for a [`manual`](CoarseClock::manual) clock.
+    pub fn interval(&self) -> Option<Duration> {
+        self.0.interval
+    }
+}
+
+impl Owner {
+    fn new(clock: quanta::Clock, interval: Option<Duration>) -> Owner {
+        let epoch = clock.raw();
+        Owner {
+            shared: Arc::new(Shared {
+                now: AtomicU64::new(0),
+                stop: Mutex::new(false),
+                wake: Condvar::new(),
+            }),
+            epoch_instant: clock.scaled(epoch),
+            clock,
+            epoch,
+            interval,
+            thread: None,
+        }
+    }
+}
+
+impl Drop for Owner {
+    /// Stops the thread and joins it: at once, not after the interval.
+    fn drop(&mut self) {
+        *self.shared.stop.lock() = true;
+        self.shared.wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            // The loop cannot panic; a join error would leave nothing to do.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for CoarseClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoarseClock")
+            .field("interval", &self.0.interval)
+            .field("now_ns", &self.0.shared.now.load(Ordering::Relaxed))
+            .finish()
     }
 }

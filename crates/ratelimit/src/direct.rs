@@ -1,9 +1,9 @@
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
-use crate::clock::Time;
+use crate::clock::{CoarseClock, Time};
 use crate::decision::Decision;
 use crate::error::{InsufficientCapacity, WaitError};
 use crate::gcra::{self, ParamCell};
@@ -29,7 +29,7 @@ pub struct RateLimiter {
 #[must_use = "a builder does nothing until build() is called"]
 pub struct Builder {
     quota: Quota,
-    clock: Option<quanta::Clock>,
+    time: Option<Time>,
     shadow: bool,
 }
 
@@ -37,7 +37,15 @@ impl Builder {
     /// The clock to read (default `quanta::Clock::new()`; tests pass the first
     /// half of `quanta::Clock::mock()` and move time with the second).
     pub fn clock(mut self, clock: quanta::Clock) -> Builder {
-        self.clock = Some(clock);
+        self.time = Some(Time::new(clock));
+        self
+    }
+
+    /// Read a [`CoarseClock`] instead of the clock: one atomic load per check
+    /// instead of a clock read, for a window bound of `burst + (W + d) / T`
+    /// with `d` the coarse clock's staleness (see [`CoarseClock`]).
+    pub fn coarse_clock(mut self, clock: &CoarseClock) -> Builder {
+        self.time = Some(Time::coarse(clock.clone()));
         self
     }
 
@@ -52,7 +60,7 @@ impl Builder {
         RateLimiter {
             tat: CachePadded::new(AtomicU64::new(0)),
             params: ParamCell::new(self.quota, self.shadow),
-            time: Time::new(self.clock.unwrap_or_default()),
+            time: self.time.unwrap_or_else(|| Time::new(quanta::Clock::new())),
             counters: Counters::new(),
         }
     }
@@ -68,7 +76,7 @@ impl RateLimiter {
     pub fn builder(quota: Quota) -> Builder {
         Builder {
             quota,
-            clock: None,
+            time: None,
             shadow: false,
         }
     }
@@ -94,6 +102,33 @@ impl RateLimiter {
         self.decide(n, self.time.now())
     }
 
+    /// As [`check`](RateLimiter::check) at `now`, for a caller that already
+    /// holds a timestamp of the limiter's clock (`clock.now()` or
+    /// `clock.recent()` of the `quanta::Clock` it was built with): the check
+    /// reads no clock. A `now` earlier than a time the limiter has seen is
+    /// stricter, never looser; a `now` from another clock shifts the window
+    /// bound by the two clocks' difference (see [`CoarseClock`]).
+    #[inline]
+    pub fn check_at(&self, now: quanta::Instant) -> Decision {
+        match self.decide(1, self.time.at(now)) {
+            Ok(decision) => decision,
+            Err(_) => unreachable!("a quota's burst is at least one"),
+        }
+    }
+
+    /// As [`check_n`](RateLimiter::check_n) at `now` (see [`check_at`](RateLimiter::check_at)).
+    ///
+    /// # Errors
+    /// [`InsufficientCapacity`] when `n` is above the burst.
+    #[inline]
+    pub fn check_n_at(
+        &self,
+        n: u32,
+        now: quanta::Instant,
+    ) -> Result<Decision, InsufficientCapacity> {
+        self.decide(n, self.time.at(now))
+    }
+
     /// Blocks until one request is admitted. Returns at once, consuming nothing,
     /// when it could not be admitted within `timeout`.
     ///
@@ -110,6 +145,24 @@ impl RateLimiter {
     /// above the burst.
     pub fn wait_n(&self, n: u32, timeout: Duration) -> Result<Decision, WaitError> {
         wait::blocking(&self.time, timeout, |now| self.decide(n, now))
+    }
+
+    /// As [`wait`](RateLimiter::wait) with a deadline instead of a timeout.
+    ///
+    /// # Errors
+    /// [`WaitError::Timeout`] when the request would not be admitted by
+    /// `deadline`.
+    pub fn wait_until(&self, deadline: Instant) -> Result<Decision, WaitError> {
+        self.wait_n_until(1, deadline)
+    }
+
+    /// As [`wait_n`](RateLimiter::wait_n) with a deadline.
+    ///
+    /// # Errors
+    /// [`WaitError::Timeout`], or [`WaitError::InsufficientCapacity`] when `n` is
+    /// above the burst.
+    pub fn wait_n_until(&self, n: u32, deadline: Instant) -> Result<Decision, WaitError> {
+        self.wait_n(n, deadline.saturating_duration_since(Instant::now()))
     }
 
     /// Waits on tokio's timer until one request is admitted. Dropping the future

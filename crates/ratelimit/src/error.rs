@@ -46,6 +46,10 @@ pub enum ConfigError {
         /// The requested shard count.
         shards: usize,
     },
+    /// A [`CoarseClock`](crate::CoarseClock) refreshed every zero seconds.
+    ZeroInterval,
+    /// The [`CoarseClock`](crate::CoarseClock)'s thread could not start.
+    Spawn(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -84,6 +88,10 @@ impl fmt::Display for ConfigError {
                 f,
                 "{shards} shards: give a power of two from 1 to 1024, at most max_keys"
             ),
+            ConfigError::ZeroInterval => {
+                f.write_str("a coarse clock's interval is zero: give at least one nanosecond")
+            }
+            ConfigError::Spawn(e) => write!(f, "the coarse clock's thread did not start: {e}"),
         }
     }
 }

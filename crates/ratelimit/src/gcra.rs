@@ -85,7 +85,7 @@ pub(crate) struct ParamCell {
     /// The configured rate and period (for [`ParamCell::quota`] only).
     rate: AtomicU64,
     period: AtomicU64,
-    writer: Mutex,
+    writer: Mutex<()>,
 }
 
 const SHADOW_BIT: u64 = 1 << 32;

@@ -13,6 +13,7 @@ mod stats;
 mod sync;
 mod wait;
 
+pub use clock::CoarseClock;
 pub use decision::Decision;
 pub use direct::{Builder, RateLimiter};
 pub use error::{ConfigError, HeaderError, InsufficientCapacity, WaitError};

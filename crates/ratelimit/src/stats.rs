@@ -46,7 +46,7 @@ impl Stats {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KeyedStats {
-    /// Decisions, as for a direct limiter.
+    /// Decisions, in cells, as for a direct limiter.
     pub decisions: Stats,
     /// Keys held now, idle ones included (at most `max_keys`).
     pub keys: usize,
@@ -54,10 +54,21 @@ pub struct KeyedStats {
     pub max_keys: usize,
     /// Keys dropped to make room for a new key, in total.
     pub evictions: u64,
-    /// The part of `evictions` whose key was still owed time (not yet
-    /// indistinguishable from a fresh key): each forgot up to `burst` requests
-    /// of debt. Zero unless more than `max_keys` keys were active at once.
+    /// The part of `evictions` whose key still owed time: its debt went to the
+    /// sketch, which its next request starts from. Zero unless more keys owed
+    /// time at once than the limiter holds.
     pub evictions_active: u64,
+    /// The part of `evictions` made while the limiter held fewer than
+    /// `max_keys` keys, because the key's shard was full.
+    pub evictions_early: u64,
+    /// Cells refused to keys not held that a full bucket would have admitted:
+    /// refused because of a debt in the sketch. An upper bound on the
+    /// over-limiting that the sketch costs.
+    pub sketch_denials: u64,
+    /// The part of `sketch_denials` whose sketch bucket held the debt of
+    /// another key (told by an 8-bit fingerprint, so an estimate): refusals an
+    /// exact limiter with unbounded memory would not have made.
+    pub false_denials: u64,
 }
 
 /// Decision counters of a direct limiter, one stripe per thread: a thread

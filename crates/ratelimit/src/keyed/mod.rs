@@ -1,3 +1,5 @@
+mod shard;
+mod sketch;
 mod table;
 
 use std::collections::hash_map::RandomState;
@@ -6,17 +8,20 @@ use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crossbeam_utils::CachePadded;
-use parking_lot::Mutex;
+use std::time::Instant;
 
-use crate::clock::Time;
+use crossbeam_utils::CachePadded;
+
+use crate::clock::{CoarseClock, Time};
 use crate::decision::Decision;
 use crate::error::{ConfigError, InsufficientCapacity, WaitError};
-use crate::gcra::{self, ParamCell};
+use crate::gcra::ParamCell;
 use crate::quota::Quota;
 use crate::stats::KeyedStats;
+use crate::sync::{AtomicUsize, Mutex};
 use crate::wait;
-use table::{EMPTY, Evicted, Table};
+use shard::{Bound, Shard};
+use table::EMPTY;
 
 /// The largest `max_keys` accepted (2^36 keys, about 1.3 TiB of state).
 pub const MAX_KEYS_LIMIT: usize = 1 << 36;
@@ -38,9 +43,11 @@ pub const MAX_KEYS_LIMIT: usize = 1 << 36;
 /// no key of the shard is idle does it drop the key owing the least time, and
 /// counts that in [`KeyedStats::evictions_active`].
 pub struct KeyedRateLimiter<K: ?Sized, S = RandomState> {
-    shards: Box<[CachePadded<Mutex<Table>>]>,
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
     shard_bits: u32,
     max_keys: usize,
+    /// Keys held, over all shards: at most `max_keys`.
+    held: CachePadded<AtomicUsize>,
     hasher: S,
     params: ParamCell,
     time: Time,
@@ -52,7 +59,7 @@ pub struct KeyedRateLimiter<K: ?Sized, S = RandomState> {
 pub struct KeyedBuilder<K: ?Sized, S = RandomState> {
     quota: Quota,
     max_keys: usize,
-    clock: Option<quanta::Clock>,
+    time: Option<Time>,
     shadow: bool,
     shards: Option<usize>,
     hasher: S,
@@ -62,7 +69,14 @@ pub struct KeyedBuilder<K: ?Sized, S = RandomState> {
 impl<K: ?Sized, S> KeyedBuilder<K, S> {
     /// The clock to read (default `quanta::Clock::new()`).
     pub fn clock(mut self, clock: quanta::Clock) -> Self {
-        self.clock = Some(clock);
+        self.time = Some(Time::new(clock));
+        self
+    }
+
+    /// Read a [`CoarseClock`] instead of the clock (see
+    /// [`Builder::coarse_clock`](crate::Builder::coarse_clock)).
+    pub fn coarse_clock(mut self, clock: &CoarseClock) -> Self {
+        self.time = Some(Time::coarse(clock.clone()));
         self
     }
 
@@ -72,9 +86,10 @@ impl<K: ?Sized, S> KeyedBuilder<K, S> {
         self
     }
 
-    /// The number of independently locked shards, a power of two up to 1024. The
-    /// `max_keys` bound is split evenly between them. Default: four per CPU,
-    /// fewer when that would leave a shard under 64 keys.
+    /// The number of independently locked shards, a power of two up to 1024.
+    /// `max_keys` bounds the whole limiter; each shard may hold more than an
+    /// even share of it (see [`KeyedRateLimiter`]). Default: four per CPU,
+    /// fewer when that would leave a shard under 1024 keys.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -86,7 +101,7 @@ impl<K: ?Sized, S> KeyedBuilder<K, S> {
         KeyedBuilder {
             quota: self.quota,
             max_keys: self.max_keys,
-            clock: self.clock,
+            time: self.time,
             shadow: self.shadow,
             shards: self.shards,
             hasher,
@@ -116,17 +131,18 @@ impl<K: ?Sized, S> KeyedBuilder<K, S> {
             None => default_shards(max_keys),
         };
         let shard_bits = shards.trailing_zeros();
-        let (base, extra) = (max_keys / shards, max_keys % shards);
+        let cap = shard_cap(max_keys, shards);
         let shards = (0..shards)
-            .map(|i| CachePadded::new(Mutex::new(Table::new(base + usize::from(i < extra)))))
+            .map(|_| CachePadded::new(Mutex::new(Shard::new(cap))))
             .collect();
         Ok(KeyedRateLimiter {
             shards,
             shard_bits,
             max_keys,
+            held: CachePadded::new(AtomicUsize::new(0)),
             hasher: self.hasher,
             params: ParamCell::new(self.quota, self.shadow),
-            time: Time::new(self.clock.unwrap_or_default()),
+            time: self.time.unwrap_or_else(|| Time::new(quanta::Clock::new())),
             _key: PhantomData,
         })
     }
@@ -135,9 +151,21 @@ impl<K: ?Sized, S> KeyedBuilder<K, S> {
 fn default_shards(max_keys: usize) -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let wanted = (4 * cpus).next_power_of_two().min(1024);
-    let most = (max_keys / 64).max(1);
+    let most = (max_keys / 1024).max(1);
     // The largest power of two not above `most`.
     wanted.min(1 << most.ilog2())
+}
+
+/// How many keys one of `shards` shards may hold: its even share of
+/// `max_keys` plus headroom, so that the shards that hashing fills faster do
+/// not evict while others have room. Keys hash to shards at random, so a
+/// share `s` varies by about `sqrt(s)`; the headroom is three times that (at
+/// least a sixteenth of the share), which a shard exceeds with a probability
+/// of about 0.1% when the limiter is full.
+fn shard_cap(max_keys: usize, shards: usize) -> usize {
+    let share = max_keys.div_ceil(shards);
+    let headroom = (3 * share.isqrt()).max(share / 16);
+    (share + headroom).min(max_keys)
 }
 
 impl<K: ?Sized> KeyedRateLimiter<K> {
@@ -154,7 +182,7 @@ impl<K: ?Sized> KeyedRateLimiter<K> {
         KeyedBuilder {
             quota,
             max_keys,
-            clock: None,
+            time: None,
             shadow: false,
             shards: None,
             hasher: RandomState::new(),
@@ -182,6 +210,30 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
         self.decide(key, n, self.time.now())
     }
 
+    /// As [`check`](KeyedRateLimiter::check) at `now` (see
+    /// [`RateLimiter::check_at`](crate::RateLimiter::check_at)).
+    #[inline]
+    pub fn check_at(&self, key: &K, now: quanta::Instant) -> Decision {
+        match self.decide(key, 1, self.time.at(now)) {
+            Ok(decision) => decision,
+            Err(_) => unreachable!("a quota's burst is at least one"),
+        }
+    }
+
+    /// As [`check_n`](KeyedRateLimiter::check_n) at `now`.
+    ///
+    /// # Errors
+    /// [`InsufficientCapacity`] when `n` is above the burst.
+    #[inline]
+    pub fn check_n_at(
+        &self,
+        key: &K,
+        n: u32,
+        now: quanta::Instant,
+    ) -> Result<Decision, InsufficientCapacity> {
+        self.decide(key, n, self.time.at(now))
+    }
+
     /// Blocks until one request of `key` is admitted; returns at once, consuming
     /// nothing, when that would take longer than `timeout`.
     ///
@@ -197,6 +249,22 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     /// [`WaitError::Timeout`], [`WaitError::InsufficientCapacity`].
     pub fn wait_n(&self, key: &K, n: u32, timeout: Duration) -> Result<Decision, WaitError> {
         wait::blocking(&self.time, timeout, |now| self.decide(key, n, now))
+    }
+
+    /// As [`wait`](KeyedRateLimiter::wait) with a deadline.
+    ///
+    /// # Errors
+    /// [`WaitError::Timeout`].
+    pub fn wait_until(&self, key: &K, deadline: Instant) -> Result<Decision, WaitError> {
+        self.wait_n_until(key, 1, deadline)
+    }
+
+    /// As [`wait_n`](KeyedRateLimiter::wait_n) with a deadline.
+    ///
+    /// # Errors
+    /// [`WaitError::Timeout`], [`WaitError::InsufficientCapacity`].
+    pub fn wait_n_until(&self, key: &K, n: u32, deadline: Instant) -> Result<Decision, WaitError> {
+        self.wait_n(key, n, deadline.saturating_duration_since(Instant::now()))
     }
 
     /// Waits on tokio's timer until one request of `key` is admitted.
@@ -217,10 +285,21 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
         wait::until_ready(&self.time, |now| self.decide(key, n, now)).await
     }
 
-    /// Forgets `key`: its next request finds a full bucket. Whether it was held.
+    /// Forgets `key`'s own state: its next request starts from its sketch
+    /// bucket, a full bucket unless a debt of an evicted key is folded there.
+    /// Whether it was held.
     pub fn remove(&self, key: &K) -> bool {
         let hash = self.hash(key);
-        self.shards[self.shard(hash)].lock().remove(hash)
+        self.shards[self.shard(hash)]
+            .lock()
+            .remove(hash, &self.bound())
+    }
+
+    fn bound(&self) -> Bound<'_> {
+        Bound {
+            held: &self.held,
+            max_keys: self.max_keys,
+        }
     }
 
     #[inline]
@@ -240,38 +319,10 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
                 burst: p.burst,
             });
         }
-        let cost = p.cost(n);
         let hash = self.hash(key);
-        let mut table = self.shards[self.shard(hash)].lock();
-        let decision = match table.find(hash) {
-            Some(i) => {
-                let tat = table.tat(i);
-                match gcra::admit(tat, now, cost, p.tau) {
-                    Some(new_tat) => {
-                        if n > 0 {
-                            table.set_tat(i, new_tat);
-                        }
-                        gcra::conforming(&p, new_tat, now)
-                    }
-                    None => gcra::nonconforming(&p, tat, now, cost),
-                }
-            }
-            // A key not held is a full bucket.
-            None => match gcra::admit(0, now, cost, p.tau) {
-                Some(new_tat) => {
-                    if n > 0 {
-                        let _: Evicted = table.insert(hash, new_tat, now);
-                    }
-                    gcra::conforming(&p, new_tat, now)
-                }
-                None => gcra::nonconforming(&p, 0, now, cost),
-            },
-        };
-        // Counted under the shard's lock, which is held anyway: no atomic add.
-        if n > 0 {
-            table.decisions.count(decision.allowed, decision.conforming, n);
-        }
-        drop(table);
+        let decision = self.shards[self.shard(hash)]
+            .lock()
+            .decide(hash, n, &p, now, &self.bound());
         Ok(decision)
     }
 }
@@ -335,16 +386,19 @@ impl<K: ?Sized, S> KeyedRateLimiter<K, S> {
             ..KeyedStats::default()
         };
         for shard in self.shards.iter() {
-            let table = shard.lock();
-            stats.decisions.add(&table.decisions);
-            stats.keys += table.len();
-            stats.evictions += table.evictions;
-            stats.evictions_active += table.evictions_active;
+            let shard = shard.lock();
+            stats.decisions.add(&shard.decisions);
+            stats.keys += shard.len();
+            stats.evictions += shard.evictions;
+            stats.evictions_active += shard.evictions_active;
+            stats.evictions_early += shard.evictions_early;
+            stats.sketch_denials += shard.sketch_denials;
+            stats.false_denials += shard.false_denials;
         }
         stats
     }
 
-    /// Heap bytes held by the key tables now.
+    /// Heap bytes held by the key tables and the sketches now.
     pub fn heap_bytes(&self) -> usize {
         self.shards
             .iter()

@@ -1,8 +1,7 @@
-//! One shard of a keyed limiter: an open-addressing table of 16-byte slots
-//! `(key hash, tat)` with linear probing and a hard cap on its keys, plus a tree of
-//! lower bounds on the `tat`s that finds an idle key to evict in amortized O(1).
-
-use crate::stats::Stats;
+//! The keys of one shard: an open-addressing table of 16-byte slots
+//! `(key hash, tat)` with linear probing and a cap on its keys, plus a tree of
+//! lower bounds on the `tat`s that finds an idle key, or the key owing the least
+//! time, in amortized O(1).
 
 /// A slot; `hash == EMPTY` marks a free one.
 #[derive(Clone, Copy, Debug, Default)]
@@ -18,25 +17,12 @@ pub(crate) const EMPTY: u64 = 0;
 const FANOUT_BITS: u32 = 5;
 const FANOUT: usize = 1 << FANOUT_BITS;
 
-/// What an insert had to do to make room.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Evicted {
-    None,
-    /// A key indistinguishable from a fresh one: no later decision changes.
-    Idle,
-    /// The key with (about) the least time owed: its debt is forgotten.
-    Active,
-}
-
 #[derive(Debug)]
 pub(crate) struct Table {
     slots: Box<[Slot]>,
     len: usize,
     cap: usize,
     bounds: Bounds,
-    pub(crate) evictions: u64,
-    pub(crate) evictions_active: u64,
-    pub(crate) decisions: Stats,
 }
 
 impl Table {
@@ -49,9 +35,6 @@ impl Table {
             len: 0,
             cap,
             bounds: Bounds::new(size),
-            evictions: 0,
-            evictions_active: 0,
-            decisions: Stats::default(),
         }
     }
 
@@ -63,6 +46,10 @@ impl Table {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.len == self.cap
     }
 
     #[inline]
@@ -104,27 +91,21 @@ impl Table {
         self.slots[i].tat = tat;
     }
 
-    /// Adds a key that is not in the table, evicting one first when the table
-    /// holds `cap` keys: a key idle at `now` if there is one, else the key owing
-    /// the least time.
-    pub(crate) fn insert(&mut self, hash: u64, tat: u64, now: u64) -> Evicted {
-        debug_assert!(hash != EMPTY && self.find(hash).is_none());
-        let mut evicted = Evicted::None;
-        if self.len == self.cap {
-            let victim = match self.bounds.find_idle(&self.slots, now, self.home(hash)) {
-                Some(i) => {
-                    evicted = Evicted::Idle;
-                    i
-                }
-                None => {
-                    evicted = Evicted::Active;
-                    self.evictions_active += 1;
-                    self.bounds.least(&self.slots)
-                }
-            };
-            self.evictions += 1;
-            self.remove_at(victim);
-        }
+    /// The key to evict from a table with keys: one idle at `now` (its bucket
+    /// full again) if there is one, searching outwards from `hash`'s home,
+    /// else the key owing the least time. Its slot, hash and `tat`.
+    pub(crate) fn victim(&mut self, now: u64, hash: u64) -> Option<(usize, u64, u64)> {
+        let near = self.home(hash);
+        let i = match self.bounds.find_idle(&self.slots, now, near) {
+            Some(i) => i,
+            None => self.bounds.least(&self.slots)?,
+        };
+        Some((i, self.slots[i].hash, self.slots[i].tat))
+    }
+
+    /// Adds a key that is not in the table; the table has room (`!is_full`).
+    pub(crate) fn insert(&mut self, hash: u64, tat: u64) {
+        debug_assert!(hash != EMPTY && self.find(hash).is_none() && self.len < self.cap);
         let full = Table::full_size(self.cap);
         if self.slots.len() < full && (self.len + 1) * 5 > self.slots.len() * 4 {
             self.grow((self.slots.len() * 2).min(full));
@@ -136,7 +117,6 @@ impl Table {
         self.slots[i] = Slot { hash, tat };
         self.bounds.lower(i, tat);
         self.len += 1;
-        evicted
     }
 
     /// Removes the key with `hash`; whether it was there.
@@ -151,7 +131,7 @@ impl Table {
     }
 
     /// Empties slot `i` and shifts the rest of its probe run back (no tombstones).
-    fn remove_at(&mut self, i: usize) {
+    pub(crate) fn remove_at(&mut self, i: usize) {
         let n = self.slots.len();
         let mut hole = i;
         let mut j = self.next(i);
@@ -325,15 +305,20 @@ impl Bounds {
         None
     }
 
-    /// An occupied slot owing about the least time: the least `tat` of the block
-    /// reached by following the least bounds. Called only on a non-empty table.
-    fn least(&mut self, slots: &[Slot]) -> usize {
+    /// The occupied slot owing the least time (the least `tat`); `None` for an
+    /// empty table.
+    fn least(&mut self, slots: &[Slot]) -> Option<usize> {
         let top = self.levels.len() - 1;
-        self.search_least(slots, top, 0)
-            .expect("least() is called on a full table, which has a key")
+        self.exact_least(slots, top, 0)
     }
 
-    fn search_least(&mut self, slots: &[Slot], level: usize, node: usize) -> Option<usize> {
+    /// The slot with the least `tat` below `node` of `level`, found best
+    /// first: the child with the least bound is made exact, and it is the
+    /// answer once its exact value is at most every other child's bound (a
+    /// lower bound of theirs). Leaves the node's bound exact. Each round that
+    /// does not end raises a stale bound to its exact value, so the search
+    /// costs amortized O(1) per admission, like [`Bounds::find_idle`].
+    fn exact_least(&mut self, slots: &[Slot], level: usize, node: usize) -> Option<usize> {
         let first = node << FANOUT_BITS;
         if level == 0 {
             let end = (first + FANOUT).min(slots.len());
@@ -345,13 +330,23 @@ impl Bounds {
         }
         let end = (first + FANOUT).min(self.levels[level - 1].len());
         loop {
-            let child = (first..end).min_by_key(|&c| self.levels[level - 1][c])?;
-            if self.levels[level - 1][child] == u64::MAX {
+            let below = &self.levels[level - 1];
+            let child = (first..end).min_by_key(|&c| below[c])?;
+            if below[child] == u64::MAX {
                 self.levels[level][node] = u64::MAX;
                 return None;
             }
-            if let Some(found) = self.search_least(slots, level - 1, child) {
-                return Some(found);
+            let found = self.exact_least(slots, level - 1, child);
+            let below = &self.levels[level - 1];
+            let exact = below[child];
+            let others = (first..end)
+                .filter(|&c| c != child)
+                .map(|c| below[c])
+                .min()
+                .unwrap_or(u64::MAX);
+            if exact <= others {
+                self.levels[level][node] = exact;
+                return found;
             }
         }
     }
@@ -366,11 +361,23 @@ mod tests {
         (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).rotate_left(7) | 1
     }
 
+    /// Inserts, evicting the victim first when full: a test's stand-in for
+    /// the shard.
+    fn put(t: &mut Table, hash: u64, tat: u64, now: u64) -> Option<u64> {
+        let evicted = t.is_full().then(|| {
+            let (i, h, _) = t.victim(now, hash).unwrap();
+            t.remove_at(i);
+            h
+        });
+        t.insert(hash, tat);
+        evicted
+    }
+
     #[test]
     fn insert_find_remove() {
         let mut t = Table::new(100);
         for i in 0..100 {
-            assert_eq!(t.insert(h(i), 1000 + i, 0), Evicted::None);
+            assert_eq!(put(&mut t, h(i), 1000 + i, 0), None);
             t.check_invariants(0);
         }
         assert_eq!(t.len(), 100);
@@ -393,19 +400,55 @@ mod tests {
         let mut t = Table::new(64);
         // Key 40 is idle at now = 5000; everything else owes time.
         for i in 0..64 {
-            t.insert(h(i), if i == 40 { 100 } else { 10_000 + i }, 0);
+            put(&mut t, h(i), if i == 40 { 100 } else { 10_000 + i }, 0);
         }
-        assert_eq!(t.insert(h(1000), 20_000, 5000), Evicted::Idle);
-        assert!(t.find(h(40)).is_none());
+        assert_eq!(put(&mut t, h(1000), 20_000, 5000), Some(h(40)));
         t.check_invariants(5000);
         // No idle key: the least owed (key 0, tat 10_000) goes.
-        assert_eq!(t.insert(h(1001), 20_001, 5000), Evicted::Active);
-        assert!(t.find(h(0)).is_none());
-        assert_eq!((t.evictions, t.evictions_active), (2, 1));
+        assert_eq!(put(&mut t, h(1001), 20_001, 5000), Some(h(0)));
         t.check_invariants(5000);
-        // Later every key is idle: any of them may go, none is active.
-        assert_eq!(t.insert(h(1002), 40_000, 30_000), Evicted::Idle);
+        // Later every key is idle: any of them may go.
+        assert!(put(&mut t, h(1002), 40_000, 30_000).is_some());
         assert_eq!(t.len(), 64);
+    }
+
+    /// After many raises the bounds are stale; the least-owed search still
+    /// finds the exact least, compared with a scan of every slot.
+    #[test]
+    fn the_least_owed_is_exact_with_stale_bounds() {
+        let mut t = Table::new(5000);
+        let mut x = 0x1234_5678_u64;
+        let mut rand = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..5000 {
+            put(&mut t, h(i), 1_000_000 + rand() % 1000, 0);
+        }
+        for round in 0..20_000u64 {
+            // Raise a random key's debt (bounds go stale), then evict the least.
+            let k = h(rand() % (5000 + round));
+            if let Some(i) = t.find(k) {
+                let tat = t.tat(i) + rand() % 100_000;
+                t.set_tat(i, tat);
+            }
+            let want = t
+                .slots
+                .iter()
+                .filter(|s| s.hash != EMPTY)
+                .map(|s| s.tat)
+                .min()
+                .unwrap();
+            let (i, _, tat) = t.victim(0, h(5000 + round)).unwrap();
+            assert_eq!(tat, want, "round {round}: not the least owed");
+            t.remove_at(i);
+            t.insert(h(5000 + round), 1_000_000 + rand() % 1_000_000);
+            if round % 1000 == 0 {
+                t.check_invariants(0);
+            }
+        }
     }
 
     #[test]
@@ -422,7 +465,11 @@ mod tests {
                     t.set_tat(s, tat);
                 }
                 None => {
-                    assert_ne!(t.insert(hash, now + 50, now), Evicted::Active);
+                    if t.is_full() {
+                        let (_, _, tat) = t.victim(now, hash).unwrap();
+                        assert!(tat <= now, "an idle key was there to evict");
+                    }
+                    put(&mut t, hash, now + 50, now);
                 }
             }
             if i % 997 == 0 {
@@ -430,7 +477,6 @@ mod tests {
             }
         }
         assert_eq!(t.len(), 1000);
-        assert_eq!(t.evictions_active, 0);
         assert!(t.heap_bytes() <= Table::full_size(1000) * 16 + 1000);
     }
 }

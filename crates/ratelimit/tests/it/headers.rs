@@ -12,12 +12,18 @@ use crate::{direct, mock};
 #[test]
 fn the_policy_states_the_rate_and_the_burst_exactly() {
     let cases = [
-        (Quota::per_second(3).unwrap(), r#""api";q=3;w=1;prodkit-burst=3"#),
+        (
+            Quota::per_second(3).unwrap(),
+            r#""api";q=3;w=1;prodkit-burst=3"#,
+        ),
         (
             Quota::new(7, Duration::from_secs(11)).unwrap(),
             r#""api";q=7;w=11;prodkit-burst=7"#,
         ),
-        (Quota::per_minute(7).unwrap(), r#""api";q=7;w=60;prodkit-burst=7"#),
+        (
+            Quota::per_minute(7).unwrap(),
+            r#""api";q=7;w=60;prodkit-burst=7"#,
+        ),
         (
             Quota::per_second(1000).unwrap().with_burst(10).unwrap(),
             r#""api";q=1000;w=1;prodkit-burst=10"#,
@@ -46,7 +52,10 @@ fn the_ratelimit_field_says_what_is_left_and_when_more_comes() {
     let (clock, time) = mock();
     // 3 per second: T = 333,333,334 ns (rounded up).
     let lim = direct(Quota::per_second(3).unwrap(), &clock);
-    assert_eq!(lim.check_n(0).unwrap().header("api").unwrap(), r#""api";r=3"#);
+    assert_eq!(
+        lim.check_n(0).unwrap().header("api").unwrap(),
+        r#""api";r=3"#
+    );
     let d = lim.check();
     assert_eq!(d.header("api").unwrap(), r#""api";r=2;t=1"#);
     let _ = lim.check_n(2).unwrap();
@@ -55,21 +64,39 @@ fn the_ratelimit_field_says_what_is_left_and_when_more_comes() {
     assert_eq!(refused.header("api").unwrap(), r#""api";r=0;t=1"#);
 
     // 1000 per second, burst 10: emptied, one more comes in 1 ms (t rounds up).
-    let lim = direct(Quota::per_second(1000).unwrap().with_burst(10).unwrap(), &clock);
+    let lim = direct(
+        Quota::per_second(1000).unwrap().with_burst(10).unwrap(),
+        &clock,
+    );
     let d = lim.check_n(10).unwrap();
     assert_eq!(d.header("api").unwrap(), r#""api";r=0;t=1"#);
     time.increment(Duration::from_millis(3));
-    assert_eq!(lim.check_n(0).unwrap().header("api").unwrap(), r#""api";r=3;t=1"#);
+    assert_eq!(
+        lim.check_n(0).unwrap().header("api").unwrap(),
+        r#""api";r=3;t=1"#
+    );
 
     // 7 per minute: T = 8.571... s; after 4 requests one more comes in 8.57 s.
     let lim = direct(Quota::per_minute(7).unwrap(), &clock);
-    assert_eq!(lim.check_n(4).unwrap().header("api").unwrap(), r#""api";r=3;t=9"#);
+    assert_eq!(
+        lim.check_n(4).unwrap().header("api").unwrap(),
+        r#""api";r=3;t=9"#
+    );
     // 7 per 11 s: T = 1.571... s.
     let lim = direct(Quota::new(7, Duration::from_secs(11)).unwrap(), &clock);
-    assert_eq!(lim.check_n(7).unwrap().header("api").unwrap(), r#""api";r=0;t=2"#);
+    assert_eq!(
+        lim.check_n(7).unwrap().header("api").unwrap(),
+        r#""api";r=0;t=2"#
+    );
     // 10 per second, burst 25.
-    let lim = direct(Quota::per_second(10).unwrap().with_burst(25).unwrap(), &clock);
-    assert_eq!(lim.check_n(5).unwrap().header("api").unwrap(), r#""api";r=20;t=1"#);
+    let lim = direct(
+        Quota::per_second(10).unwrap().with_burst(25).unwrap(),
+        &clock,
+    );
+    assert_eq!(
+        lim.check_n(5).unwrap().header("api").unwrap(),
+        r#""api";r=20;t=1"#
+    );
 }
 
 #[test]
@@ -79,8 +106,14 @@ fn names_are_structured_field_strings() {
         q.policy_header(r#"a"b\c"#).unwrap(),
         r#""a\"b\\c";q=1;w=1;prodkit-burst=1"#
     );
-    assert!(matches!(q.policy_header("caf\u{e9}"), Err(HeaderError::Name(_))));
-    assert!(matches!(q.policy_header("a\r\nX-Evil: 1"), Err(HeaderError::Name(_))));
+    assert!(matches!(
+        q.policy_header("caf\u{e9}"),
+        Err(HeaderError::Name(_))
+    ));
+    assert!(matches!(
+        q.policy_header("a\r\nX-Evil: 1"),
+        Err(HeaderError::Name(_))
+    ));
     let (clock, _time) = mock();
     let d = direct(q, &clock).check();
     assert!(matches!(d.header("tab\there"), Err(HeaderError::Name(_))));
@@ -90,7 +123,10 @@ fn names_are_structured_field_strings() {
 fn q_and_w(policy: &str) -> (u128, u128) {
     let param = |key: &str| -> u128 {
         let at = policy.find(&format!(";{key}=")).unwrap() + key.len() + 2;
-        let digits: String = policy[at..].chars().take_while(char::is_ascii_digit).collect();
+        let digits: String = policy[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         digits.parse().unwrap()
     };
     (param("q"), param("w"))
