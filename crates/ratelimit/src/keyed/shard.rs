@@ -170,4 +170,3 @@ impl Shard {
         self.table.heap_bytes() + self.sketch.heap_bytes()
     }
 }
-

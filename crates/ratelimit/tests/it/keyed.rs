@@ -211,3 +211,43 @@ fn configuration_errors() {
             >= 4
     );
 }
+
+/// `max_keys` bounds the whole limiter, not each shard: filling it with keys
+/// that all owe time (so none is idle) evicts almost none before it is full.
+/// Measured on the case (1M keys, 1M max_keys) and with the smallest
+/// default share (1024 keys per shard, 64 shards).
+#[test]
+fn max_keys_bounds_the_limiter_and_shards_evict_under_one_percent_early() {
+    for (max_keys, shards) in [(1usize << 20, None), (1 << 16, Some(64))] {
+        let (clock, _time) = mock();
+        let mut b = prodkit_ratelimit::KeyedRateLimiter::<u64>::builder(
+            quota(1, 1_000_000_000, 1),
+            max_keys,
+        )
+        .clock(clock);
+        if let Some(n) = shards {
+            b = b.shards(n);
+        }
+        let lim = b.build().unwrap();
+        for key in 0..max_keys as u64 {
+            assert!(lim.check(&key).is_allowed());
+        }
+        let stats = lim.stats();
+        assert!(
+            stats.evictions_early * 100 <= max_keys as u64,
+            "{} of {max_keys} keys evicted early ({} shards)",
+            stats.evictions_early,
+            lim.shard_count()
+        );
+        assert_eq!(stats.evictions, stats.evictions_early);
+        assert_eq!(stats.keys + stats.evictions as usize, max_keys);
+        // Beyond the bound: one more key evicts one, the count stays.
+        assert!(lim.check(&u64::MAX).is_allowed());
+        assert!(lim.len() <= max_keys);
+        eprintln!(
+            "max_keys {max_keys}, {} shards: {} evicted early",
+            lim.shard_count(),
+            stats.evictions_early
+        );
+    }
+}

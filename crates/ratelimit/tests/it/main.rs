@@ -2,6 +2,7 @@
 //! tests, except in the threaded stress tests, which use the real clock.
 
 mod direct;
+mod eviction;
 mod headers;
 mod keyed;
 mod prop;
