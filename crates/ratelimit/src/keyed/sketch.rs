@@ -14,7 +14,7 @@ const FP_BITS: u32 = 8;
 const FP_MASK: u64 = (1 << FP_BITS) - 1;
 /// The largest time a bucket holds: read back as the end of the clock's
 /// range, where nothing is admitted, so that rounding never lowers a debt.
-const TOP: u64 = u64::MAX & !FP_MASK;
+const TOP: u64 = !FP_MASK;
 
 #[derive(Debug)]
 pub(crate) struct Sketch {

@@ -128,14 +128,22 @@ fn wait_refuses_at_once_when_the_deadline_is_too_close() {
 fn wait_sleeps_until_admitted() {
     let (clock, time) = mock();
     // T = 1 ms: the waiter sleeps 1 ms at a time until the mock has moved.
-    let lim = direct(quota(1000, 1_000_000_000, 1), &clock);
+    let lim = std::sync::Arc::new(direct(quota(1000, 1_000_000_000, 1), &clock));
     assert!(lim.check().is_allowed());
-    std::thread::scope(|s| {
-        let waiter = s.spawn(|| lim.wait(Duration::from_secs(3600)));
-        time.increment(Duration::from_millis(1));
-        let d = waiter.join().unwrap().unwrap();
-        assert!(d.is_allowed());
-    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = {
+        let lim = std::sync::Arc::clone(&lim);
+        std::thread::spawn(move || {
+            let _ = tx.send(lim.wait(Duration::from_secs(3600)));
+        })
+    };
+    time.increment(Duration::from_millis(1));
+    let d = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the waiter is still blocked after 10 s")
+        .unwrap();
+    waiter.join().unwrap();
+    assert!(d.is_allowed());
     assert!(!lim.check().is_allowed(), "the wait consumed the cell");
 }
 

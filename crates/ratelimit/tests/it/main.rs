@@ -1,6 +1,7 @@
 //! Integration tests of prodkit-ratelimit. Time is a `quanta` mock driven by the
 //! tests, except in the threaded stress tests, which use the real clock.
 
+mod clock;
 mod direct;
 mod eviction;
 mod headers;
