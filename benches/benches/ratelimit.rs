@@ -1,192 +1,388 @@
-//! Rate limiter checks, ns per check.
+//! Rate limiter checks, ns per check, measured in interleaved rounds: each
+//! round runs every implementation of a group once, in a rotating order, for
+//! about 100 ms (30 ms with `--quick`), and the figure is the median over 9
+//! rounds (3 with `--quick`), with the min and max as its spread. On a shared
+//! VM, whose speed drifts by tens of percent over seconds, this compares like
+//! with like where criterion's back-to-back runs do not.
 //!
 //! - `ratelimit/direct-1-thread`, `ratelimit/direct-2-threads`: one limiter of
 //!   1,000,000 per second (burst 1,000,000, the seed's forced burst) checked in a
 //!   tight loop by one thread, or by two threads at once (time per check of the
 //!   pair: wall time / checks). The loop asks far more than the quota, so after
-//!   the first burst nearly every check is refused, as under overload.
-//! - `ratelimit/keyed-hot-key`: one key, again and again.
-//! - `ratelimit/keyed-100k-keys`: 100,000 keys in turn (each is admitted again when
-//!   it comes back, 1,000 per second each).
+//!   the first burst nearly every check is refused, as under overload. Default
+//!   clocks: both read the TSC through quanta. `floor`: one TSC read per check.
+//! - `ratelimit/direct-decision`: the decision alone, at a timestamp the caller
+//!   holds: prodkit's `check_at` with a fixed `quanta::Instant`, governor on a
+//!   `FakeRelativeClock` that does not move (one atomic load per clock read).
+//!   `floor`: one atomic load of the state.
+//! - `ratelimit/direct-coarse`: clocks that trade precision for speed: prodkit on
+//!   a `CoarseClock`, governor on a `QuantaUpkeepClock`, both refreshed every
+//!   millisecond by a thread. `floor`: two atomic loads (the clock, the state).
+//! - `ratelimit/keyed-hot-key`: one key, again and again. `floor`: a TSC read
+//!   and a SipHash of the key.
+//! - `ratelimit/keyed-100k-keys`: 100,000 keys in turn (each is admitted again
+//!   when it comes back, 1,000 per second each). `floor`: a TSC read, a SipHash,
+//!   and one compare-exchange on a random 16-byte slot of a 2 MB table (100,000
+//!   keys at a load of 0.8): the one read-modify-write of the key's state that
+//!   a correct concurrent limiter needs, and the cache miss no keyed limiter
+//!   avoids.
 //! - `ratelimit/keyed-new-key`: a key never seen before at every check. prodkit
 //!   holds at most 2^20 keys and evicts; governor's map grows without bound.
 //!
-//! Both limiters read the TSC through quanta (governor's default clock) and hash
-//! keys with std's SipHash `RandomState`.
-//! - `ratelimit/floor`: the cost of those two alone (`tsc_read`, `siphash_u64`),
-//!   and of std's `Instant::now` for scale.
+//! Keys are hashed with std's SipHash `RandomState` (both crates' default).
 
+use std::hash::BuildHasher;
 use std::hint::black_box;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use criterion::{
-    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
-};
 use prodkit_benches::naive::ratelimit::RateLimiter as Naive;
-use prodkit_ratelimit::{KeyedRateLimiter, Quota, RateLimiter};
+use prodkit_benches::{Better, Figures};
+use prodkit_ratelimit::quanta::Clock;
+use prodkit_ratelimit::{CoarseClock, KeyedRateLimiter, Quota, RateLimiter};
 
 const DIRECT_RATE: u32 = 1_000_000;
 const KEYED_RATE: u32 = 1_000;
 const MAX_KEYS: usize = 1 << 20;
 
-fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
-    if prodkit_benches::quick() {
-        group
-            .warm_up_time(Duration::from_millis(300))
-            .measurement_time(Duration::from_secs(1));
-    } else {
-        group
-            .warm_up_time(Duration::from_secs(2))
-            .measurement_time(Duration::from_secs(5));
+/// Runs `iters` checks and returns the wall time.
+type Run = Box<dyn FnMut(u64) -> Duration>;
+
+/// One implementation of a group.
+struct Imp {
+    name: &'static str,
+    run: Run,
+}
+
+fn imp(name: &'static str, run: impl FnMut(u64) -> Duration + 'static) -> Imp {
+    Imp {
+        name,
+        run: Box::new(run),
     }
 }
 
-/// Runs `check` `iters` times split over `threads` threads; the wall time.
-fn threaded<F: Fn() -> bool + Sync>(threads: u64, iters: u64, check: &F) -> Duration {
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let n = iters / threads + u64::from(t < iters % threads);
-            s.spawn(move || {
-                let mut admitted = 0u64;
-                for _ in 0..n {
-                    admitted += u64::from(check());
-                }
-                black_box(admitted);
-            });
+/// `check` called `iters` times by one thread.
+fn one<F: Fn() -> bool>(check: F) -> impl FnMut(u64) -> Duration {
+    move |iters| {
+        let start = Instant::now();
+        let mut admitted = 0u64;
+        for _ in 0..iters {
+            admitted += u64::from(check());
         }
-    });
-    start.elapsed()
-}
-
-fn run<F: Fn() -> bool + Sync>(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    name: &str,
-    threads: u64,
-    check: F,
-) {
-    if threads == 1 {
-        group.bench_function(name, |b| b.iter(|| black_box(check())));
-    } else {
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| threaded(threads, iters, &check))
-        });
+        black_box(admitted);
+        start.elapsed()
     }
 }
 
-fn direct(c: &mut Criterion) {
-    for (group_name, threads) in [
+/// `check` called `iters` times in all by two threads started together.
+fn two<F: Fn() -> bool + Send + Sync + 'static>(check: F) -> impl FnMut(u64) -> Duration {
+    let check = Arc::new(check);
+    move |iters| {
+        let barrier = Barrier::new(3);
+        std::thread::scope(|s| {
+            for t in 0..2u64 {
+                let (check, barrier) = (Arc::clone(&check), &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    let mut admitted = 0u64;
+                    for _ in 0..iters / 2 + (iters % 2) * t {
+                        admitted += u64::from(check());
+                    }
+                    black_box(admitted);
+                });
+            }
+            barrier.wait();
+            let start = Instant::now();
+            // The scope joins both threads before returning.
+            start
+        })
+        .elapsed()
+    }
+}
+
+/// Measures every implementation of `group` in interleaved rounds.
+fn measure(figures: &mut Figures, group: &str, mut imps: Vec<Imp>) {
+    let quick = prodkit_benches::quick();
+    let (rounds, target) = if quick {
+        (3, Duration::from_millis(30))
+    } else {
+        (9, Duration::from_millis(100))
+    };
+    // Calibrate each: iterations for about `target`, from a warm-up run.
+    let mut iters = Vec::new();
+    for imp in &mut imps {
+        figures.start(group, imp.name);
+        let mut n = 10_000u64;
+        loop {
+            let took = (imp.run)(n);
+            if took >= target / 10 || n >= 1 << 32 {
+                let per = took.as_nanos().max(1) as f64 / n as f64;
+                iters.push(((target.as_nanos() as f64 / per) as u64).max(1000));
+                break;
+            }
+            n *= 10;
+        }
+    }
+    let mut samples = vec![Vec::new(); imps.len()];
+    for round in 0..rounds {
+        for k in 0..imps.len() {
+            let i = (k + round) % imps.len();
+            let took = (imps[i].run)(iters[i]);
+            samples[i].push(took.as_nanos() as f64 / iters[i] as f64);
+        }
+    }
+    for (imp, mut s) in imps.iter().zip(samples) {
+        s.sort_by(f64::total_cmp);
+        let (median, low, high) = (s[s.len() / 2], s[0], s[s.len() - 1]);
+        figures.record_spread(group, imp.name, median, low, high, "ns", Better::Lower);
+        eprintln!(
+            "{group}/{}: {median:.2} ns ({low:.2} - {high:.2})",
+            imp.name
+        );
+    }
+}
+
+fn direct(figures: &mut Figures) {
+    let quota = Quota::per_second(DIRECT_RATE).unwrap();
+    let gquota = governor::Quota::per_second(NonZeroU32::new(DIRECT_RATE).unwrap());
+    let clock = Clock::new();
+
+    let ours = Arc::new(RateLimiter::new(quota));
+    let theirs = Arc::new(governor::RateLimiter::direct(gquota));
+    for (group, threads) in [
         ("ratelimit/direct-1-thread", 1),
         ("ratelimit/direct-2-threads", 2),
     ] {
-        let mut group = c.benchmark_group(group_name);
-        configure(&mut group);
-        // Each limiter lives only while it is measured: the naive one's ticker
-        // thread would otherwise take CPU from the others' measurements.
-        {
-            let ours = RateLimiter::new(Quota::per_second(DIRECT_RATE).unwrap());
-            run(&mut group, "prodkit", threads, || ours.check().is_allowed());
-        }
-        {
-            let governor = governor::RateLimiter::direct(governor::Quota::per_second(
-                NonZeroU32::new(DIRECT_RATE).unwrap(),
-            ));
-            run(&mut group, "governor", threads, || governor.check().is_ok());
-        }
-        {
-            let naive = Naive::new(DIRECT_RATE as usize);
-            run(&mut group, "naive", threads, || naive.allow());
-        }
-        group.finish();
+        let (o, g, c) = (Arc::clone(&ours), Arc::clone(&theirs), clock.clone());
+        let (o2, g2, c2) = (Arc::clone(&ours), Arc::clone(&theirs), clock.clone());
+        let imps = if threads == 1 {
+            vec![
+                imp("prodkit", one(move || o.check().is_allowed())),
+                imp("governor", one(move || g.check().is_ok())),
+                // The naive limiter's ticker thread lives only while measured.
+                imp("naive", |iters| {
+                    let naive = Naive::new(DIRECT_RATE as usize);
+                    one(|| naive.allow())(iters)
+                }),
+                imp("floor", one(move || black_box(c.raw()) != 0)),
+            ]
+        } else {
+            vec![
+                imp("prodkit", two(move || o2.check().is_allowed())),
+                imp("governor", two(move || g2.check().is_ok())),
+                imp("naive", |iters| {
+                    let naive = Arc::new(Naive::new(DIRECT_RATE as usize));
+                    two(move || naive.allow())(iters)
+                }),
+                imp("floor", two(move || black_box(c2.raw()) != 0)),
+            ]
+        };
+        measure(figures, group, imps);
     }
+
+    // The decision alone, at a fixed timestamp.
+    let at_clock = Clock::new();
+    let ours = RateLimiter::builder(quota).clock(at_clock.clone()).build();
+    let at = at_clock.now();
+    let theirs = governor::RateLimiter::direct_with_clock(
+        gquota,
+        governor::clock::FakeRelativeClock::default(),
+    );
+    let state = AtomicU64::new(u64::MAX);
+    measure(
+        figures,
+        "ratelimit/direct-decision",
+        vec![
+            imp(
+                "prodkit",
+                one(move || ours.check_at(black_box(at)).is_allowed()),
+            ),
+            imp("governor", one(move || theirs.check().is_ok())),
+            imp(
+                "floor",
+                one(move || state.load(Ordering::Relaxed) < black_box(7)),
+            ),
+        ],
+    );
+
+    // Coarse clocks, each made for its run (quanta runs one upkeep thread at a
+    // time).
+    let (word, state) = (AtomicU64::new(1), AtomicU64::new(u64::MAX));
+    measure(
+        figures,
+        "ratelimit/direct-coarse",
+        vec![
+            imp("prodkit", move |iters| {
+                let coarse = CoarseClock::start(Duration::from_millis(1)).unwrap();
+                let ours = RateLimiter::builder(quota).coarse_clock(&coarse).build();
+                one(|| ours.check().is_allowed())(iters)
+            }),
+            imp("governor", move |iters| {
+                let clock =
+                    governor::clock::QuantaUpkeepClock::from_interval(Duration::from_millis(1))
+                        .expect("no other quanta upkeep thread runs");
+                let theirs = governor::RateLimiter::direct_with_clock(gquota, clock);
+                one(|| theirs.check().is_ok())(iters)
+            }),
+            imp(
+                "floor",
+                one(move || word.load(Ordering::Relaxed) < state.load(Ordering::Relaxed)),
+            ),
+        ],
+    );
 }
 
-fn keyed(c: &mut Criterion) {
+fn keyed(figures: &mut Figures) {
     let quota = Quota::per_second(KEYED_RATE).unwrap();
     let gquota = governor::Quota::per_second(NonZeroU32::new(KEYED_RATE).unwrap());
-    let keys: Vec<u64> = (0..100_000u64)
-        .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .collect();
-
-    let mut group = c.benchmark_group("ratelimit/keyed-hot-key");
-    configure(&mut group);
-    {
-        let ours = KeyedRateLimiter::<u64>::new(quota, MAX_KEYS).unwrap();
-        group.bench_function("prodkit", |b| {
-            b.iter(|| black_box(ours.check(&7).is_allowed()))
-        });
-        let governor = governor::RateLimiter::dashmap(gquota);
-        group.bench_function("governor", |b| {
-            b.iter(|| black_box(governor.check_key(&7).is_ok()))
-        });
-    }
-    group.finish();
-
-    let mut group = c.benchmark_group("ratelimit/keyed-100k-keys");
-    configure(&mut group);
-    {
-        let ours = KeyedRateLimiter::<u64>::new(quota, MAX_KEYS).unwrap();
-        let mut i = 0;
-        group.bench_function("prodkit", |b| {
-            b.iter(|| {
-                i = if i + 1 == keys.len() { 0 } else { i + 1 };
-                black_box(ours.check(&keys[i]).is_allowed())
-            })
-        });
-        let governor = governor::RateLimiter::dashmap(gquota);
-        group.bench_function("governor", |b| {
-            b.iter(|| {
-                i = if i + 1 == keys.len() { 0 } else { i + 1 };
-                black_box(governor.check_key(&keys[i]).is_ok())
-            })
-        });
-    }
-    group.finish();
-
-    let mut group = c.benchmark_group("ratelimit/keyed-new-key");
-    configure(&mut group);
-    {
-        let ours = KeyedRateLimiter::<u64>::new(quota, MAX_KEYS).unwrap();
-        let mut next = 1u64 << 40;
-        group.bench_function("prodkit", |b| {
-            b.iter(|| {
-                next += 1;
-                black_box(ours.check(&next).is_allowed())
-            })
-        });
-        eprintln!("prodkit after keyed-new-key: {:?}", ours.stats());
-        let governor = governor::RateLimiter::dashmap(gquota);
-        group.bench_function("governor", |b| {
-            b.iter(|| {
-                next += 1;
-                black_box(governor.check_key(&next).is_ok())
-            })
-        });
-        eprintln!("governor after keyed-new-key: {} keys held", governor.len());
-    }
-    group.finish();
-}
-
-/// What no limiter can avoid: one clock read per check (the TSC through quanta,
-/// and std's `Instant` for scale) and, keyed, one hash of the key.
-fn floor(c: &mut Criterion) {
-    use std::hash::BuildHasher;
-    let mut group = c.benchmark_group("ratelimit/floor");
-    configure(&mut group);
-    let clock = prodkit_ratelimit::quanta::Clock::new();
-    group.bench_function("tsc_read", |b| b.iter(|| black_box(clock.raw())));
-    group.bench_function("instant_now", |b| b.iter(|| black_box(Instant::now())));
+    let clock = Clock::new();
     let hasher = std::hash::RandomState::new();
-    let mut key = 0u64;
-    group.bench_function("siphash_u64", |b| {
-        b.iter(|| {
-            key = key.wrapping_add(1);
-            black_box(hasher.hash_one(black_box(key)))
-        })
-    });
-    group.finish();
+
+    let ours = KeyedRateLimiter::<u64>::new(quota, MAX_KEYS).unwrap();
+    let theirs = governor::RateLimiter::dashmap(gquota);
+    let (c, h) = (clock.clone(), hasher.clone());
+    measure(
+        figures,
+        "ratelimit/keyed-hot-key",
+        vec![
+            imp("prodkit", one(move || ours.check(&7).is_allowed())),
+            imp("governor", one(move || theirs.check_key(&7).is_ok())),
+            imp(
+                "floor",
+                one(move || black_box(c.raw()) ^ h.hash_one(black_box(7u64)) != 0),
+            ),
+        ],
+    );
+
+    let keys: Arc<Vec<u64>> = Arc::new(
+        (0..100_000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect(),
+    );
+    let next = |keys: &Arc<Vec<u64>>| {
+        let keys = Arc::clone(keys);
+        let mut i = 0usize;
+        move || {
+            i = if i + 1 == keys.len() { 0 } else { i + 1 };
+            keys[i]
+        }
+    };
+    let ours = KeyedRateLimiter::<u64>::new(quota, MAX_KEYS).unwrap();
+    let theirs = governor::RateLimiter::dashmap(gquota);
+    let slots: Vec<[AtomicU64; 2]> = (0..125_000u64)
+        .map(|i| [AtomicU64::new(i), AtomicU64::new(i)])
+        .collect();
+    let (mut ko, mut kg, mut kf) = (next(&keys), next(&keys), next(&keys));
+    measure(
+        figures,
+        "ratelimit/keyed-100k-keys",
+        vec![
+            imp("prodkit", move |iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(ours.check(&ko()).is_allowed());
+                }
+                start.elapsed()
+            }),
+            imp("governor", move |iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(theirs.check_key(&kg()).is_ok());
+                }
+                start.elapsed()
+            }),
+            imp("floor", move |iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let now = clock.raw();
+                    let h = hasher.hash_one(kf());
+                    let slot = &slots[(((h & 0xffff_ffff) * slots.len() as u64) >> 32) as usize];
+                    let tat = slot[1].load(Ordering::Relaxed);
+                    black_box(slot[1].compare_exchange(
+                        tat,
+                        tat.max(now) + 1,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ))
+                    .ok();
+                }
+                start.elapsed()
+            }),
+        ],
+    );
+
+    let ours = KeyedRateLimiter::<u64>::new(quota, MAX_KEYS).unwrap();
+    let theirs = governor::RateLimiter::dashmap(gquota);
+    let (mut no, mut ng) = (1u64 << 40, 1u64 << 50);
+    let ours = Arc::new(ours);
+    let held = Arc::clone(&ours);
+    measure(
+        figures,
+        "ratelimit/keyed-new-key",
+        vec![
+            imp("prodkit", move |iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    no += 1;
+                    black_box(ours.check(&no).is_allowed());
+                }
+                start.elapsed()
+            }),
+            imp("governor", move |iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    ng += 1;
+                    black_box(theirs.check_key(&ng).is_ok());
+                }
+                start.elapsed()
+            }),
+        ],
+    );
+    eprintln!("prodkit after keyed-new-key: {:?}", held.stats());
 }
 
-criterion_group!(benches, direct, keyed, floor);
-criterion_main!(benches);
+#[allow(
+    clippy::print_stdout,
+    reason = "`--list` answers cargo xtask bench on stdout, as criterion does"
+)]
+fn main() {
+    let groups: [(&str, &[&str]); 7] = [
+        (
+            "ratelimit/direct-1-thread",
+            &["prodkit", "governor", "naive", "floor"],
+        ),
+        (
+            "ratelimit/direct-2-threads",
+            &["prodkit", "governor", "naive", "floor"],
+        ),
+        (
+            "ratelimit/direct-decision",
+            &["prodkit", "governor", "floor"],
+        ),
+        ("ratelimit/direct-coarse", &["prodkit", "governor", "floor"]),
+        ("ratelimit/keyed-hot-key", &["prodkit", "governor", "floor"]),
+        (
+            "ratelimit/keyed-100k-keys",
+            &["prodkit", "governor", "floor"],
+        ),
+        ("ratelimit/keyed-new-key", &["prodkit", "governor"]),
+    ];
+    if std::env::args().any(|a| a == "--list") {
+        for (group, names) in groups {
+            for name in names {
+                println!("{group}/{name}: benchmark");
+            }
+        }
+        return;
+    }
+    let mut figures = Figures::new("ratelimit");
+    direct(&mut figures);
+    keyed(&mut figures);
+    figures.note(
+        "ratelimit: ns per check, median of 9 interleaved rounds of about 100 ms each (spread: min-max)",
+    );
+    let path = figures.write().expect("write figures");
+    eprintln!("figures written to {}", path.display());
+}

@@ -22,8 +22,17 @@ pub(crate) struct Time {
 
 #[derive(Clone, Debug)]
 enum Source {
-    Precise { clock: quanta::Clock, epoch: u64 },
-    Coarse { coarse: CoarseClock, epoch: u64 },
+    Precise {
+        clock: quanta::Clock,
+        epoch: u64,
+    },
+    Coarse {
+        /// The published time, read directly (one pointer from the limiter).
+        shared: Arc<Shared>,
+        epoch: u64,
+        /// Keeps the thread running while the limiter lives.
+        _owner: CoarseClock,
+    },
 }
 
 impl Time {
@@ -39,7 +48,11 @@ impl Time {
         let epoch = coarse.0.shared.now.load(Ordering::Relaxed);
         Time {
             epoch_instant: coarse.0.epoch_instant + Duration::from_nanos(epoch),
-            source: Source::Coarse { coarse, epoch },
+            source: Source::Coarse {
+                shared: Arc::clone(&coarse.0.shared),
+                epoch,
+                _owner: coarse,
+            },
         }
     }
 
@@ -48,20 +61,19 @@ impl Time {
     pub(crate) fn now(&self) -> u64 {
         match &self.source {
             Source::Precise { clock, epoch } => clock.delta_as_nanos(*epoch, clock.raw()),
-            Source::Coarse { coarse, epoch } => coarse
-                .0
-                .shared
-                .now
-                .load(Ordering::Relaxed)
-                .saturating_sub(*epoch),
+            Source::Coarse { shared, epoch, .. } => {
+                shared.now.load(Ordering::Relaxed).saturating_sub(*epoch)
+            }
         }
     }
 
     /// `instant` as nanoseconds since the epoch; 0 before it.
     #[inline]
     pub(crate) fn at(&self, instant: quanta::Instant) -> u64 {
+        // `Duration` from u64 nanoseconds and back, in u64: the compiler folds
+        // the division and the multiplication away.
         let since = instant.saturating_duration_since(self.epoch_instant);
-        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        since.as_secs() * 1_000_000_000 + u64::from(since.subsec_nanos())
     }
 }
 

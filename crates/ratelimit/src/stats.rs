@@ -1,3 +1,4 @@
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::OnceLock;
@@ -170,14 +171,40 @@ impl Drop for ThreadIndex {
     }
 }
 
-/// The calling thread's index; `usize::MAX` (the overflow stripe) while its
-/// thread-local storage is being torn down.
+/// `INDEX` before the thread took an index.
+const UNSET: usize = usize::MAX;
+/// `INDEX` once the thread gave its index back (its thread-local storage is
+/// being torn down): the overflow stripe from then on.
+const GONE: usize = usize::MAX - 1;
+
+thread_local! {
+    /// The thread's index, read on every count: a plain thread-local word.
+    static INDEX: Cell<usize> = const { Cell::new(UNSET) };
+    /// Owns the index and gives it back when the thread ends.
+    static OWNER: Owner = Owner(ThreadIndex::take());
+}
+
+struct Owner(ThreadIndex);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        // Before the index is given back (when the `ThreadIndex` inside drops),
+        // so that no later count of this thread writes its old stripe.
+        INDEX.with(|i| i.set(GONE));
+    }
+}
+
+/// The calling thread's index; at least `GONE` (the overflow stripe) while
+/// its thread-local storage is being torn down.
 #[inline]
 fn thread_index() -> usize {
-    thread_local! {
-        static INDEX: ThreadIndex = ThreadIndex::take();
+    let i = INDEX.with(Cell::get);
+    if i != UNSET {
+        return i;
     }
-    INDEX.try_with(|i| i.0).unwrap_or(usize::MAX)
+    let i = OWNER.try_with(|o| o.0.0).unwrap_or(GONE);
+    INDEX.with(|c| c.set(i));
+    i
 }
 
 #[cfg(test)]
