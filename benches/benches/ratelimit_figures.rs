@@ -5,6 +5,12 @@
 //!   tracks live bytes. prodkit is built with `max_keys = 2^20` so that it holds
 //!   every key (the figure is only written if it evicted none); governor uses its
 //!   DashMap store.
+//! - `ratelimit/keyed-flood`: live heap bytes per key held after a flood:
+//!   `max_keys = 100,000` and 1,000,000 distinct keys, each checked once on a
+//!   quota of 60 per minute, so that every key still owes time (a second) when
+//!   it is evicted and its debt goes to the sketch: table, bounds and sketch of
+//!   every shard, divided by the keys held. governor has no bound and holds all
+//!   1,000,000 keys; its figure is per key held too.
 //! - `ratelimit/delivered-rate`: a quota of 1,000,000 per second, checked in a
 //!   tight loop by one thread for one second after its first burst is used up:
 //!   how many requests per second it admits. The quota is the right answer; the
@@ -21,6 +27,8 @@ use prodkit_ratelimit::{KeyedRateLimiter, Quota, RateLimiter};
 
 const GROUP: &str = "ratelimit/keyed-bytes-per-key";
 const KEYS: u64 = 1_000_000;
+const FLOOD_GROUP: &str = "ratelimit/keyed-flood";
+const FLOOD_MAX_KEYS: usize = 100_000;
 const RATE_GROUP: &str = "ratelimit/delivered-rate";
 const RATE: u32 = 1_000_000;
 
@@ -94,6 +102,9 @@ fn main() {
         for name in ["prodkit", "governor"] {
             println!("{GROUP}/{name}: benchmark");
         }
+        for name in ["prodkit", "governor"] {
+            println!("{FLOOD_GROUP}/{name}: benchmark");
+        }
         for name in ["prodkit", "governor", "naive"] {
             println!("{RATE_GROUP}/{name}: benchmark");
         }
@@ -101,6 +112,7 @@ fn main() {
     }
     let mut figures = Figures::new("ratelimit_figures");
     bytes(&mut figures);
+    flood(&mut figures);
     delivered(&mut figures);
     let path = figures.write().expect("write figures");
     eprintln!("figures written to {}", path.display());
@@ -181,5 +193,60 @@ fn bytes(figures: &mut Figures) {
 
     figures.note(&format!(
         "{GROUP}: live heap bytes after {KEYS} distinct u64 keys, divided by {KEYS}; prodkit with max_keys = 2^20 held all of them"
+    ));
+}
+
+fn flood(figures: &mut Figures) {
+    let quota = Quota::per_minute(60).unwrap();
+
+    figures.start(FLOOD_GROUP, "prodkit");
+    let before = live();
+    let limiter = KeyedRateLimiter::<u64>::new(quota, FLOOD_MAX_KEYS).unwrap();
+    for key in 0..KEYS {
+        assert!(
+            limiter
+                .check(&key.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .is_allowed()
+        );
+    }
+    let held = live() - before;
+    let stats = limiter.stats();
+    assert_eq!(stats.keys, FLOOD_MAX_KEYS, "a full limiter after the flood");
+    assert_eq!(
+        stats.evictions_active,
+        KEYS - FLOOD_MAX_KEYS as u64,
+        "every evicted key owed time: the sketch holds their debts"
+    );
+    let ours = held as f64 / stats.keys as f64;
+    figures.record(FLOOD_GROUP, "prodkit", ours, "B/key", Better::Lower);
+    eprintln!(
+        "prodkit after the flood: {ours:.1} B per key held, {held} B live ({} B by its own count), {} shards, {stats:?}",
+        limiter.heap_bytes(),
+        limiter.shard_count(),
+    );
+    drop(limiter);
+
+    figures.start(FLOOD_GROUP, "governor");
+    let gquota = governor::Quota::per_minute(NonZeroU32::new(60).unwrap());
+    let before = live();
+    let limiter = governor::RateLimiter::dashmap(gquota);
+    for key in 0..KEYS {
+        assert!(
+            limiter
+                .check_key(&key.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .is_ok()
+        );
+    }
+    let theirs = (live() - before) as f64 / limiter.len() as f64;
+    figures.record(FLOOD_GROUP, "governor", theirs, "B/key", Better::Lower);
+    eprintln!(
+        "governor after the flood: {theirs:.1} B per key held, {} keys held",
+        limiter.len()
+    );
+    drop(limiter);
+
+    figures.note(&format!(
+        "{FLOOD_GROUP}: live heap bytes per key held after {KEYS} distinct u64 keys each checked once at 60 per minute; prodkit holds max_keys = {FLOOD_MAX_KEYS} and keeps the debts of the {} it evicted in its sketch (included); governor holds all {KEYS}",
+        KEYS - FLOOD_MAX_KEYS as u64
     ));
 }
