@@ -25,7 +25,9 @@
 //!   and one compare-exchange on a random 16-byte slot of a 2 MB table (100,000
 //!   keys at a load of 0.8): the one read-modify-write of the key's state that
 //!   a correct concurrent limiter needs, and the cache miss no keyed limiter
-//!   avoids.
+//!   avoids. `floor-locked`: the same work on the same slots split over 8
+//!   shards behind a `parking_lot::Mutex` each, a plain load and store under
+//!   the lock: what any design with a lock per shard (prodkit's) pays at least.
 //! - `ratelimit/keyed-new-key`: a key never seen before at every check. prodkit
 //!   holds at most 2^20 keys and evicts; governor's map grows without bound.
 //!
@@ -274,11 +276,29 @@ fn keyed(figures: &mut Figures) {
     let slots: Vec<[AtomicU64; 2]> = (0..125_000u64)
         .map(|i| [AtomicU64::new(i), AtomicU64::new(i)])
         .collect();
-    let (mut ko, mut kg, mut kf) = (next(&keys), next(&keys), next(&keys));
+    // The same slots behind 8 locks (a lock per shard, as prodkit has),
+    // updated with a plain load and store under the lock.
+    let locked: Vec<parking_lot::Mutex<Vec<[u64; 2]>>> = (0..8u64)
+        .map(|s| parking_lot::Mutex::new((0..15_625u64).map(|i| [s + i, i]).collect()))
+        .collect();
+    let (lclock, lhasher) = (clock.clone(), hasher.clone());
+    let (mut ko, mut kg, mut kf, mut kl) = (next(&keys), next(&keys), next(&keys), next(&keys));
     measure(
         figures,
         "ratelimit/keyed-100k-keys",
         vec![
+            imp("floor-locked", move |iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let now = lclock.raw();
+                    let h = lhasher.hash_one(kl());
+                    let mut shard = locked[(h >> 61) as usize].lock();
+                    let i = (((h & 0xffff_ffff) * shard.len() as u64) >> 32) as usize;
+                    let slot = &mut shard[i];
+                    slot[1] = black_box(slot[1].max(now) + 1);
+                }
+                start.elapsed()
+            }),
             imp("prodkit", move |iters| {
                 let start = Instant::now();
                 for _ in 0..iters {
@@ -365,7 +385,7 @@ fn main() {
         ("ratelimit/keyed-hot-key", &["prodkit", "governor", "floor"]),
         (
             "ratelimit/keyed-100k-keys",
-            &["prodkit", "governor", "floor"],
+            &["prodkit", "governor", "floor", "floor-locked"],
         ),
         ("ratelimit/keyed-new-key", &["prodkit", "governor"]),
     ];

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use prodkit_ratelimit::{InsufficientCapacity, Quota, RateLimiter, WaitError};
+use prodkit_ratelimit::{InsufficientCapacity, Quota, RateLimiter, Stats, WaitError};
 
 use crate::{direct, mock, quota};
 
@@ -179,5 +179,49 @@ fn errors_read_well() {
     assert_eq!(
         Quota::per_second(0).unwrap_err().to_string(),
         "rate is zero: a quota must admit at least one request per period"
+    );
+}
+
+/// Stats count cells: `check_n(n)` counts `n`, `check_n(0)` nowhere, a
+/// refused or too-large request nothing admitted. Totals stay exact with far
+/// more threads than the counters have stripes, live at once and coming and
+/// going (each thread's index is given back and taken again by a later one).
+#[test]
+fn stats_count_admitted_cells_exactly_from_threads_that_come_and_go() {
+    let (clock, time) = mock();
+    let lim = direct(quota(10, 1000, 10), &clock);
+    assert!(lim.check_n(0).unwrap().is_allowed());
+    assert_eq!(lim.stats(), Stats::default(), "a look counts nowhere");
+    assert!(lim.check_n(4).unwrap().is_allowed());
+    assert!(lim.check_n(11).is_err());
+    assert!(!lim.check_n(7).unwrap().is_allowed());
+    let s = lim.stats();
+    assert_eq!((s.allowed, s.denied, s.shadow_denied), (4, 7, 0));
+
+    // A limiter that never refuses (time moves faster than the threads ask):
+    // every cell asked is admitted, so the exact total is known.
+    let lim = direct(quota(1, 1, 1_000_000), &clock);
+    time.increment(1_000_000_000_000u64);
+    let lim = &lim;
+    let (waves, per_wave, checks) = (4u64, 100u64, 500u64);
+    for _ in 0..waves {
+        std::thread::scope(|s| {
+            for t in 0..per_wave {
+                s.spawn(move || {
+                    for i in 0..checks {
+                        let n = ((t + i) % 3) as u32; // 0, 1 or 2 cells
+                        assert!(lim.check_n(n).unwrap().is_allowed());
+                    }
+                });
+            }
+        });
+    }
+    let cells: u64 = (0..per_wave)
+        .map(|t| (0..checks).map(|i| (t + i) % 3).sum::<u64>())
+        .sum();
+    let s = lim.stats();
+    assert_eq!(
+        (s.allowed, s.denied, s.shadow_denied),
+        (waves * cells, 0, 0)
     );
 }
