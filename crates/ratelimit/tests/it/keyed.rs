@@ -259,3 +259,40 @@ fn max_keys_bounds_the_limiter_and_shards_evict_under_one_percent_early() {
         );
     }
 }
+
+/// Over-limiting ends: once a flood stops, every key is admitted again no
+/// later than one window (plus the sketch's 256 ns rounding) after the last
+/// debt was folded, however many debts the sketch holds.
+#[test]
+fn after_a_flood_every_key_is_admitted_within_one_window() {
+    let (clock, time) = mock();
+    // T = 1 ms, burst 3: a window of 3 ms.
+    let q = quota(1, 1_000_000, 3);
+    let lim = keyed(q, 64, 2, &clock);
+    // Keys spend their whole burst, far more of them than the limiter holds.
+    for key in 0..20_000u64 {
+        while lim.check(&key).is_allowed() {}
+        time.increment(10u64);
+    }
+    let stats = lim.stats();
+    assert!(stats.evictions_active > 100, "{stats:?}");
+    let short = (1_000_000..1_010_000u64)
+        .filter(|k| lim.check_n(k, 0).unwrap().remaining() < q.burst())
+        .count();
+    assert!(
+        short > 5_000,
+        "new keys start short of a full burst: {short} {stats:?}"
+    );
+    // Debts outlive the flood, then end.
+    time.increment(q.window() / 2);
+    assert!(
+        (0..20_000u64).any(|k| lim.check_n(&k, 0).unwrap().remaining() < q.burst()),
+        "half a window after the flood, debts remain"
+    );
+    time.increment(q.window() / 2 + std::time::Duration::from_nanos(256));
+    // Looks, which fold nothing: admitting keys now would start a new flood.
+    for key in (0..20_000u64).chain(1_000_000..1_010_000) {
+        let d = lim.check_n(&key, 0).unwrap();
+        assert_eq!(d.remaining(), q.burst(), "key {key} has its full burst");
+    }
+}
