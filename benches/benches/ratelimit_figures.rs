@@ -11,6 +11,13 @@
 //!   it is evicted and its debt goes to the sketch: table, bounds and sketch of
 //!   every shard, divided by the keys held. governor has no bound and holds all
 //!   1,000,000 keys; its figure is per key held too.
+//! - `ratelimit/flood-refused`: the price of never forgetting a debt. A
+//!   limiter of `max_keys = 100,000` (quota 1 per second, burst 1, on a clock
+//!   that stands still) takes a flood of F x 100,000 distinct keys of one
+//!   request each, so every key owes time at once; then 100,000 keys never
+//!   seen are looked at (`check_n(key, 0)`, which changes nothing): the share
+//!   that a request would be refused, where an exact limiter with unbounded
+//!   memory refuses none. One implementation per F.
 //! - `ratelimit/delivered-rate`: a quota of 1,000,000 per second, checked in a
 //!   tight loop by one thread for one second after its first burst is used up:
 //!   how many requests per second it admits. The quota is the right answer; the
@@ -29,6 +36,14 @@ const GROUP: &str = "ratelimit/keyed-bytes-per-key";
 const KEYS: u64 = 1_000_000;
 const FLOOD_GROUP: &str = "ratelimit/keyed-flood";
 const FLOOD_MAX_KEYS: usize = 100_000;
+const REFUSED_GROUP: &str = "ratelimit/flood-refused";
+const FLOODS: [(&str, u64); 5] = [
+    ("flood-0.9x", 90_000),
+    ("flood-1.0x", 100_000),
+    ("flood-1.2x", 120_000),
+    ("flood-2x", 200_000),
+    ("flood-10x", 1_000_000),
+];
 const RATE_GROUP: &str = "ratelimit/delivered-rate";
 const RATE: u32 = 1_000_000;
 
@@ -105,6 +120,9 @@ fn main() {
         for name in ["prodkit", "governor"] {
             println!("{FLOOD_GROUP}/{name}: benchmark");
         }
+        for (name, _) in FLOODS {
+            println!("{REFUSED_GROUP}/{name}: benchmark");
+        }
         for name in ["prodkit", "governor", "naive"] {
             println!("{RATE_GROUP}/{name}: benchmark");
         }
@@ -113,6 +131,7 @@ fn main() {
     let mut figures = Figures::new("ratelimit_figures");
     bytes(&mut figures);
     flood(&mut figures);
+    refused(&mut figures);
     delivered(&mut figures);
     let path = figures.write().expect("write figures");
     eprintln!("figures written to {}", path.display());
@@ -248,5 +267,36 @@ fn flood(figures: &mut Figures) {
     figures.note(&format!(
         "{FLOOD_GROUP}: live heap bytes per key held after {KEYS} distinct u64 keys each checked once at 60 per minute; prodkit holds max_keys = {FLOOD_MAX_KEYS} and keeps the debts of the {} it evicted in its sketch (included); governor holds all {KEYS}",
         KEYS - FLOOD_MAX_KEYS as u64
+    ));
+}
+
+fn refused(figures: &mut Figures) {
+    let quota = Quota::per_second(1).unwrap();
+    for (name, flood) in FLOODS {
+        figures.start(REFUSED_GROUP, name);
+        let (clock, _time) = prodkit_ratelimit::quanta::Clock::mock();
+        let limiter = KeyedRateLimiter::<u64>::builder(quota, FLOOD_MAX_KEYS)
+            .clock(clock)
+            .build()
+            .unwrap();
+        for key in 0..flood {
+            let _ = limiter.check(&key);
+        }
+        let looked = 100_000u64;
+        let refused = (0..looked)
+            .filter(|i| {
+                let d = limiter.check_n(&(u64::MAX - i), 0).unwrap();
+                d.remaining() == 0
+            })
+            .count();
+        let share = 100.0 * refused as f64 / looked as f64;
+        figures.record(REFUSED_GROUP, name, share, "%", Better::Lower);
+        eprintln!(
+            "{name}: {share:.1}% of new keys refused; {:?}",
+            limiter.stats()
+        );
+    }
+    figures.note(&format!(
+        "{REFUSED_GROUP}: share of 100000 never-seen keys a request would be refused right after a flood of F x {FLOOD_MAX_KEYS} one-request keys, all still owing time (quota 1/s, burst 1, max_keys {FLOOD_MAX_KEYS}); an exact limiter with unbounded memory refuses none"
     ));
 }

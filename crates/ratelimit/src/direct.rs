@@ -144,7 +144,9 @@ impl RateLimiter {
     /// [`WaitError::Timeout`], or [`WaitError::InsufficientCapacity`] when `n` is
     /// above the burst.
     pub fn wait_n(&self, n: u32, timeout: Duration) -> Result<Decision, WaitError> {
-        wait::blocking(&self.time, timeout, |now| self.decide(n, now))
+        wait::blocking(&self.time, wait::deadline(timeout), |now| {
+            self.decide(n, now)
+        })
     }
 
     /// As [`wait`](RateLimiter::wait) with a deadline instead of a timeout.
@@ -162,7 +164,7 @@ impl RateLimiter {
     /// [`WaitError::Timeout`], or [`WaitError::InsufficientCapacity`] when `n` is
     /// above the burst.
     pub fn wait_n_until(&self, n: u32, deadline: Instant) -> Result<Decision, WaitError> {
-        self.wait_n(n, deadline.saturating_duration_since(Instant::now()))
+        wait::blocking(&self.time, Some(deadline), |now| self.decide(n, now))
     }
 
     /// Waits on tokio's timer until one request is admitted. Dropping the future

@@ -1,34 +1,40 @@
 //! Waiting until a request is admitted, shared by both limiters.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::clock::Time;
 use crate::decision::Decision;
 use crate::error::{InsufficientCapacity, WaitError};
 
-/// Retries `attempt` (a check at the given time) until it admits, sleeping for
-/// each refusal's `retry_after`. Refuses at once, consuming nothing, when the
-/// next admission would come after `now + timeout`.
+/// The deadline `timeout` from now; `None` when it is beyond what an
+/// `Instant` can hold (waiting without a deadline).
+pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Retries `attempt` (a check at the limiter's time) until it admits, sleeping
+/// for each refusal's `retry_after`. Refuses at once, consuming nothing, when
+/// the next admission would come after `deadline`, which is real time
+/// (`std::time::Instant`), not the limiter's: a limiter whose clock stands
+/// still (a mock, a coarse clock nobody ticks) still gives up at the deadline.
 pub(crate) fn blocking(
     time: &Time,
-    timeout: Duration,
+    deadline: Option<Instant>,
     mut attempt: impl FnMut(u64) -> Result<Decision, InsufficientCapacity>,
 ) -> Result<Decision, WaitError> {
-    let timeout_ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-    let deadline = time.now().saturating_add(timeout_ns);
     loop {
-        let now = time.now();
-        let decision = attempt(now)?;
+        let decision = attempt(time.now())?;
         if decision.allowed {
             return Ok(decision);
         }
-        if now.saturating_add(decision.retry_ns) > deadline {
-            return Err(WaitError::Timeout {
-                retry_after: Duration::from_nanos(decision.retry_ns),
-            });
+        let retry = Duration::from_nanos(decision.retry_ns);
+        if let Some(deadline) = deadline {
+            if retry > deadline.saturating_duration_since(Instant::now()) {
+                return Err(WaitError::Timeout { retry_after: retry });
+            }
         }
         // Another thread may take the slot meanwhile; then the loop waits again.
-        std::thread::sleep(Duration::from_nanos(decision.retry_ns));
+        std::thread::sleep(retry);
     }
 }
 

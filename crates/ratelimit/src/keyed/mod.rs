@@ -18,7 +18,7 @@ use crate::error::{ConfigError, InsufficientCapacity, WaitError};
 use crate::gcra::ParamCell;
 use crate::quota::Quota;
 use crate::stats::KeyedStats;
-use crate::sync::{AtomicUsize, Mutex};
+use crate::sync::{AtomicUsize, Mutex, Ordering};
 use crate::wait;
 use shard::{Bound, Shard};
 use table::EMPTY;
@@ -248,7 +248,9 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     /// # Errors
     /// [`WaitError::Timeout`], [`WaitError::InsufficientCapacity`].
     pub fn wait_n(&self, key: &K, n: u32, timeout: Duration) -> Result<Decision, WaitError> {
-        wait::blocking(&self.time, timeout, |now| self.decide(key, n, now))
+        wait::blocking(&self.time, wait::deadline(timeout), |now| {
+            self.decide(key, n, now)
+        })
     }
 
     /// As [`wait`](KeyedRateLimiter::wait) with a deadline.
@@ -264,7 +266,7 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     /// # Errors
     /// [`WaitError::Timeout`], [`WaitError::InsufficientCapacity`].
     pub fn wait_n_until(&self, key: &K, n: u32, deadline: Instant) -> Result<Decision, WaitError> {
-        self.wait_n(key, n, deadline.saturating_duration_since(Instant::now()))
+        wait::blocking(&self.time, Some(deadline), |now| self.decide(key, n, now))
     }
 
     /// Waits on tokio's timer until one request of `key` is admitted.
@@ -371,7 +373,12 @@ impl<K: ?Sized, S> KeyedRateLimiter<K, S> {
 
     /// Keys held now, idle ones included.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
+        // The limiter-wide count, which room is reserved in before a key is
+        // inserted and given back after one is removed: never below the keys
+        // held, never above `max_keys`. A sum over the shards, locked in turn,
+        // could count a key removed from one shard and its replacement in
+        // another.
+        self.held.load(Ordering::Relaxed)
     }
 
     /// Whether no key is held.
@@ -382,13 +389,13 @@ impl<K: ?Sized, S> KeyedRateLimiter<K, S> {
     /// Decisions, keys and evictions so far. Locks each shard briefly.
     pub fn stats(&self) -> KeyedStats {
         let mut stats = KeyedStats {
+            keys: self.len(),
             max_keys: self.max_keys,
             ..KeyedStats::default()
         };
         for shard in self.shards.iter() {
             let shard = shard.lock();
             stats.decisions.add(&shard.decisions);
-            stats.keys += shard.len();
             stats.evictions += shard.evictions;
             stats.evictions_active += shard.evictions_active;
             stats.evictions_early += shard.evictions_early;

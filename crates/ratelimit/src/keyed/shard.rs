@@ -128,8 +128,8 @@ impl Shard {
 
     /// Holds a key that was not held, now owing time until `tat`: in free room
     /// below the limiter's bound, else in place of a victim of this shard (an
-    /// idle key if there is one, else the key owing the least time, whose debt
-    /// goes to the sketch). A shard with no key to give up (the limiter is at
+    /// idle key if there is one, else the key owing the least time), whose
+    /// state goes to the sketch. A shard with no key to give up (the limiter is at
     /// its bound with every key in other shards) keeps the key's debt in the
     /// sketch alone.
     fn hold(&mut self, hash: u64, tat: u64, now: u64, bound: &Bound<'_>) {
@@ -141,8 +141,12 @@ impl Shard {
             self.sketch.fold(hash, tat);
             return;
         };
+        // Every victim's state goes to the sketch, an idle one's too: a
+        // later check at an earlier time (a `check_at` timestamp, or a thread
+        // that read the clock before this one) still finds what the key owed
+        // then. At any time after it an idle key's fold refuses nothing.
+        self.sketch.fold(victim, victim_tat);
         if victim_tat > now {
-            self.sketch.fold(victim, victim_tat);
             self.evictions_active += 1;
         }
         if self.table.is_full() && bound.held.load(Ordering::Relaxed) < bound.max_keys {
@@ -160,10 +164,6 @@ impl Shard {
             bound.release();
         }
         removed
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.table.len()
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {

@@ -7,20 +7,16 @@
 //! A key can be limited more than it should (when other keys' debts share both
 //! of its buckets), never less.
 
-/// The low bits of a bucket: a fingerprint of the key whose debt the bucket
-/// holds. The time above them is rounded up to a multiple of 256 ns, which can
-/// only make the limiter stricter.
-const FP_BITS: u32 = 8;
-const FP_MASK: u64 = (1 << FP_BITS) - 1;
-/// The largest time a bucket holds: read back as the end of the clock's
-/// range, where nothing is admitted, so that rounding never lowers a debt.
-const TOP: u64 = !FP_MASK;
-
+/// Each bucket keeps the fingerprint of the key whose debt it holds: 8 bits
+/// of the key's hash, beside the time (in a byte array of its own, so that
+/// times are kept to the nanosecond and an idle key's state, folded in at
+/// eviction, never refuses a request made after it).
 #[derive(Debug)]
 pub(crate) struct Sketch {
-    /// Two rows of `1 << bits` buckets; `0` for a bucket that never held a
-    /// debt. Allocated at the first fold.
+    /// Two rows of `1 << bits` times; `0` for a bucket that never held a
+    /// debt. Allocated at the first fold, with `fingerprints`.
     buckets: Box<[u64]>,
+    fingerprints: Box<[u8]>,
     bits: u32,
 }
 
@@ -44,6 +40,7 @@ impl Sketch {
         debug_assert!(size.is_power_of_two() && size >= 2);
         Sketch {
             buckets: Box::default(),
+            fingerprints: Box::default(),
             bits: size.trailing_zeros() - 1,
         }
     }
@@ -61,8 +58,8 @@ impl Sketch {
     }
 
     #[inline]
-    fn fingerprint(hash: u64) -> u64 {
-        (hash >> 32) & FP_MASK
+    fn fingerprint(hash: u64) -> u8 {
+        (hash >> 32) as u8
     }
 
     /// Where a key that is not held starts.
@@ -71,42 +68,39 @@ impl Sketch {
         if self.buckets.is_empty() {
             return Start { tat: 0, own: true };
         }
-        let (a, b) = (
-            self.buckets[self.bucket(hash, 0)],
-            self.buckets[self.bucket(hash, 1)],
-        );
+        let (a, b) = (self.bucket(hash, 0), self.bucket(hash, 1));
+        let fp = Sketch::fingerprint(hash);
+        let own = |i: usize| self.fingerprints[i] == fp;
         // The lesser time; of two equal ones, the one that is the key's own.
-        let v = if a & !FP_MASK < b & !FP_MASK
-            || (a & !FP_MASK == b & !FP_MASK && a & FP_MASK == Sketch::fingerprint(hash))
-        {
-            a
-        } else {
-            b
+        let i = match self.buckets[a].cmp(&self.buckets[b]) {
+            std::cmp::Ordering::Less => a,
+            std::cmp::Ordering::Equal if own(a) => a,
+            _ => b,
         };
-        let tat = v & !FP_MASK;
         Start {
-            tat: if tat == TOP { u64::MAX - 1 } else { tat },
-            own: v & FP_MASK == Sketch::fingerprint(hash),
+            tat: self.buckets[i],
+            own: own(i),
         }
     }
 
-    /// Remembers that the key with `hash` owes time until `tat`.
+    /// Remembers that the key with `hash` owed time until `tat` (a time
+    /// already past for an idle key).
     pub(crate) fn fold(&mut self, hash: u64, tat: u64) {
         if self.buckets.is_empty() {
             self.buckets = vec![0; 2 << self.bits].into_boxed_slice();
+            self.fingerprints = vec![0; 2 << self.bits].into_boxed_slice();
         }
-        // Rounded up, saturating below u64::MAX (which no tat reaches).
-        let rounded = tat.checked_add(FP_MASK).map_or(TOP, |t| t & !FP_MASK);
         for row in 0..2 {
             let b = self.bucket(hash, row);
-            if rounded > self.buckets[b] & !FP_MASK {
-                self.buckets[b] = rounded | Sketch::fingerprint(hash);
+            if tat > self.buckets[b] {
+                self.buckets[b] = tat;
+                self.fingerprints[b] = Sketch::fingerprint(hash);
             }
         }
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.buckets)
+        std::mem::size_of_val(&*self.buckets) + std::mem::size_of_val(&*self.fingerprints)
     }
 }
 
@@ -115,18 +109,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_folded_debt_is_kept_rounded_up_and_the_larger_wins() {
+    fn a_folded_debt_is_kept_exactly_and_the_larger_wins() {
         let mut s = Sketch::new(64);
         assert_eq!(s.start(42), Start { tat: 0, own: true });
         assert_eq!(s.heap_bytes(), 0, "allocated at the first fold");
         s.fold(42, 1000);
-        let st = s.start(42);
-        assert!(st.tat >= 1000 && st.tat < 1000 + 256 && st.own);
+        assert_eq!(
+            s.start(42),
+            Start {
+                tat: 1000,
+                own: true
+            }
+        );
         s.fold(42, 500);
-        assert_eq!(s.start(42).tat, st.tat, "a smaller debt does not lower it");
+        assert_eq!(s.start(42).tat, 1000, "a smaller debt does not lower it");
         s.fold(42, 5000);
-        assert!(s.start(42).tat >= 5000);
-        assert_eq!(s.heap_bytes(), 64 * 8, "64 buckets in all, two rows of 32");
+        assert_eq!(s.start(42).tat, 5000);
+        assert_eq!(s.heap_bytes(), 64 * 9, "64 buckets in all, two rows of 32");
     }
 
     #[test]
@@ -147,9 +146,20 @@ mod tests {
             .unwrap();
         s.fold(a, 10_000);
         assert_eq!(s.start(one).tat, 0, "its other bucket is free");
-        let st = s.start(both);
-        assert!(st.tat >= 10_000 && !st.own);
-        assert!(s.start(a).own && s.start(a).tat >= 10_000);
+        assert_eq!(
+            s.start(both),
+            Start {
+                tat: 10_000,
+                own: false
+            }
+        );
+        assert_eq!(
+            s.start(a),
+            Start {
+                tat: 10_000,
+                own: true
+            }
+        );
     }
 
     /// Whatever other keys fold, a key's start is at least its own debt.
@@ -175,9 +185,9 @@ mod tests {
     }
 
     #[test]
-    fn the_end_of_the_range_does_not_wrap() {
+    fn the_end_of_the_range_is_kept() {
         let mut s = Sketch::new(64);
         s.fold(1, u64::MAX - 3);
-        assert_eq!(s.start(1).tat, u64::MAX - 1, "never rounded down");
+        assert_eq!(s.start(1).tat, u64::MAX - 3);
     }
 }

@@ -44,6 +44,7 @@ impl Table {
         cap + cap / 4 + 1
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

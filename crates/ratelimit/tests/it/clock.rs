@@ -2,26 +2,12 @@
 //! opt-in coarse clock: its window bound `burst + floor((W + d) / T)` for a
 //! staleness `d`, its thread, and how it ends.
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use prodkit_ratelimit::{CoarseClock, ConfigError, KeyedRateLimiter, RateLimiter, WaitError};
 use proptest::prelude::*;
 
-use crate::{direct, mock, quota};
-
-/// Runs `f` on a thread; fails the test if it has not returned within `limit`.
-fn watchdog<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    let r = rx
-        .recv_timeout(limit)
-        .unwrap_or_else(|_| panic!("still blocked after {limit:?}"));
-    worker.join().unwrap();
-    r
-}
+use crate::{direct, mock, quota, watchdog};
 
 #[test]
 fn check_at_decides_at_the_callers_time() {
@@ -201,4 +187,33 @@ proptest! {
             }
         }
     }
+}
+
+/// A limiter whose clock stands still (a mock nobody moves, a manual coarse
+/// clock nobody ticks) still gives up at the deadline: the deadline is real
+/// time, not the limiter's.
+#[test]
+fn wait_gives_up_at_the_deadline_when_the_limiters_clock_stands_still() {
+    let (clock, _time) = mock();
+    let frozen = std::sync::Arc::new(direct(quota(1, 100_000_000, 1), &clock));
+    let coarse = CoarseClock::manual(prodkit_ratelimit::quanta::Clock::new());
+    let manual: std::sync::Arc<KeyedRateLimiter<u64>> = std::sync::Arc::new(
+        KeyedRateLimiter::builder(quota(1, 100_000_000, 1), 16)
+            .coarse_clock(&coarse)
+            .build()
+            .unwrap(),
+    );
+    assert!(frozen.check().is_allowed() && manual.check(&1).is_allowed());
+    // The next admission is 100 ms away on each limiter's clock, within a
+    // 300 ms timeout; neither clock will get there.
+    let started = Instant::now();
+    let (a, b) = watchdog(Duration::from_secs(10), move || {
+        (
+            frozen.wait(Duration::from_millis(300)),
+            manual.wait_until(&1, Instant::now() + Duration::from_millis(300)),
+        )
+    });
+    assert!(matches!(a, Err(WaitError::Timeout { .. })), "{a:?}");
+    assert!(matches!(b, Err(WaitError::Timeout { .. })), "{b:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
 }

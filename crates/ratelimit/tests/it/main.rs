@@ -9,7 +9,7 @@ mod keyed;
 mod prop;
 mod stress;
 
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use prodkit_ratelimit::quanta::{Clock, Mock};
@@ -45,4 +45,20 @@ fn limiters_are_send_and_sync() {
     check::<KeyedRateLimiter<u64>>();
     check::<KeyedRateLimiter<str>>();
     check::<prodkit_ratelimit::Decision>();
+}
+
+/// Runs `f` on a thread; fails the test if it has not returned within `limit`.
+pub(crate) fn watchdog<R: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    let (tx, rx) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    let r = rx
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("still blocked after {limit:?}"));
+    worker.join().unwrap();
+    r
 }

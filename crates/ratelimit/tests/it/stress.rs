@@ -6,7 +6,7 @@ use prodkit_ratelimit::quanta::Clock;
 use prodkit_ratelimit::{KeyedRateLimiter, Quota, RateLimiter};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::{direct, keyed, mock, quota};
+use crate::{direct, keyed, mock, quota, watchdog};
 
 const THREADS: usize = 4;
 
@@ -128,4 +128,49 @@ fn threads_on_a_keyed_limiter_under_a_flood_keep_the_bound() {
     // sharing both of a new key's buckets), and every admitted key is held.
     assert_eq!(stats.decisions.denied, stats.sketch_denials, "{stats:?}");
     assert_eq!(stats.evictions + 4096, stats.decisions.allowed, "{stats:?}");
+}
+
+/// `len()` and `stats().keys` never exceed `max_keys`, read by a thread of
+/// their own while others insert new keys and remove old ones in other shards.
+#[test]
+fn the_key_count_never_exceeds_max_keys_while_keys_are_removed() {
+    let max_keys = 256;
+    let peak = watchdog(std::time::Duration::from_secs(60), move || {
+        let lim: KeyedRateLimiter<u64> =
+            KeyedRateLimiter::builder(Quota::per_second(10).unwrap(), max_keys)
+                .shards(4)
+                .build()
+                .unwrap();
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let monitor = s.spawn(|| {
+                let mut peak = 0;
+                while !done.load(Ordering::Relaxed) {
+                    peak = peak.max(lim.len()).max(lim.stats().keys);
+                }
+                peak
+            });
+            let workers: Vec<_> = (0..THREADS as u64)
+                .map(|thread| {
+                    let lim = &lim;
+                    s.spawn(move || {
+                        for i in 0..50_000u64 {
+                            let key = thread << 32 | i;
+                            let _ = lim.check(&key);
+                            if i % 3 == 0 {
+                                lim.remove(&(key.saturating_sub(7)));
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.join().unwrap();
+            }
+            done.store(true, Ordering::Relaxed);
+            monitor.join().unwrap()
+        })
+    });
+    assert!(peak <= max_keys, "{peak} keys counted, max_keys {max_keys}");
+    assert!(peak >= max_keys / 2, "the limiter filled up: {peak}");
 }
