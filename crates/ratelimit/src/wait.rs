@@ -28,10 +28,10 @@ pub(crate) fn blocking(
             return Ok(decision);
         }
         let retry = Duration::from_nanos(decision.retry_ns);
-        if let Some(deadline) = deadline {
-            if retry > deadline.saturating_duration_since(Instant::now()) {
-                return Err(WaitError::Timeout { retry_after: retry });
-            }
+        if let Some(deadline) = deadline
+            && retry > deadline.saturating_duration_since(Instant::now())
+        {
+            return Err(WaitError::Timeout { retry_after: retry });
         }
         // Another thread may take the slot meanwhile; then the loop waits again.
         std::thread::sleep(retry);
