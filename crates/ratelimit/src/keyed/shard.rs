@@ -59,7 +59,7 @@ impl Shard {
     pub(crate) fn new(cap: usize) -> Shard {
         Shard {
             table: Table::new(cap),
-            sketch: Sketch::new(Sketch::size_for(cap)),
+            sketch: Sketch::new(Sketch::lines_for(cap)),
             decisions: Stats::default(),
             evictions: 0,
             evictions_active: 0,
@@ -144,10 +144,12 @@ impl Shard {
         // Every victim's state goes to the sketch, an idle one's too: a
         // later check at an earlier time (a `check_at` timestamp, or a thread
         // that read the clock before this one) still finds what the key owed
-        // then. At any time after it an idle key's fold refuses nothing.
-        self.sketch.fold(victim, victim_tat);
+        // then.
         if victim_tat > now {
+            self.sketch.fold(victim, victim_tat);
             self.evictions_active += 1;
+        } else {
+            self.sketch.fold_idle(victim, victim_tat);
         }
         if self.table.is_full() && bound.held.load(Ordering::Relaxed) < bound.max_keys {
             self.evictions_early += 1;

@@ -84,11 +84,11 @@ fn a_flood_of_new_keys_stays_within_max_keys() {
     assert_eq!(stats.evictions + stats.keys as u64, admitted);
     // Memory: 16-byte slots at a load of at most 0.8 for up to each shard's
     // cap (its share of 125 keys plus 3 * sqrt(125) of headroom: 158), the
-    // bounds (one u64 per 32 slots, and a root), the sketch (two rows of 32
-    // buckets per shard), and the shards' headers (at most 512 bytes each).
+    // bounds (one u64 per 32 slots, and a root), the sketch (8 lines of 64
+    // bytes per shard), and the shards' headers (at most 512 bytes each).
     let slots = 8 * 198 * 16;
     let bounds = 8 * (7 + 1) * 8;
-    let sketch = 8 * 64 * 8;
+    let sketch = 8 * 8 * 64;
     assert!(
         lim.heap_bytes() <= slots + bounds + sketch + 8 * 512,
         "{} bytes",
