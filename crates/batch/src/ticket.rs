@@ -1,5 +1,8 @@
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
@@ -16,6 +19,13 @@ type Outcome<T> = Result<(), Nack<T>>;
 /// A ticket dropped before it is read hands a failure it would have carried to
 /// the dead-letter callback ([`Builder::dead_letter`](crate::Builder::dead_letter))
 /// and `tracing`, as for a detached row: no failure goes unobserved.
+///
+/// **Async:** a ticket is a [`Future`] of the same outcome, so an async caller
+/// writes `ticket.await` and no executor thread blocks: the flusher wakes the
+/// task when the outcome is known (no runtime is required; any executor works).
+/// Dropping the future is dropping the ticket: it cancels nothing, the row is
+/// still written, and a failure goes to the dead-letter callback. Polled again
+/// after it returned `Ready`, it stays `Pending`.
 #[must_use = "a dropped ticket's failure goes to the dead-letter callback; wait() on it to learn the row's outcome"]
 pub struct Ticket<T> {
     slot: Arc<Slot<T>>,
@@ -31,6 +41,8 @@ struct SlotState<T> {
     outcome: Option<Outcome<T>>,
     /// The ticket was dropped unread: a failure goes to the dead letter.
     abandoned: bool,
+    /// The task awaiting the ticket, woken when the outcome is set.
+    waker: Option<Waker>,
 }
 
 impl<T> Ticket<T> {
@@ -83,11 +95,29 @@ impl<T> Ticket<T> {
     }
 }
 
+impl<T> Future for Ticket<T> {
+    type Output = Outcome<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<T>> {
+        let mut state = self.slot.state.lock();
+        if let Some(outcome) = state.outcome.take() {
+            state.waker = None;
+            return Poll::Ready(outcome);
+        }
+        match &mut state.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
 impl<T> Drop for Ticket<T> {
     fn drop(&mut self) {
         let unread = {
             let mut state = self.slot.state.lock();
             state.abandoned = true;
+            state.waker = None;
             state.outcome.take()
         };
         if let Some(Err(nack)) = unread {
@@ -134,6 +164,7 @@ impl<T> Ack<T> {
             state: Mutex::new(SlotState {
                 outcome: None,
                 abandoned: false,
+                waker: None,
             }),
             ready: Condvar::new(),
             dead_letter,
@@ -147,8 +178,10 @@ impl<T> Ack<T> {
             let mut state = slot.state.lock();
             if !state.abandoned {
                 state.outcome = Some(Ok(()));
+                let waker = state.waker.take();
                 drop(state);
                 slot.ready.notify_all();
+                wake(waker);
             }
         }
     }
@@ -165,11 +198,22 @@ impl<T> Ack<T> {
                     dead_letter(nack, callback);
                 } else {
                     state.outcome = Some(Err(nack));
+                    let waker = state.waker.take();
                     drop(state);
                     slot.ready.notify_all();
+                    wake(waker);
                 }
             }
             Ack::Detached => dead_letter(nack, callback),
         }
+    }
+}
+
+/// Wakes the task awaiting a ticket, outside the slot's lock. A waker that
+/// panics must not take the flusher with it (its rows would lose their
+/// outcomes); the task is then never woken, which is the waker's fault alone.
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests of prodkit-batch's core with sinks written here: what is
 //! committed is recorded, failures are scripted.
 
+mod asynch;
 mod behaviour;
 mod chaos;
 mod failures;

@@ -1,0 +1,214 @@
+//! Tickets as futures: awaited on one runtime thread, no thread blocks; a
+//! dropped future cancels nothing.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use prodkit_batch::{Failure, NackReason, SinkError};
+
+use crate::{Fake, builder, start};
+
+/// Runs `f` on a thread; fails the test if it has not returned within `limit`.
+fn watchdog<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    let r = rx
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("still blocked after {limit:?}"));
+    worker.join().unwrap();
+    r
+}
+
+/// 10,000 tickets awaited by 10,000 tasks on a current-thread runtime while
+/// the writer is slow (5 ms a batch): every outcome arrives, and a heartbeat
+/// task on the same thread keeps ticking all along, which it could not if an
+/// await blocked the thread.
+#[test]
+fn ten_thousand_tickets_await_on_one_runtime_thread() {
+    let sink = Fake::new(|_, _| {
+        std::thread::sleep(Duration::from_millis(5));
+        Ok(())
+    });
+    let batcher = start(builder().max_rows(100).queue_rows(10_000), &sink);
+    let tickets: Vec<_> = (0..10_000u64).map(|i| batcher.submit(i).unwrap()).collect();
+    let (ok, beats, elapsed) = watchdog(Duration::from_secs(60), move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let started = Instant::now();
+            let done = Arc::new(AtomicUsize::new(0));
+            let beats = Arc::new(AtomicUsize::new(0));
+            let heart = {
+                let (done, beats) = (Arc::clone(&done), Arc::clone(&beats));
+                tokio::spawn(async move {
+                    while done.load(Ordering::Relaxed) < 10_000 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        beats.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            };
+            let tasks: Vec<_> = tickets
+                .into_iter()
+                .map(|t| {
+                    let done = Arc::clone(&done);
+                    tokio::spawn(async move {
+                        let ok = t.await.is_ok();
+                        done.fetch_add(1, Ordering::Relaxed);
+                        ok
+                    })
+                })
+                .collect();
+            let mut ok = 0;
+            for task in tasks {
+                ok += usize::from(task.await.unwrap());
+            }
+            heart.await.unwrap();
+            (ok, beats.load(Ordering::Relaxed), started.elapsed())
+        })
+    });
+    assert_eq!(ok, 10_000);
+    assert_eq!(sink.committed(), (0..10_000).collect::<Vec<_>>());
+    // 100 writes of 5 ms: at least half a second, during which the heartbeat
+    // (1 ms sleeps, so at most one beat per ms) kept beating.
+    assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
+    let floor = elapsed.as_millis() as usize / 4;
+    assert!(
+        beats >= floor,
+        "{beats} beats in {elapsed:?}: the thread was blocked"
+    );
+    drop(batcher);
+}
+
+/// Counts wakes.
+struct Count(AtomicUsize);
+
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Polled by hand: pending until the outcome is set, then exactly one wake of
+/// the last waker given, then ready; a new waker replaces the old one.
+#[test]
+fn a_ticket_wakes_the_last_waker_once_and_is_then_ready() {
+    let gate = Arc::new(Mutex::new(()));
+    let held = gate.lock();
+    let sink = {
+        let gate = Arc::clone(&gate);
+        Fake::new(move |_, _| {
+            drop(gate.lock());
+            Ok(())
+        })
+    };
+    let batcher = start(builder().max_rows(1), &sink);
+    let mut ticket = batcher.submit(1).unwrap();
+    let (first, second) = (
+        Arc::new(Count(AtomicUsize::new(0))),
+        Arc::new(Count(AtomicUsize::new(0))),
+    );
+    let (w1, w2) = (
+        Waker::from(Arc::clone(&first)),
+        Waker::from(Arc::clone(&second)),
+    );
+    assert!(
+        Pin::new(&mut ticket)
+            .poll(&mut Context::from_waker(&w1))
+            .is_pending()
+    );
+    assert!(
+        Pin::new(&mut ticket)
+            .poll(&mut Context::from_waker(&w2))
+            .is_pending()
+    );
+    drop(held); // the write goes through
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while second.0.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "never woken");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        first.0.load(Ordering::SeqCst),
+        0,
+        "the replaced waker is not woken"
+    );
+    assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    match Pin::new(&mut ticket).poll(&mut Context::from_waker(&w2)) {
+        Poll::Ready(outcome) => assert!(outcome.is_ok()),
+        Poll::Pending => panic!("woken but not ready"),
+    }
+    assert!(
+        Pin::new(&mut ticket)
+            .poll(&mut Context::from_waker(&w2))
+            .is_pending(),
+        "after Ready it stays pending"
+    );
+}
+
+/// Dropping an awaited ticket cancels nothing: a row that succeeds is
+/// written; a row that fails goes to the dead-letter callback.
+#[test]
+fn a_dropped_future_cancels_nothing() {
+    let letters = Arc::new(Mutex::new(Vec::new()));
+    let gate = Arc::new(Mutex::new(()));
+    let held = gate.lock();
+    let sink = {
+        let gate = Arc::clone(&gate);
+        Fake::new(move |rows, _| {
+            drop(gate.lock());
+            if rows.contains(&13) {
+                Err(SinkError::new(Failure::Permanent, "scripted"))
+            } else {
+                Ok(())
+            }
+        })
+    };
+    let batcher = {
+        let letters = Arc::clone(&letters);
+        start(
+            builder()
+                .max_rows(1)
+                .dead_letter(move |nack| letters.lock().push((nack.row, nack.reason))),
+            &sink,
+        )
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    for row in [7u64, 13] {
+        let ticket = batcher.submit(row).unwrap();
+        // Awaited for a moment while the writer is held, then given up: the
+        // future is dropped before the outcome is known.
+        let gave_up = rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(5), ticket)
+                .await
+                .is_err()
+        });
+        assert!(gave_up);
+    }
+    drop(held);
+    batcher.close(Duration::from_secs(10));
+    assert_eq!(sink.committed(), vec![7]);
+    let letters = letters.lock();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].0, 13);
+    assert!(
+        matches!(
+            letters[0].1,
+            NackReason::Rejected(_) | NackReason::Failed(_)
+        ),
+        "{:?}",
+        letters[0].1
+    );
+}
