@@ -21,4 +21,4 @@ pub use error::{
 pub use quanta;
 pub use sink::{Deadline, FnSink, Sink};
 pub use stats::Stats;
-pub use ticket::Ticket;
+pub use ticket::{Ticket, TicketFuture};

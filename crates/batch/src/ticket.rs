@@ -1,5 +1,5 @@
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -20,12 +20,12 @@ type Outcome<T> = Result<(), Nack<T>>;
 /// the dead-letter callback ([`Builder::dead_letter`](crate::Builder::dead_letter))
 /// and `tracing`, as for a detached row: no failure goes unobserved.
 ///
-/// **Async:** a ticket is a [`Future`] of the same outcome, so an async caller
-/// writes `ticket.await` and no executor thread blocks: the flusher wakes the
-/// task when the outcome is known (no runtime is required; any executor works).
-/// Dropping the future is dropping the ticket: it cancels nothing, the row is
-/// still written, and a failure goes to the dead-letter callback. Polled again
-/// after it returned `Ready`, it stays `Pending`.
+/// **Async:** `ticket.await` ([`IntoFuture`], giving a [`TicketFuture`]) waits
+/// for the same outcome without blocking the executor's thread: the flusher
+/// wakes the task when the outcome is known (no runtime is required; any
+/// executor works). Dropping the future is dropping the ticket: it cancels
+/// nothing, the row is still written, and a failure goes to the dead-letter
+/// callback.
 #[must_use = "a dropped ticket's failure goes to the dead-letter callback; wait() on it to learn the row's outcome"]
 pub struct Ticket<T> {
     slot: Arc<Slot<T>>,
@@ -95,11 +95,40 @@ impl<T> Ticket<T> {
     }
 }
 
-impl<T> Future for Ticket<T> {
+/// A [`Ticket`] being awaited (`ticket.await`, or `ticket.into_future()` to
+/// name it, for `select!`). It is `Unpin`.
+///
+/// A future, not the ticket itself, because the ticket's `wait` consumes it:
+/// a ticket that a poll had already resolved would have no outcome left for
+/// `wait` to return. Polled again after it returned `Ready`, it stays
+/// `Pending`.
+#[must_use = "futures do nothing unless awaited; a dropped one's failure goes to the dead-letter callback"]
+pub struct TicketFuture<T> {
+    ticket: Ticket<T>,
+}
+
+impl<T> IntoFuture for Ticket<T> {
+    type Output = Outcome<T>;
+    type IntoFuture = TicketFuture<T>;
+
+    fn into_future(self) -> TicketFuture<T> {
+        TicketFuture { ticket: self }
+    }
+}
+
+impl<T> fmt::Debug for TicketFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TicketFuture")
+            .field("done", &self.ticket.is_done())
+            .finish()
+    }
+}
+
+impl<T> Future for TicketFuture<T> {
     type Output = Outcome<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<T>> {
-        let mut state = self.slot.state.lock();
+        let mut state = self.ticket.slot.state.lock();
         if let Some(outcome) = state.outcome.take() {
             state.waker = None;
             return Poll::Ready(outcome);

@@ -1,7 +1,7 @@
 //! Tickets as futures: awaited on one runtime thread, no thread blocks; a
 //! dropped future cancels nothing.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -112,7 +112,7 @@ fn a_ticket_wakes_the_last_waker_once_and_is_then_ready() {
         })
     };
     let batcher = start(builder().max_rows(1), &sink);
-    let mut ticket = batcher.submit(1).unwrap();
+    let mut ticket = batcher.submit(1).unwrap().into_future();
     let (first, second) = (
         Arc::new(Count(AtomicUsize::new(0))),
         Arc::new(Count(AtomicUsize::new(0))),
