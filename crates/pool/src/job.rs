@@ -2,8 +2,11 @@
 //! handle is in `task.rs`.
 
 use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::JobError;
@@ -98,6 +101,14 @@ impl<F> fmt::Debug for Job<F> {
 
 /// The result of an accepted job. Dropping the handle detaches the job: it still
 /// runs and is still counted.
+///
+/// **Async:** `handle.await` ([`IntoFuture`], giving a [`JoinFuture`]) waits
+/// for the same result as [`join`](JobHandle::join) without blocking the
+/// executor's thread: the worker that finishes the job wakes the task (no
+/// runtime is required). Dropping the future drops the handle: the job is not
+/// cancelled, it runs and is counted (call [`cancel`](JobHandle::cancel) first
+/// to cancel it). Unlike `join` on a worker, awaiting never runs the job in
+/// place.
 pub struct JobHandle<T> {
     pub(crate) outcome: HandleRef<T>,
     /// The pool it was submitted to: a join on one of its workers may run it.
@@ -171,6 +182,60 @@ impl<T> JobHandle<T> {
     /// worker skips it; the pool counts the cancel then.
     pub fn cancel(&self) -> bool {
         self.outcome.get().cancel()
+    }
+}
+
+/// A [`JobHandle`] being awaited (`handle.await`, or `handle.into_future()`
+/// to name it, for `select!`). It is `Unpin`.
+///
+/// A future, not the handle itself, because the handle's `join` consumes it:
+/// a handle that a poll had already resolved would have no result left for
+/// `join` to return. Polled again after it returned `Ready`, it stays
+/// `Pending`.
+#[must_use = "futures do nothing unless awaited; dropping one detaches the job"]
+pub struct JoinFuture<T> {
+    handle: Option<JobHandle<T>>,
+}
+
+impl<T> IntoFuture for JobHandle<T> {
+    type Output = Result<T, JobError>;
+    type IntoFuture = JoinFuture<T>;
+
+    fn into_future(self) -> JoinFuture<T> {
+        JoinFuture { handle: Some(self) }
+    }
+}
+
+impl<T> JoinFuture<T> {
+    /// Cancels the job, as [`JobHandle::cancel`]; `false` once the future
+    /// returned its result.
+    pub fn cancel(&self) -> bool {
+        self.handle.as_ref().is_some_and(JobHandle::cancel)
+    }
+}
+
+impl<T> Future for JoinFuture<T> {
+    type Output = Result<T, JobError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, JobError>> {
+        let Some(handle) = self.handle.as_ref() else {
+            return Poll::Pending;
+        };
+        if !handle.outcome.get().register(cx.waker()) {
+            return Poll::Pending;
+        }
+        match self.handle.take().map(|h| h.outcome.take()) {
+            Some(Ok(result)) => Poll::Ready(result),
+            _ => unreachable!("a finished job has its result until the handle takes it"),
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinFuture")
+            .field("handle", &self.handle)
+            .finish()
     }
 }
 

@@ -15,7 +15,7 @@ mod worker;
 
 pub use config::{BuildError, Builder, ConfigError, Overload};
 pub use error::{JobError, SubmitError, TrySubmitError};
-pub use job::{CancelToken, Job, JobHandle, UnstartedJob};
+pub use job::{CancelToken, Job, JobHandle, JoinFuture, UnstartedJob};
 pub use pool::Pool;
 /// The clock type of [`Builder::clock`] and [`Job::deadline`], re-exported so
 /// that users need not depend on quanta themselves.

@@ -167,3 +167,37 @@ fn loom_resolve_racing_a_joiner() {
         assert_eq!(drops.0.load(Ordering::SeqCst), 0, "never ran, no result");
     });
 }
+
+/// Counts wakes, seen by loom.
+struct Wakes(loom::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Wakes {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A future registering its waker races the worker's publish: either the
+/// registration sees the job finished, or the worker wakes the waker, exactly
+/// once; never neither (a lost wake-up: the task would sleep forever). Then the
+/// result is taken once, and freed once.
+#[test]
+fn loom_a_registered_waker_is_woken_or_sees_the_result() {
+    model(|| {
+        let (entry, handle, drops) = job(4);
+        let wakes = std::sync::Arc::new(Wakes(loom::sync::atomic::AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(std::sync::Arc::clone(&wakes));
+        let worker = thread::spawn(move || pop_and_run(entry));
+        if !handle.get().register(&waker) {
+            // Pending: only a wake may tell the task to poll again.
+            while wakes.0.load(Ordering::SeqCst) == 0 {
+                thread::yield_now();
+            }
+            assert!(handle.get().register(&waker), "woken, so finished");
+        }
+        worker.join().unwrap();
+        assert!(wakes.0.load(Ordering::SeqCst) <= 1);
+        assert_eq!(handle.take().ok().unwrap().map(|d| d.0), Ok(4));
+        assert_eq!(drops.0.load(Ordering::SeqCst), 1);
+    });
+}

@@ -114,6 +114,9 @@ pub(crate) trait Outcome<T>: Send + Sync {
     /// it: `true` when it was the last.
     fn take(&self) -> Option<(Result<T, JobError>, bool)>;
     fn is_finished(&self) -> bool;
+    /// Stores `waker` to be woken when the job finishes; `true` when it has
+    /// finished already (then nothing will wake it).
+    fn register(&self, waker: &std::task::Waker) -> bool;
     fn cancel(&self) -> bool;
     /// Drops the handle's reference; `true` when it was the last.
     fn release_handle(&self) -> bool;

@@ -8,8 +8,8 @@
 //! with a release RMW) to `TAKEN` (the handle moved the result out). The closure
 //! and the result share one slot: they are never alive at the same time.
 //!
-//! Flags ride along: `WAITER`, set by a joiner that sleeps, tells the publisher
-//! to wake it; `UNCOUNTED`, set by a cancel through the handle in the same
+//! Flags ride along: `WAITER`, set by a joiner that sleeps or a future that
+//! registered a waker, tells the publisher to wake it; `UNCOUNTED`, set by a cancel through the handle in the same
 //! compare-exchange that claims the job, tells whoever meets the queue entry
 //! next to count it; and two references, `QREF` (the queue entry, [`JobRef`])
 //! and `HREF` (the handle, [`HandleRef`]). Whoever clears the last reference
@@ -20,11 +20,12 @@
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
+use std::task::Waker;
 use std::time::Instant;
 
 use super::{Meta, Outcome, Ran, Runnable, Taken, Unstarted, drop_quietly, panic_message};
 use crate::JobError;
-use crate::sync::{AtomicU8, Ordering, UnsafeCell, Waiters};
+use crate::sync::{AtomicU8, Mutex, Ordering, UnsafeCell, Waiters};
 
 const QUEUED: u8 = 0;
 const RUNNING: u8 = 1;
@@ -42,6 +43,8 @@ pub(crate) struct Shared<F, T> {
     slot: UnsafeCell<Slot<F, T>>,
     /// Where a joiner sleeps (keyed by this job's address; empty normally).
     waiters: Waiters,
+    /// The waker of a task awaiting the handle (`JoinFuture`), if any.
+    waker: Mutex<Option<Waker>>,
     meta: Meta,
 }
 
@@ -73,6 +76,7 @@ where
             func: ManuallyDrop::new(func),
         }),
         waiters: Waiters::default(),
+        waker: Mutex::new(None),
         meta,
     })));
     (JobRef(typed), HandleRef(typed), typed)
@@ -244,6 +248,12 @@ where
             // The queue's reference (or the cancelling handle's) keeps `self`
             // alive across the wake-up.
             self.waiters.unpark_all(key);
+            // A waker stored before `WAITER` was set (see `register`); woken
+            // outside the lock, and a panic in it stays out of the worker.
+            let waker = self.waker.lock().take();
+            if let Some(waker) = waker {
+                drop_quietly(catch_unwind(AssertUnwindSafe(|| waker.wake())));
+            }
         }
         release && self.release_queue()
     }
@@ -402,6 +412,23 @@ where
             }
             None => false,
         }
+    }
+
+    fn register(&self, waker: &Waker) -> bool {
+        if self.state.load(Ordering::Acquire) & STAGE >= DONE {
+            return true;
+        }
+        {
+            let mut slot = self.waker.lock();
+            match &mut *slot {
+                Some(stored) if stored.will_wake(waker) => {}
+                other => *other = Some(waker.clone()),
+            }
+        }
+        // After the store: a publisher whose RMW comes after this one sees
+        // `WAITER` and takes the waker under the lock; one whose RMW came
+        // before left `DONE`, which this RMW returns.
+        self.state.fetch_or(WAITER, Ordering::AcqRel) & STAGE >= DONE
     }
 
     fn release_handle(&self) -> bool {

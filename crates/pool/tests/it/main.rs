@@ -1,6 +1,7 @@
 //! Integration tests of prodkit-pool. Every test starts a [`Watchdog`]: a test
 //! that deadlocks fails the binary with its name instead of hanging CI.
 
+mod asynch;
 mod behaviour;
 mod nesting;
 mod prop;

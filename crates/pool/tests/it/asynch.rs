@@ -1,0 +1,178 @@
+//! Handles awaited as futures: on one runtime thread, no thread blocks; the
+//! last waker is woken once; a dropped future cancels nothing.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use prodkit_pool::{JobError, Overload};
+
+use crate::{pool, watchdog};
+
+/// 10,000 jobs of 50 us on 2 workers, their handles awaited by 10,000 tasks
+/// on one current-thread runtime: every result arrives, and a heartbeat task
+/// on the same thread keeps ticking while the pool works.
+#[test]
+fn ten_thousand_handles_await_on_one_runtime_thread() {
+    let _w = watchdog();
+    let p = pool(2, 10_000, Overload::Block);
+    let handles: Vec<_> = (0..10_000u64)
+        .map(|i| {
+            p.submit(move || {
+                std::thread::sleep(Duration::from_micros(50));
+                i * 2
+            })
+            .unwrap()
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let (sum, beats, elapsed) = rt.block_on(async move {
+        let started = Instant::now();
+        let done = Arc::new(AtomicUsize::new(0));
+        let beats = Arc::new(AtomicUsize::new(0));
+        let heart = {
+            let (done, beats) = (Arc::clone(&done), Arc::clone(&beats));
+            tokio::spawn(async move {
+                while done.load(Ordering::Relaxed) < 10_000 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    beats.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let tasks: Vec<_> = handles
+            .into_iter()
+            .map(|h| {
+                let done = Arc::clone(&done);
+                tokio::spawn(async move {
+                    let v = h.await.unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                    v
+                })
+            })
+            .collect();
+        let mut sum = 0;
+        for t in tasks {
+            sum += t.await.unwrap();
+        }
+        heart.await.unwrap();
+        (sum, beats.load(Ordering::Relaxed), started.elapsed())
+    });
+    assert_eq!(sum, (0..10_000u64).map(|i| i * 2).sum::<u64>());
+    // 10,000 x 50 us on 2 workers: at least 250 ms, during which the
+    // heartbeat (at most one beat per ms) kept beating.
+    assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
+    let floor = elapsed.as_millis() as usize / 4;
+    assert!(
+        beats >= floor,
+        "{beats} beats in {elapsed:?}: the thread was blocked"
+    );
+}
+
+struct Count(AtomicUsize);
+
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Polled by hand: pending while the job runs, then exactly one wake of the
+/// last waker given (the replaced one is not woken), then ready.
+#[test]
+fn a_handle_wakes_the_last_waker_once_and_is_then_ready() {
+    let _w = watchdog();
+    let p = pool(1, 4, Overload::Block);
+    let (go, gate) = mpsc::channel::<()>();
+    let mut fut = p
+        .submit(move || {
+            gate.recv().unwrap();
+            7
+        })
+        .unwrap()
+        .into_future();
+    let (first, second) = (
+        Arc::new(Count(AtomicUsize::new(0))),
+        Arc::new(Count(AtomicUsize::new(0))),
+    );
+    let (w1, w2) = (
+        Waker::from(Arc::clone(&first)),
+        Waker::from(Arc::clone(&second)),
+    );
+    assert!(
+        Pin::new(&mut fut)
+            .poll(&mut Context::from_waker(&w1))
+            .is_pending()
+    );
+    assert!(
+        Pin::new(&mut fut)
+            .poll(&mut Context::from_waker(&w2))
+            .is_pending()
+    );
+    go.send(()).unwrap();
+    while second.0.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        first.0.load(Ordering::SeqCst),
+        0,
+        "the replaced waker is not woken"
+    );
+    assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    match Pin::new(&mut fut).poll(&mut Context::from_waker(&w2)) {
+        Poll::Ready(v) => assert_eq!(v, Ok(7)),
+        Poll::Pending => panic!("woken but not ready"),
+    }
+    assert!(
+        Pin::new(&mut fut)
+            .poll(&mut Context::from_waker(&w2))
+            .is_pending(),
+        "after Ready it stays pending"
+    );
+}
+
+/// Dropping an awaited handle cancels nothing: the job runs. Cancelling
+/// through the future resolves it `Cancelled`, waking the task.
+#[test]
+fn a_dropped_future_detaches_and_cancel_wakes() {
+    let _w = watchdog();
+    let p = pool(1, 4, Overload::Block);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let (go, gate) = mpsc::channel::<()>();
+    let blocker = p.submit(move || gate.recv().unwrap()).unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&ran);
+    let handle = p
+        .submit(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    let gave_up = rt.block_on(async {
+        tokio::time::timeout(Duration::from_millis(5), handle)
+            .await
+            .is_err()
+    });
+    assert!(gave_up, "the worker is held: the job cannot have run");
+    // A queued job cancelled through its future: the awaiting task wakes with
+    // `Cancelled`.
+    let queued = p.submit(|| 1).unwrap().into_future();
+    assert!(queued.cancel());
+    assert_eq!(rt.block_on(queued), Err(JobError::Cancelled));
+    go.send(()).unwrap();
+    blocker.join().unwrap();
+    p.shutdown(Duration::from_secs(10));
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "the dropped future's job ran"
+    );
+}
