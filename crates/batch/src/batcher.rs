@@ -1,6 +1,9 @@
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -45,6 +48,55 @@ pub(crate) struct Shared<T> {
     pub(crate) clock: quanta::Clock,
     /// Close's deadline, shared with the sinks' writes.
     pub(crate) deadline: Deadline,
+    /// Flushers still running, and the task awaiting their end (`close_async`).
+    exits: Mutex<Exits>,
+}
+
+#[derive(Default)]
+struct Exits {
+    running: usize,
+    waker: Option<Waker>,
+}
+
+/// Held by a flusher thread: counts it out when it ends, however it ends, and
+/// wakes a task awaiting the close.
+struct Running<'a, T>(&'a Shared<T>);
+
+impl<T> Drop for Running<'_, T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut exits = self.0.exits.lock();
+            exits.running -= 1;
+            if exits.running == 0 {
+                exits.waker.take()
+            } else {
+                None
+            }
+        };
+        if let Some(waker) = waker {
+            // A waker that panics must not unwind out of the flusher thread.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
+        }
+    }
+}
+
+/// Ready when every flusher has ended.
+struct FlushersEnded<'a, T>(&'a Shared<T>);
+
+impl<T> Future for FlushersEnded<'_, T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut exits = self.0.exits.lock();
+        if exits.running == 0 {
+            return Poll::Ready(());
+        }
+        match &mut exits.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
 }
 
 struct State<T> {
@@ -91,6 +143,7 @@ impl<T: Send + 'static> Batcher<T> {
             dead_letter: b.dead_letter,
             deadline: Deadline(Arc::new(DeadlineCell::new(b.clock.clone()))),
             clock: b.clock,
+            exits: Mutex::new(Exits::default()),
         });
         let batcher = Batcher {
             shared,
@@ -99,13 +152,20 @@ impl<T: Send + 'static> Batcher<T> {
         };
         for (i, sink) in sinks.into_iter().enumerate() {
             let shared = Arc::clone(&batcher.shared);
+            batcher.shared.exits.lock().running += 1;
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-{i}", b.thread_name))
-                .spawn(move || flusher(&shared, sink));
+                .spawn(move || {
+                    let _running = Running(&shared);
+                    flusher(&shared, sink);
+                });
             match spawned {
                 Ok(handle) => batcher.flushers.lock().push(handle),
                 // Dropping `batcher` closes it and joins the flushers started so far.
-                Err(e) => return Err(BuildError::Spawn(e.to_string())),
+                Err(e) => {
+                    batcher.shared.exits.lock().running -= 1;
+                    return Err(BuildError::Spawn(e.to_string()));
+                }
             }
         }
         Ok(batcher)
@@ -221,6 +281,27 @@ impl<T: Send + 'static> Batcher<T> {
     /// with `quanta::Clock::mock()` it passes only when the test advances the
     /// mock.
     pub fn close(&self, timeout: Duration) -> Stats {
+        self.begin_close(timeout);
+        self.join_flushers()
+    }
+
+    /// As [`close`](Batcher::close) without blocking the caller's thread: an
+    /// async caller awaits the flushers' end, woken by the last of them (no
+    /// runtime is required). Awaited to the end, the batcher is closed and its
+    /// threads joined; dropping it afterwards returns at once. Dropped before
+    /// the end, the future has still closed the batcher (nothing more is
+    /// accepted, the flushers keep writing to the deadline): its drop, or a
+    /// later `close`, joins them.
+    pub async fn close_async(&self, timeout: Duration) -> Stats {
+        self.begin_close(timeout);
+        FlushersEnded(&self.shared).await;
+        // Every flusher has left its loop: the joins return at once.
+        self.join_flushers()
+    }
+
+    /// Stops accepting rows and sets close's deadline (the first call only),
+    /// waking everyone who waits.
+    fn begin_close(&self, timeout: Duration) {
         let shared = &*self.shared;
         {
             let mut state = shared.state.lock();
@@ -232,6 +313,9 @@ impl<T: Send + 'static> Batcher<T> {
         shared.work.notify_all();
         shared.room.notify_all();
         shared.closed.notify_all();
+    }
+
+    fn join_flushers(&self) -> Stats {
         let flushers = std::mem::take(&mut *self.flushers.lock());
         for flusher in flushers {
             // The flusher catches every panic of the sink; a join error would be a

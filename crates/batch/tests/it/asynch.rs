@@ -212,3 +212,92 @@ fn a_dropped_future_cancels_nothing() {
         letters[0].1
     );
 }
+
+/// `close_async` writes what is queued without blocking the runtime's
+/// thread: a heartbeat on the same thread keeps ticking while the slow writer
+/// drains the queue; every row is acked and the flushers are joined (the
+/// batcher's drop afterwards returns at once).
+#[test]
+fn close_async_drains_without_blocking_the_runtime_thread() {
+    let sink = Fake::new(|_, _| {
+        std::thread::sleep(Duration::from_millis(20));
+        Ok(())
+    });
+    let (stats, beats, elapsed, dropped_in) = watchdog(Duration::from_secs(60), move || {
+        let batcher = start(builder().max_rows(10).flushers(1), &sink);
+        let tickets: Vec<_> = (0..100u64).map(|i| batcher.submit(i).unwrap()).collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let (stats, beats, elapsed) = rt.block_on(async {
+            let started = Instant::now();
+            let beats = Arc::new(AtomicUsize::new(0));
+            let stop = Arc::new(AtomicUsize::new(0));
+            let heart = {
+                let (beats, stop) = (Arc::clone(&beats), Arc::clone(&stop));
+                tokio::spawn(async move {
+                    while stop.load(Ordering::Relaxed) == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        beats.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            };
+            let stats = batcher.close_async(Duration::from_secs(30)).await;
+            stop.store(1, Ordering::Relaxed);
+            heart.await.unwrap();
+            (stats, beats.load(Ordering::Relaxed), started.elapsed())
+        });
+        assert!(tickets.into_iter().all(|t| t.wait().is_ok()));
+        let t = Instant::now();
+        drop(batcher);
+        (stats, beats, elapsed, t.elapsed())
+    });
+    assert_eq!((stats.acked, stats.nacked, stats.batches), (100, 0, 10));
+    // Ten writes of 20 ms: at least 200 ms of close, with the heartbeat alive.
+    assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+    let floor = elapsed.as_millis() as usize / 4;
+    assert!(
+        beats >= floor,
+        "{beats} beats in {elapsed:?}: the thread was blocked"
+    );
+    assert!(
+        dropped_in < Duration::from_millis(50),
+        "drop after close_async: {dropped_in:?}"
+    );
+}
+
+/// A `close_async` given up half way has still closed the batcher: new rows
+/// are refused, queued ones are written, and the drop joins the flushers.
+#[test]
+fn a_dropped_close_async_has_closed_the_batcher() {
+    let sink = Fake::new(|_, _| {
+        std::thread::sleep(Duration::from_millis(10));
+        Ok(())
+    });
+    let sink2 = sink.clone();
+    watchdog(Duration::from_secs(60), move || {
+        let batcher = start(builder().max_rows(5).flushers(1), &sink2);
+        let tickets: Vec<_> = (0..50u64).map(|i| batcher.submit(i).unwrap()).collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let finished = rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_millis(5),
+                batcher.close_async(Duration::from_secs(30)),
+            )
+            .await
+            .is_ok()
+        });
+        assert!(!finished, "ten writes of 10 ms cannot end in 5 ms");
+        assert!(matches!(
+            batcher.submit(99),
+            Err(prodkit_batch::SubmitError::Closed(99))
+        ));
+        drop(batcher);
+        assert!(tickets.into_iter().all(|t| t.wait().is_ok()));
+    });
+    assert_eq!(sink.committed(), (0..50).collect::<Vec<_>>());
+}
