@@ -8,8 +8,12 @@
 //! never waits for itself: called from inside one of its jobs, the pool does not
 //! wait for the calling worker.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::inner::Inner;
 use crate::{Pool, UnstartedJob};
 
 /// What [`Pool::shutdown`] achieved by its deadline.
@@ -50,6 +54,31 @@ impl Pool {
         let deadline = Instant::now().checked_add(timeout);
         self.inner.engine.close();
         let exited = self.wait_exits(deadline);
+        self.report(exited)
+    }
+
+    /// As [`shutdown`](Pool::shutdown) without blocking the caller's thread
+    /// and without a deadline of its own: an async caller awaits the workers'
+    /// exits, woken by each worker as it exits (no runtime is required), and
+    /// bounds the wait with its runtime's timeout if it wants one. Dropped
+    /// before the end, the future has still closed the pool (nothing more is
+    /// accepted; the workers run the queued jobs and exit), as a `shutdown`
+    /// whose deadline passed: the pool's drop joins them.
+    pub async fn shutdown_async(&self) -> ShutdownReport {
+        self.inner.engine.close();
+        let me = crate::worker::index_in(self.inner.id).map_or(0, |_| 1);
+        WorkersExited {
+            inner: &self.inner,
+            me,
+        }
+        .await;
+        // Every worker but the caller's own has exited: this joins them at
+        // once.
+        let exited = self.wait_exits(Some(Instant::now()));
+        self.report(exited)
+    }
+
+    fn report(&self, exited: usize) -> ShutdownReport {
         let stats = self.stats();
         ShutdownReport {
             completed: stats.completed,
@@ -111,6 +140,28 @@ impl Pool {
         }
         drop(exits);
         exited
+    }
+}
+
+/// Ready when every worker but `me` (the caller's own, if it is one) exited.
+struct WorkersExited<'a> {
+    inner: &'a Inner,
+    me: usize,
+}
+
+impl Future for WorkersExited<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut exits = self.inner.exits.lock();
+        if exits.exited + self.me >= exits.started {
+            return Poll::Ready(());
+        }
+        match &mut exits.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 }
 

@@ -132,6 +132,7 @@ impl Drop for ExitGuard {
         let mut exits = inner.exits.lock();
         exits.exited += 1;
         inner.exited_cv.notify_all();
+        let waker = exits.waker.take();
         if exits.orphaned && exits.exited == exits.started {
             // The pool was dropped inside one of its own jobs, so nobody outside
             // can join us: the last worker joins the others, then ends itself.
@@ -143,6 +144,12 @@ impl Drop for ExitGuard {
                     let _ = handle.join();
                 }
             }
+        } else {
+            drop(exits);
+        }
+        // Outside the lock; a panicking waker stays out of the worker.
+        if let Some(waker) = waker {
+            let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
         }
     }
 }

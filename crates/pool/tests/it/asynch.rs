@@ -176,3 +176,88 @@ fn a_dropped_future_detaches_and_cancel_wakes() {
         "the dropped future's job ran"
     );
 }
+
+/// `shutdown_async` waits for the queued jobs without blocking the runtime's
+/// thread: a heartbeat on the same thread keeps ticking while 2 workers run
+/// 40 jobs of 10 ms; the report is complete and the pool's drop then returns
+/// at once.
+#[test]
+fn shutdown_async_drains_without_blocking_the_runtime_thread() {
+    let _w = watchdog();
+    let p = pool(2, 64, Overload::Block);
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..40 {
+        let ran = Arc::clone(&ran);
+        p.execute(move || {
+            std::thread::sleep(Duration::from_millis(10));
+            ran.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let (report, beats, elapsed) = rt.block_on(async {
+        let started = Instant::now();
+        let beats = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicUsize::new(0));
+        let heart = {
+            let (beats, stop) = (Arc::clone(&beats), Arc::clone(&stop));
+            tokio::spawn(async move {
+                while stop.load(Ordering::Relaxed) == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    beats.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let report = p.shutdown_async().await;
+        stop.store(1, Ordering::Relaxed);
+        heart.await.unwrap();
+        (report, beats.load(Ordering::Relaxed), started.elapsed())
+    });
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(ran.load(Ordering::SeqCst), 40);
+    assert!(elapsed >= Duration::from_millis(150), "{elapsed:?}");
+    let floor = elapsed.as_millis() as usize / 4;
+    assert!(
+        beats >= floor,
+        "{beats} beats in {elapsed:?}: the thread was blocked"
+    );
+    let t = Instant::now();
+    drop(p);
+    assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
+}
+
+/// A `shutdown_async` given up half way has still closed the pool: new jobs
+/// are refused, queued ones run, and the drop joins the workers.
+#[test]
+fn a_dropped_shutdown_async_has_closed_the_pool() {
+    let _w = watchdog();
+    let p = pool(1, 64, Overload::Block);
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..20 {
+        let ran = Arc::clone(&ran);
+        p.execute(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            ran.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let finished = rt.block_on(async {
+        tokio::time::timeout(Duration::from_millis(5), p.shutdown_async())
+            .await
+            .is_ok()
+    });
+    assert!(
+        !finished,
+        "20 jobs of 5 ms on one worker cannot end in 5 ms"
+    );
+    assert!(p.submit(|| ()).is_err(), "closed");
+    drop(p);
+    assert_eq!(ran.load(Ordering::SeqCst), 20);
+}
