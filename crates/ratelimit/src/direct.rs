@@ -170,6 +170,7 @@ impl RateLimiter {
     /// Waits on tokio's timer until one request is admitted. Dropping the future
     /// consumes nothing, so `tokio::time::timeout` bounds the wait.
     #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub async fn until_ready(&self) -> Decision {
         match self.until_ready_n(1).await {
             Ok(decision) => decision,
@@ -182,6 +183,7 @@ impl RateLimiter {
     /// # Errors
     /// [`InsufficientCapacity`] when `n` is above the burst.
     #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub async fn until_ready_n(&self, n: u32) -> Result<Decision, InsufficientCapacity> {
         wait::until_ready(&self.time, |now| self.decide(n, now)).await
     }

@@ -271,6 +271,7 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
 
     /// Waits on tokio's timer until one request of `key` is admitted.
     #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub async fn until_ready(&self, key: &K) -> Decision {
         match self.until_ready_n(key, 1).await {
             Ok(decision) => decision,
@@ -283,6 +284,7 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     /// # Errors
     /// [`InsufficientCapacity`] when `n` is above the burst.
     #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub async fn until_ready_n(&self, key: &K, n: u32) -> Result<Decision, InsufficientCapacity> {
         wait::until_ready(&self.time, |now| self.decide(key, n, now)).await
     }
