@@ -254,7 +254,75 @@ pub enum TrySubmitError<T> {
     TooLarge(T),
 }
 
+/// Why a row was refused, without the row: an error that is `Send`, `Sync`
+/// and `'static` whatever the row type, for `?` into `anyhow::Error` or
+/// `Box<dyn Error + Send + Sync>` (`batcher.submit(row).map_err(SubmitErrorKind::from)?`,
+/// which drops the row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SubmitErrorKind {
+    /// The queue was full (`try_submit`).
+    Full,
+    /// The queue stayed full for the whole submit timeout.
+    Timeout,
+    /// The batcher is closed.
+    Closed,
+    /// The row alone is larger than the queue's byte bound.
+    TooLarge,
+}
+
+impl fmt::Display for SubmitErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SubmitErrorKind::Full => "the queue is full",
+            SubmitErrorKind::Timeout => "the queue stayed full for the whole timeout",
+            SubmitErrorKind::Closed => "the batcher is closed",
+            SubmitErrorKind::TooLarge => {
+                "the row is larger than the queue's byte bound; raise queue_bytes"
+            }
+        })
+    }
+}
+
+impl Error for SubmitErrorKind {}
+
+impl<T> From<SubmitError<T>> for SubmitErrorKind {
+    fn from(e: SubmitError<T>) -> SubmitErrorKind {
+        e.kind()
+    }
+}
+
+impl<T> From<TrySubmitError<T>> for SubmitErrorKind {
+    fn from(e: TrySubmitError<T>) -> SubmitErrorKind {
+        e.kind()
+    }
+}
+
 impl<T> SubmitError<T> {
+    /// Why, without the row.
+    pub fn kind(&self) -> SubmitErrorKind {
+        match self {
+            SubmitError::Timeout(_) => SubmitErrorKind::Timeout,
+            SubmitError::Closed(_) => SubmitErrorKind::Closed,
+            SubmitError::TooLarge(_) => SubmitErrorKind::TooLarge,
+        }
+    }
+
+    /// Whether the queue stayed full for the whole timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SubmitError::Timeout(_))
+    }
+
+    /// Whether the batcher is closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, SubmitError::Closed(_))
+    }
+
+    /// Whether the row alone is larger than the queue's byte bound.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, SubmitError::TooLarge(_))
+    }
+
     /// The row handed back.
     pub fn into_inner(self) -> T {
         match self {
@@ -266,6 +334,30 @@ impl<T> SubmitError<T> {
 }
 
 impl<T> TrySubmitError<T> {
+    /// Why, without the row.
+    pub fn kind(&self) -> SubmitErrorKind {
+        match self {
+            TrySubmitError::Full(_) => SubmitErrorKind::Full,
+            TrySubmitError::Closed(_) => SubmitErrorKind::Closed,
+            TrySubmitError::TooLarge(_) => SubmitErrorKind::TooLarge,
+        }
+    }
+
+    /// Whether the queue is full now.
+    pub fn is_full(&self) -> bool {
+        matches!(self, TrySubmitError::Full(_))
+    }
+
+    /// Whether the batcher is closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, TrySubmitError::Closed(_))
+    }
+
+    /// Whether the row alone is larger than the queue's byte bound.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, TrySubmitError::TooLarge(_))
+    }
+
     /// The row handed back.
     pub fn into_inner(self) -> T {
         match self {

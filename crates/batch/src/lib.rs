@@ -13,8 +13,8 @@ mod ticket;
 pub use batcher::Batcher;
 pub use config::{Builder, RetryPolicy};
 pub use error::{
-    BuildError, ConfigError, Failure, Nack, NackReason, SinkError, SubmitError, TrySubmitError,
-    Unknown,
+    BuildError, ConfigError, Failure, Nack, NackReason, SinkError, SubmitError, SubmitErrorKind,
+    TrySubmitError, Unknown,
 };
 /// The clock type of [`Builder::clock`], re-exported so that users need not
 /// depend on quanta themselves.

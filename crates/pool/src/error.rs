@@ -16,6 +16,7 @@ pub enum SubmitError<J> {
 
 /// Why [`Pool::try_submit`](crate::Pool::try_submit) did not accept a job; the job is inside.
 #[derive(PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TrySubmitError<J> {
     /// The queue is full.
     Full(J),
@@ -23,7 +24,90 @@ pub enum TrySubmitError<J> {
     Closed(J),
 }
 
+/// Why a submit was refused, without the job: an error that is `Send`,
+/// `Sync` and `'static` whatever the job, for `?` into `anyhow::Error` or
+/// `Box<dyn Error + Send + Sync>`, which a closure that is not `Sync` keeps
+/// [`SubmitError`] out of.
+///
+/// ```
+/// use std::cell::Cell;
+/// use prodkit_pool::{Pool, SubmitErrorKind};
+///
+/// fn run(pool: &Pool) -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
+///     let not_sync = Cell::new(20); // a closure capturing it is Send, not Sync
+///     let handle = pool
+///         .submit(move || not_sync.get() + 1)
+///         .map_err(SubmitErrorKind::from)?; // the job is dropped here
+///     Ok(handle.join()?)
+/// }
+///
+/// let pool = Pool::builder().workers(1).build()?;
+/// assert_eq!(run(&pool)?, 21);
+/// pool.shutdown(std::time::Duration::from_secs(5));
+/// let refused = run(&pool).unwrap_err();
+/// assert_eq!(refused.to_string(), "the pool is shut down");
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SubmitErrorKind {
+    /// The queue was full ([`Overload::Reject`](crate::Overload::Reject), or `try_submit`).
+    Full,
+    /// The pool is shutting down or shut down.
+    Closed,
+    /// [`Overload::Block`](crate::Overload::Block) waited `submit_timeout` without room.
+    Timeout,
+}
+
+impl fmt::Display for SubmitErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SubmitErrorKind::Full => "the pool's queue is full",
+            SubmitErrorKind::Closed => "the pool is shut down",
+            SubmitErrorKind::Timeout => "the pool's queue stayed full for the whole submit timeout",
+        })
+    }
+}
+
+impl std::error::Error for SubmitErrorKind {}
+
+impl<J> From<SubmitError<J>> for SubmitErrorKind {
+    fn from(e: SubmitError<J>) -> SubmitErrorKind {
+        e.kind()
+    }
+}
+
+impl<J> From<TrySubmitError<J>> for SubmitErrorKind {
+    fn from(e: TrySubmitError<J>) -> SubmitErrorKind {
+        e.kind()
+    }
+}
+
 impl<J> SubmitError<J> {
+    /// Why, without the job.
+    pub fn kind(&self) -> SubmitErrorKind {
+        match self {
+            SubmitError::Full(_) => SubmitErrorKind::Full,
+            SubmitError::Closed(_) => SubmitErrorKind::Closed,
+            SubmitError::Timeout(_) => SubmitErrorKind::Timeout,
+        }
+    }
+
+    /// Whether the queue was full (`Overload::Reject`).
+    pub fn is_full(&self) -> bool {
+        matches!(self, SubmitError::Full(_))
+    }
+
+    /// Whether the pool is shut down.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, SubmitError::Closed(_))
+    }
+
+    /// Whether the submit timed out waiting for room (`Overload::Block`).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SubmitError::Timeout(_))
+    }
+
     /// The job that was not accepted.
     pub fn into_inner(self) -> J {
         match self {
@@ -41,6 +125,24 @@ impl<J> SubmitError<J> {
 }
 
 impl<J> TrySubmitError<J> {
+    /// Why, without the job.
+    pub fn kind(&self) -> SubmitErrorKind {
+        match self {
+            TrySubmitError::Full(_) => SubmitErrorKind::Full,
+            TrySubmitError::Closed(_) => SubmitErrorKind::Closed,
+        }
+    }
+
+    /// Whether the queue was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, TrySubmitError::Full(_))
+    }
+
+    /// Whether the pool is shut down.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, TrySubmitError::Closed(_))
+    }
+
     /// The job that was not accepted.
     pub fn into_inner(self) -> J {
         match self {

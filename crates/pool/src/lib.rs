@@ -14,7 +14,7 @@ mod task;
 mod worker;
 
 pub use config::{BuildError, Builder, ConfigError, Overload};
-pub use error::{JobError, SubmitError, TrySubmitError};
+pub use error::{JobError, SubmitError, SubmitErrorKind, TrySubmitError};
 pub use job::{CancelToken, Job, JobHandle, JoinFuture, UnstartedJob};
 pub use pool::Pool;
 /// The clock type of [`Builder::clock`] and [`Job::deadline`], re-exported so

@@ -131,6 +131,13 @@ fn a_full_queue_pushes_back_and_hands_the_row_back() {
         Err(SubmitError::Timeout(row)) => assert_eq!(row, 7),
         other => panic!("expected Timeout(7), got {other:?}"),
     }
+    let full = batcher.try_submit(8).unwrap_err();
+    assert!(full.is_full() && full.kind() == prodkit_batch::SubmitErrorKind::Full);
+    let timeout = batcher
+        .submit_timeout(9, Duration::from_millis(1))
+        .unwrap_err();
+    assert!(timeout.is_timeout());
+    assert_eq!(timeout.kind(), prodkit_batch::SubmitErrorKind::Timeout);
     assert_eq!(batcher.stats().queued_rows, 4);
     drop(closed_gate);
     for t in tickets {
@@ -158,6 +165,17 @@ fn a_row_larger_than_the_queue_is_refused_at_once() {
         Err(TrySubmitError::TooLarge(500))
     ));
     assert!(batcher.submit(100).is_ok());
+    // The kinds, without the row: an error of any row type that is Send,
+    // Sync and 'static.
+    fn error_of_any_row<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
+    let e = batcher.submit(101).unwrap_err();
+    assert!(e.is_too_large() && !e.is_closed() && !e.is_timeout());
+    let kind = prodkit_batch::SubmitErrorKind::from(e);
+    error_of_any_row(&kind);
+    assert_eq!(kind, prodkit_batch::SubmitErrorKind::TooLarge);
+    let e = batcher.try_submit(500).unwrap_err();
+    assert!(e.is_too_large() && !e.is_full());
+    assert_eq!(e.kind(), prodkit_batch::SubmitErrorKind::TooLarge);
 }
 
 #[test]
@@ -175,6 +193,11 @@ fn after_close_rows_come_back() {
         batcher.submit_detached(4),
         Err(SubmitError::Closed(4))
     ));
+    let e = batcher.submit(5).unwrap_err();
+    assert!(e.is_closed());
+    assert_eq!(e.kind().to_string(), "the batcher is closed");
+    assert_eq!(e.into_inner(), 5);
+    assert!(batcher.try_submit(6).unwrap_err().is_closed());
     // A second close returns at once.
     assert_eq!(batcher.close(Duration::ZERO).acked, 1);
 }

@@ -417,3 +417,32 @@ fn a_cancelled_job_is_counted_when_its_queue_entry_is_met() {
     assert_eq!((s.queued, s.cancelled, s.completed), (0, 1, 1), "{s:?}");
     assert_eq!(s.accepted, s.completed + s.panicked + s.cancelled);
 }
+
+/// Every refusal hands the job back, names its kind, and converts into a
+/// payload-free error that is `Send + Sync + 'static`, whatever the job.
+#[test]
+fn submit_errors_name_their_kind_and_give_the_job_back() {
+    use prodkit_pool::SubmitErrorKind;
+    fn error_of_any_job<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
+    let _w = crate::watchdog();
+    let reject = pool(1, 1, Overload::Reject);
+    let gate = block_workers(&reject);
+    let queued = reject.submit(|| 5).unwrap();
+    let full = reject.submit(|| 6).unwrap_err();
+    assert!(full.is_full() && !full.is_closed() && !full.is_timeout());
+    assert_eq!(full.kind(), SubmitErrorKind::Full);
+    let kind = SubmitErrorKind::from(full);
+    error_of_any_job(&kind);
+    assert_eq!(kind.to_string(), "the pool's queue is full");
+    let try_full = reject.try_submit(|| 7).unwrap_err();
+    assert!(try_full.is_full() && !try_full.is_closed());
+    assert_eq!(try_full.kind(), SubmitErrorKind::Full);
+    assert_eq!((try_full.into_inner())(), 7, "the job comes back");
+    gate.open();
+    assert_eq!(queued.join(), Ok(5));
+    reject.shutdown(Duration::from_secs(10));
+    let closed = reject.submit(|| 8).unwrap_err();
+    assert!(closed.is_closed());
+    assert_eq!(SubmitErrorKind::from(closed), SubmitErrorKind::Closed);
+    assert!(reject.try_submit(|| 9).unwrap_err().is_closed());
+}
