@@ -164,7 +164,7 @@ impl<T: Send + 'static> Batcher<T> {
                 // Dropping `batcher` closes it and joins the flushers started so far.
                 Err(e) => {
                     batcher.shared.exits.lock().running -= 1;
-                    return Err(BuildError::Spawn(e.to_string()));
+                    return Err(BuildError::Spawn(e));
                 }
             }
         }

@@ -165,7 +165,12 @@ impl<T: Send + 'static> Builder<T> {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks the configuration without starting anything (what
+    /// [`build`](Builder::build) checks first).
+    ///
+    /// # Errors
+    /// The first invalid setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         for (value, field) in [
             (self.max_rows, "max_rows"),
             (self.max_bytes, "max_bytes"),

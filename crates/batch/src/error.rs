@@ -100,23 +100,32 @@ impl SinkError {
     }
 }
 
+/// The message first, then what the sink knows, in parentheses:
+/// `duplicate key value violates unique constraint "t_pkey" (one row is bad,
+/// SQLSTATE 23505, row 3, constraint t_pkey)`.
 impl fmt::Display for SinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} failure", self.failure)?;
+        let class = match self.failure {
+            Failure::Row => "one row is bad",
+            Failure::Transient => "transient",
+            Failure::UnknownOutcome => "outcome unknown",
+            Failure::TooLarge => "batch too large",
+            Failure::Permanent => "permanent",
+        };
+        write!(f, "{} ({class}", self.message)?;
         if let Some(code) = &self.code {
-            write!(f, " ({code})")?;
+            write!(f, ", SQLSTATE {code}")?;
         }
         if let Some(row) = self.row {
-            write!(f, " at row {row}")?;
+            write!(f, ", row {row}")?;
         }
-        write!(f, ": {}", self.message)?;
         if let Some(column) = &self.column {
-            write!(f, " [column {column}]")?;
+            write!(f, ", column {column}")?;
         }
         if let Some(constraint) = &self.constraint {
-            write!(f, " [constraint {constraint}]")?;
+            write!(f, ", constraint {constraint}")?;
         }
-        Ok(())
+        f.write_str(")")
     }
 }
 
@@ -480,23 +489,25 @@ impl fmt::Display for ConfigError {
 impl Error for ConfigError {}
 
 /// Why [`Builder::build`](crate::Builder::build) failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum BuildError {
     /// The configuration.
     Config(ConfigError),
     /// Opening a flusher's sink failed (for PostgreSQL: connecting).
     Sink(SinkError),
-    /// The OS refused a thread.
-    Spawn(String),
+    /// The OS refused a thread; its error is the [`source`](Error::source).
+    Spawn(std::io::Error),
 }
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::Config(e) => write!(f, "bad configuration: {e}"),
-            BuildError::Sink(e) => write!(f, "opening a sink failed: {e}"),
-            BuildError::Spawn(e) => write!(f, "spawning a flusher thread failed: {e}"),
+            // The configuration error says it all; the others add context
+            // and leave the cause to `source`.
+            BuildError::Config(e) => fmt::Display::fmt(e, f),
+            BuildError::Sink(_) => f.write_str("opening a sink failed"),
+            BuildError::Spawn(_) => f.write_str("spawning a flusher thread failed"),
         }
     }
 }
@@ -504,9 +515,9 @@ impl fmt::Display for BuildError {
 impl Error for BuildError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            BuildError::Config(e) => Some(e),
+            BuildError::Config(e) => e.source(),
             BuildError::Sink(e) => Some(e),
-            BuildError::Spawn(_) => None,
+            BuildError::Spawn(e) => Some(e),
         }
     }
 }

@@ -89,8 +89,10 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::Config(e) => write!(f, "invalid pool configuration: {e}"),
-            BuildError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+            // The configuration error says it all; a spawn failure adds
+            // context and leaves the OS error to `source`.
+            BuildError::Config(e) => fmt::Display::fmt(e, f),
+            BuildError::Spawn(_) => f.write_str("could not start a worker thread"),
         }
     }
 }
@@ -98,7 +100,7 @@ impl fmt::Display for BuildError {
 impl std::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            BuildError::Config(e) => Some(e),
+            BuildError::Config(e) => e.source(),
             BuildError::Spawn(e) => Some(e),
         }
     }

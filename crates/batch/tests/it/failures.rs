@@ -101,7 +101,7 @@ fn transient_failures_are_retried_after_a_reconnect() {
         ),
         (10, 30, 3, 1)
     );
-    assert!(stats.last_error.unwrap().contains("Transient"));
+    assert!(stats.last_error.unwrap().contains("(transient"));
 }
 
 #[test]
