@@ -12,7 +12,7 @@ type Result<T = ()> = std::result::Result<T, String>;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
-  ci                     what CI runs: fmt, clippy, test, doc, loom, miri, lint
+  ci                     what CI runs: fmt, clippy, test, doc, loom, examples, miri, lint
   lint                   tidy checks of the workspace's layout rules
   bench [CRATE ...] [--quick]
                          run the comparison benchmarks, write target/bench-report/
@@ -159,10 +159,43 @@ fn ci() -> Result {
         run(cmd)?;
         println!("== xtask ci: {name} passed in {:.0?}", step.elapsed());
     }
+    examples()?;
     miri()?;
     println!("== xtask ci: lint");
     lint()?;
     println!("== xtask ci: all passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// Runs every example of the workspace's crates (`cargo run --example`), each
+/// of which asserts what it shows: a README's promise that fails to run fails
+/// CI.
+fn examples() -> Result {
+    let step = Instant::now();
+    let meta = metadata(&root(), &["--no-deps"])?;
+    let mut ran = 0;
+    for package in meta["packages"].as_array().into_iter().flatten() {
+        let Some(name) = package["name"].as_str() else {
+            continue;
+        };
+        for target in package["targets"].as_array().into_iter().flatten() {
+            let is_example = target["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "example"));
+            let Some(example) = target["name"].as_str().filter(|_| is_example) else {
+                continue;
+            };
+            println!("== xtask ci: example: cargo run -p {name} --example {example}");
+            let mut cmd = cargo();
+            cmd.args(["run", "-q", "-p", name, "--example", example]);
+            run(cmd)?;
+            ran += 1;
+        }
+    }
+    println!(
+        "== xtask ci: examples: {ran} passed in {:.0?}",
+        step.elapsed()
+    );
     Ok(())
 }
 
