@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::error::ConfigError;
+use crate::error::ClockError;
 
 /// A limiter's clock, with the limiter's epoch.
 #[derive(Clone, Debug)]
@@ -119,9 +119,9 @@ impl CoarseClock {
     /// `quanta::Clock::new()`.
     ///
     /// # Errors
-    /// [`ConfigError::ZeroInterval`] for a zero interval;
-    /// [`ConfigError::Spawn`] when the thread cannot start.
-    pub fn start(interval: Duration) -> Result<CoarseClock, ConfigError> {
+    /// [`ClockError::ZeroInterval`] for a zero interval;
+    /// [`ClockError::Spawn`] when the thread cannot start.
+    pub fn start(interval: Duration) -> Result<CoarseClock, ClockError> {
         CoarseClock::start_with(interval, quanta::Clock::new())
     }
 
@@ -129,12 +129,9 @@ impl CoarseClock {
     ///
     /// # Errors
     /// As [`start`](CoarseClock::start).
-    pub fn start_with(
-        interval: Duration,
-        clock: quanta::Clock,
-    ) -> Result<CoarseClock, ConfigError> {
+    pub fn start_with(interval: Duration, clock: quanta::Clock) -> Result<CoarseClock, ClockError> {
         if interval.is_zero() {
-            return Err(ConfigError::ZeroInterval);
+            return Err(ClockError::ZeroInterval);
         }
         let mut owner = Owner::new(clock, Some(interval));
         let (shared, clock, epoch) = (Arc::clone(&owner.shared), owner.clock.clone(), owner.epoch);
@@ -149,7 +146,7 @@ impl CoarseClock {
                     let _ = shared.wake.wait_for(&mut stop, interval);
                 }
             })
-            .map_err(|e| ConfigError::Spawn(e.to_string()))?;
+            .map_err(ClockError::Spawn)?;
         owner.thread = Some(thread);
         Ok(CoarseClock(Arc::new(owner)))
     }

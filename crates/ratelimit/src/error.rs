@@ -46,10 +46,6 @@ pub enum ConfigError {
         /// The requested shard count.
         shards: usize,
     },
-    /// A [`CoarseClock`](crate::CoarseClock) refreshed every zero seconds.
-    ZeroInterval,
-    /// The [`CoarseClock`](crate::CoarseClock)'s thread could not start.
-    Spawn(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -88,15 +84,42 @@ impl fmt::Display for ConfigError {
                 f,
                 "{shards} shards: give a power of two from 1 to 1024, at most max_keys"
             ),
-            ConfigError::ZeroInterval => {
-                f.write_str("a coarse clock's interval is zero: give at least one nanosecond")
-            }
-            ConfigError::Spawn(e) => write!(f, "the coarse clock's thread did not start: {e}"),
         }
     }
 }
 
 impl Error for ConfigError {}
+
+/// Why [`CoarseClock::start`](crate::CoarseClock::start) failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClockError {
+    /// An interval of zero.
+    ZeroInterval,
+    /// The OS refused the clock's thread; its error is the
+    /// [`source`](Error::source).
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for ClockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ClockError::ZeroInterval => {
+                "a coarse clock's interval is zero: give at least one nanosecond"
+            }
+            ClockError::Spawn(_) => "the coarse clock's thread did not start",
+        })
+    }
+}
+
+impl Error for ClockError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            ClockError::ZeroInterval => None,
+            ClockError::Spawn(e) => Some(e),
+        }
+    }
+}
 
 /// Why a `RateLimit-Policy` or `RateLimit` field value could not be made.
 #[derive(Clone, Debug, PartialEq, Eq)]

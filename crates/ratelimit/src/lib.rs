@@ -17,7 +17,7 @@ mod wait;
 pub use clock::CoarseClock;
 pub use decision::Decision;
 pub use direct::{Builder, RateLimiter};
-pub use error::{ConfigError, HeaderError, InsufficientCapacity, WaitError};
+pub use error::{ClockError, ConfigError, HeaderError, InsufficientCapacity, WaitError};
 pub use keyed::{KeyedBuilder, KeyedRateLimiter, MAX_KEYS_LIMIT};
 /// The clock type of [`Builder::clock`] and [`KeyedBuilder::clock`], re-exported
 /// so that users need not depend on quanta themselves.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use prodkit_ratelimit::{CoarseClock, ConfigError, KeyedRateLimiter, RateLimiter, WaitError};
+use prodkit_ratelimit::{ClockError, CoarseClock, KeyedRateLimiter, RateLimiter, WaitError};
 use proptest::prelude::*;
 
 use crate::{direct, mock, quota, watchdog};
@@ -98,9 +98,11 @@ fn a_coarse_clock_reads_only_what_its_thread_published() {
     coarse.tick();
     assert!(lim.check().is_allowed());
     assert_eq!(coarse.interval(), None);
+    let zero = CoarseClock::start(Duration::ZERO).unwrap_err();
+    assert!(matches!(zero, ClockError::ZeroInterval), "{zero:?}");
     assert_eq!(
-        CoarseClock::start(Duration::ZERO).unwrap_err(),
-        ConfigError::ZeroInterval
+        zero.to_string(),
+        "a coarse clock's interval is zero: give at least one nanosecond"
     );
 }
 
