@@ -55,7 +55,8 @@ pub(crate) struct Shared<T> {
 #[derive(Default)]
 struct Exits {
     running: usize,
-    waker: Option<Waker>,
+    /// One entry per awaiting task; all are woken when the last flusher ends.
+    wakers: Vec<Waker>,
 }
 
 /// Held by a flusher thread: counts it out when it ends, however it ends, and
@@ -64,16 +65,16 @@ struct Running<'a, T>(&'a Shared<T>);
 
 impl<T> Drop for Running<'_, T> {
     fn drop(&mut self) {
-        let waker = {
+        let wakers = {
             let mut exits = self.0.exits.lock();
             exits.running -= 1;
             if exits.running == 0 {
-                exits.waker.take()
+                std::mem::take(&mut exits.wakers)
             } else {
-                None
+                Vec::new()
             }
         };
-        if let Some(waker) = waker {
+        for waker in wakers {
             // A waker that panics must not unwind out of the flusher thread.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
         }
@@ -91,9 +92,9 @@ impl<T> Future for FlushersEnded<'_, T> {
         if exits.running == 0 {
             return Poll::Ready(());
         }
-        match &mut exits.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
+        // Several tasks may await at once: each keeps its own entry.
+        if !exits.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            exits.wakers.push(cx.waker().clone());
         }
         Poll::Pending
     }

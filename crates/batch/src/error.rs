@@ -112,7 +112,11 @@ impl fmt::Display for SinkError {
             Failure::TooLarge => "batch too large",
             Failure::Permanent => "permanent",
         };
-        write!(f, "{} ({class}", self.message)?;
+        if self.message.is_empty() {
+            write!(f, "sink failure ({class}")?;
+        } else {
+            write!(f, "{} ({class}", self.message)?;
+        }
         if let Some(code) = &self.code {
             write!(f, ", SQLSTATE {code}")?;
         }

@@ -37,8 +37,9 @@ pub(crate) struct Exits {
     /// The last handle was dropped inside one of the pool's own jobs: the last
     /// worker to exit joins the others (see `Pool::drop`).
     pub(crate) orphaned: bool,
-    /// The task awaiting the workers' exits (`Pool::shutdown_async`).
-    pub(crate) waker: Option<std::task::Waker>,
+    /// The tasks awaiting the workers' exits (`Pool::shutdown_async`), one
+    /// entry per task; all are woken, and the list cleared, at each exit.
+    pub(crate) wakers: Vec<std::task::Waker>,
 }
 
 /// How a submit treats a full queue.
@@ -94,7 +95,7 @@ impl Inner {
                 exited: 0,
                 threads: Vec::with_capacity(b.workers),
                 orphaned: false,
-                waker: None,
+                wakers: Vec::new(),
             }),
             exited_cv: Condvar::new(),
             halted: AtomicBool::new(false),

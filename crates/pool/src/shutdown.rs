@@ -157,9 +157,9 @@ impl Future for WorkersExited<'_> {
         if exits.exited + self.me >= exits.started {
             return Poll::Ready(());
         }
-        match &mut exits.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
+        // Several tasks may await at once: each keeps its own entry.
+        if !exits.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            exits.wakers.push(cx.waker().clone());
         }
         Poll::Pending
     }

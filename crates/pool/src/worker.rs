@@ -132,7 +132,7 @@ impl Drop for ExitGuard {
         let mut exits = inner.exits.lock();
         exits.exited += 1;
         inner.exited_cv.notify_all();
-        let waker = exits.waker.take();
+        let wakers = std::mem::take(&mut exits.wakers);
         if exits.orphaned && exits.exited == exits.started {
             // The pool was dropped inside one of its own jobs, so nobody outside
             // can join us: the last worker joins the others, then ends itself.
@@ -148,7 +148,7 @@ impl Drop for ExitGuard {
             drop(exits);
         }
         // Outside the lock; a panicking waker stays out of the worker.
-        if let Some(waker) = waker {
+        for waker in wakers {
             let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
         }
     }

@@ -301,3 +301,43 @@ fn a_dropped_close_async_has_closed_the_batcher() {
     });
     assert_eq!(sink.committed(), (0..50).collect::<Vec<_>>());
 }
+
+/// Two tasks awaiting `close_async` at once are both woken.
+#[test]
+fn two_tasks_awaiting_close_async_both_finish() {
+    let gate = Arc::new(Mutex::new(()));
+    let held = gate.lock();
+    let sink = {
+        let gate = Arc::clone(&gate);
+        Fake::new(move |_, _| {
+            drop(gate.lock());
+            Ok(())
+        })
+    };
+    let batcher = Arc::new(start(builder().max_rows(1), &sink));
+    let ticket = batcher.submit(1).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let both = rt.block_on(async {
+        let first = tokio::spawn({
+            let b = Arc::clone(&batcher);
+            async move { b.close_async(Duration::from_secs(30)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let second = tokio::spawn({
+            let b = Arc::clone(&batcher);
+            async move { b.close_async(Duration::from_secs(30)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        drop(held);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            (first.await.unwrap(), second.await.unwrap())
+        })
+        .await
+    });
+    let (a, b) = both.expect("a task awaiting close_async was never woken");
+    assert_eq!((a.acked, b.acked), (1, 1));
+    assert!(ticket.wait().is_ok());
+}

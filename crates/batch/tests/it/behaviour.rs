@@ -321,6 +321,8 @@ fn configuration_errors() {
         full.to_string(),
         "duplicate key (one row is bad, SQLSTATE 23505, row 3, column id, constraint t_pkey)"
     );
+    let bare = prodkit_batch::SinkError::new(prodkit_batch::Failure::Transient, "");
+    assert_eq!(bare.to_string(), "sink failure (transient)");
     assert_eq!(
         ConfigError::Zero("queue_rows").to_string(),
         "queue_rows is zero: give at least 1"

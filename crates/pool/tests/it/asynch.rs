@@ -261,3 +261,36 @@ fn a_dropped_shutdown_async_has_closed_the_pool() {
     drop(p);
     assert_eq!(ran.load(Ordering::SeqCst), 20);
 }
+
+/// Two tasks awaiting `shutdown_async` at once are both woken: each keeps
+/// its own waker (with one slot, the earlier task would wait forever).
+#[test]
+fn two_tasks_awaiting_shutdown_async_both_finish() {
+    let _w = watchdog();
+    let p = Arc::new(pool(1, 4, Overload::Block));
+    let (go, gate) = mpsc::channel::<()>();
+    p.execute(move || gate.recv().unwrap()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let both = rt.block_on(async {
+        let first = tokio::spawn({
+            let p = Arc::clone(&p);
+            async move { p.shutdown_async().await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let second = tokio::spawn({
+            let p = Arc::clone(&p);
+            async move { p.shutdown_async().await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        go.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            (first.await.unwrap(), second.await.unwrap())
+        })
+        .await
+    });
+    let (a, b) = both.expect("a task awaiting shutdown_async was never woken");
+    assert!(a.is_complete() && b.is_complete(), "{a:?} {b:?}");
+}
