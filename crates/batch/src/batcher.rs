@@ -292,7 +292,23 @@ impl<T: Send + 'static> Batcher<T> {
     /// threads joined; dropping it afterwards returns at once. Dropped before
     /// the end, the future has still closed the batcher (nothing more is
     /// accepted, the flushers keep writing to the deadline): its drop, or a
-    /// later `close`, joins them.
+    /// later `close`, joins them. Several tasks may await it at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, FnSink};
+    ///
+    /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+    /// let ticket = batcher.submit(7)?;
+    /// let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    /// let stats = rt.block_on(async {
+    ///     let stats = batcher.close_async(Duration::from_secs(10)).await;
+    ///     assert!(ticket.await.is_ok());
+    ///     stats
+    /// });
+    /// assert_eq!(stats.acked, 1);
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub async fn close_async(&self, timeout: Duration) -> Stats {
         self.begin_close(timeout);
         FlushersEnded(&self.shared).await;

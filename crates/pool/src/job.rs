@@ -192,6 +192,25 @@ impl<T> JobHandle<T> {
 /// a handle that a poll had already resolved would have no result left for
 /// `join` to return. Polled again after it returned `Ready`, it stays
 /// `Pending`.
+///
+/// ```
+/// use std::future::IntoFuture;
+/// use std::time::Duration;
+/// use prodkit_pool::{JobError, Pool};
+///
+/// let pool = Pool::builder().workers(1).build()?;
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+/// rt.block_on(async {
+///     let slow = pool.submit(|| std::thread::sleep(Duration::from_millis(50)))?;
+///     let queued = pool.submit(|| 1)?.into_future();
+///     // Named, a JoinFuture can be cancelled while it is awaited elsewhere.
+///     assert!(queued.cancel());
+///     assert_eq!(queued.await, Err(JobError::Cancelled));
+///     slow.await?;
+///     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[must_use = "futures do nothing unless awaited; dropping one detaches the job"]
 pub struct JoinFuture<T> {
     handle: Option<JobHandle<T>>,

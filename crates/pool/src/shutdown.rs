@@ -63,7 +63,22 @@ impl Pool {
     /// bounds the wait with its runtime's timeout if it wants one. Dropped
     /// before the end, the future has still closed the pool (nothing more is
     /// accepted; the workers run the queued jobs and exit), as a `shutdown`
-    /// whose deadline passed: the pool's drop joins them.
+    /// whose deadline passed: the pool's drop joins them. Several tasks may
+    /// await it at once.
+    ///
+    /// ```
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(2).build()?;
+    /// let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    /// let report = rt.block_on(async {
+    ///     let handle = pool.submit(|| 6 * 7)?;
+    ///     assert_eq!(handle.await?, 42);
+    ///     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(pool.shutdown_async().await)
+    /// })?;
+    /// assert!(report.is_complete());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub async fn shutdown_async(&self) -> ShutdownReport {
         self.inner.engine.close();
         let me = crate::worker::index_in(self.inner.id).map_or(0, |_| 1);

@@ -93,6 +93,20 @@ impl Time {
 ///
 /// The handle is cheap to clone and share between limiters; the thread ends,
 /// and is joined, when the last handle (a limiter holds one) is dropped.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_ratelimit::{CoarseClock, Quota, RateLimiter};
+///
+/// // Refreshed every millisecond: d is about 1 ms plus scheduling delay.
+/// let clock = CoarseClock::start(Duration::from_millis(1))?;
+/// let limiter = RateLimiter::builder(Quota::per_second(1000)?)
+///     .coarse_clock(&clock)
+///     .build();
+/// assert!(limiter.check().is_allowed());
+/// drop(clock); // the limiter keeps the thread running while it lives
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct CoarseClock(Arc<Owner>);
 

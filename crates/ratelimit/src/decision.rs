@@ -68,6 +68,15 @@ impl Decision {
     /// [`retry_after`](Decision::retry_after) rounded up to whole seconds when
     /// the request is refused.
     ///
+    /// ```
+    /// use prodkit_ratelimit::{Quota, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::new(Quota::per_second(3)?);
+    /// let first = limiter.check();
+    /// assert_eq!(first.header("api")?, r#""api";r=2;t=1"#);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`HeaderError::Name`] for a name that is not printable ASCII.
     pub fn header(&self, name: &str) -> Result<String, HeaderError> {

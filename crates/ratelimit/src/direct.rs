@@ -108,6 +108,20 @@ impl RateLimiter {
     /// reads no clock. A `now` earlier than a time the limiter has seen is
     /// stricter, never looser; a `now` from another clock shifts the window
     /// bound by the two clocks' difference (see [`CoarseClock`]).
+    ///
+    /// ```
+    /// use prodkit_ratelimit::{quanta::Clock, Quota, RateLimiter};
+    ///
+    /// let clock = Clock::new();
+    /// let (api, db) = (
+    ///     RateLimiter::builder(Quota::per_second(100)?).clock(clock.clone()).build(),
+    ///     RateLimiter::builder(Quota::per_second(10)?).clock(clock.clone()).build(),
+    /// );
+    /// // One clock read for both decisions.
+    /// let now = clock.now();
+    /// assert!(api.check_at(now).is_allowed() && db.check_at(now).is_allowed());
+    /// # Ok::<(), prodkit_ratelimit::ConfigError>(())
+    /// ```
     #[inline]
     pub fn check_at(&self, now: quanta::Instant) -> Decision {
         match self.decide(1, self.time.at(now)) {
