@@ -9,7 +9,9 @@
 //! and the result share one slot: they are never alive at the same time.
 //!
 //! Flags ride along: `WAITER`, set by a joiner that sleeps or a future that
-//! registered a waker, tells the publisher to wake it; `UNCOUNTED`, set by a cancel through the handle in the same
+//! registered a waker, tells the publisher to wake it (`ASYNC`, set with it by
+//! the future, to take the waker too); `UNCOUNTED`, set by a cancel through
+//! the handle in the same
 //! compare-exchange that claims the job, tells whoever meets the queue entry
 //! next to count it; and two references, `QREF` (the queue entry, [`JobRef`])
 //! and `HREF` (the handle, [`HandleRef`]). Whoever clears the last reference
@@ -36,6 +38,9 @@ const WAITER: u8 = 4;
 const UNCOUNTED: u8 = 8;
 const QREF: u8 = 16;
 const HREF: u8 = 32;
+/// Set with `WAITER` by a future that stored a waker: the publisher then
+/// takes the waker too (a blocking joiner alone costs it no lock).
+const ASYNC: u8 = 64;
 
 pub(crate) struct Shared<F, T> {
     state: AtomicU8,
@@ -248,11 +253,13 @@ where
             // The queue's reference (or the cancelling handle's) keeps `self`
             // alive across the wake-up.
             self.waiters.unpark_all(key);
-            // A waker stored before `WAITER` was set (see `register`); woken
+            // A waker stored before `ASYNC` was set (see `register`); woken
             // outside the lock, and a panic in it stays out of the worker.
-            let waker = self.waker.lock().take();
-            if let Some(waker) = waker {
-                drop_quietly(catch_unwind(AssertUnwindSafe(|| waker.wake())));
+            if prev & ASYNC != 0 {
+                let waker = self.waker.lock().take();
+                if let Some(waker) = waker {
+                    drop_quietly(catch_unwind(AssertUnwindSafe(|| waker.wake())));
+                }
             }
         }
         release && self.release_queue()
@@ -426,9 +433,9 @@ where
             }
         }
         // After the store: a publisher whose RMW comes after this one sees
-        // `WAITER` and takes the waker under the lock; one whose RMW came
-        // before left `DONE`, which this RMW returns.
-        self.state.fetch_or(WAITER, Ordering::AcqRel) & STAGE >= DONE
+        // `WAITER | ASYNC` and takes the waker under the lock; one whose RMW
+        // came before left `DONE`, which this RMW returns.
+        self.state.fetch_or(WAITER | ASYNC, Ordering::AcqRel) & STAGE >= DONE
     }
 
     fn release_handle(&self) -> bool {
