@@ -42,7 +42,8 @@ const HREF: u8 = 32;
 /// takes the waker too (a blocking joiner alone costs it no lock).
 const ASYNC: u8 = 64;
 
-pub(crate) struct Shared<F, T> {
+/// The job's state, behind one `UnsafeCell` (see [`Shared`]).
+struct Fields<F, T> {
     state: AtomicU8,
     /// The closure while `QUEUED`; the result while `DONE`; nothing otherwise.
     slot: UnsafeCell<Slot<F, T>>,
@@ -51,6 +52,19 @@ pub(crate) struct Shared<F, T> {
     /// The waker of a task awaiting the handle (`JoinFuture`), if any.
     waker: Mutex<Option<Waker>>,
     meta: Meta,
+}
+
+/// A job with a handle: its [`Fields`], every byte of them inside one
+/// `UnsafeCell`. The methods below take `&self`, and some of them drop one of
+/// the two references, after which the other party may free the job before
+/// the method returns. A `&self` whose bytes were not all interior-mutable
+/// would promise that the allocation outlives the call (Stacked Borrows
+/// protects the read-only bytes of a reference argument, padding included,
+/// until it returns: miri reported exactly that). Behind the cell, `&Shared`
+/// promises nothing of the kind, as `Arc` reaches its counts only through
+/// `&AtomicUsize`.
+pub(crate) struct Shared<F, T> {
+    fields: std::cell::UnsafeCell<Fields<F, T>>,
 }
 
 union Slot<F, T> {
@@ -76,13 +90,15 @@ where
     T: Send + 'static,
 {
     let typed = NonNull::from(Box::leak(Box::new(Shared {
-        state: AtomicU8::new(QUEUED | QREF | HREF),
-        slot: UnsafeCell::new(Slot {
-            func: ManuallyDrop::new(func),
+        fields: std::cell::UnsafeCell::new(Fields {
+            state: AtomicU8::new(QUEUED | QREF | HREF),
+            slot: UnsafeCell::new(Slot {
+                func: ManuallyDrop::new(func),
+            }),
+            waiters: Waiters::default(),
+            waker: Mutex::new(None),
+            meta,
         }),
-        waiters: Waiters::default(),
-        waker: Mutex::new(None),
-        meta,
     })));
     (JobRef(typed), HandleRef(typed), typed)
 }
@@ -180,12 +196,12 @@ where
 
     /// Moves the closure out of a queued job, leaving `RUNNING` plus `flags`.
     fn try_claim(&self, flags: u8) -> Option<F> {
-        let mut s = self.state.load(Ordering::Acquire);
+        let mut s = self.f().state.load(Ordering::Acquire);
         loop {
             if s & STAGE != QUEUED {
                 return None;
             }
-            match self.state.compare_exchange_weak(
+            match self.f().state.compare_exchange_weak(
                 s,
                 (s & !STAGE) | RUNNING | flags,
                 Ordering::Acquire,
@@ -203,7 +219,7 @@ where
     /// # Safety
     /// The caller moved the stage out of `QUEUED` itself: it owns the closure.
     unsafe fn take_func(&self) -> F {
-        self.slot.with_mut(|p| {
+        self.f().slot.with_mut(|p| {
             // SAFETY: the caller's contract; the slot holds the closure.
             unsafe { ManuallyDrop::take(&mut (*p).func) }
         })
@@ -212,8 +228,8 @@ where
     /// Someone else claimed the job. A cancel through the handle is counted by
     /// the first party to meet the job after it: clearing the flag decides who.
     fn missed(&self) -> Taken {
-        if self.state.load(Ordering::Relaxed) & UNCOUNTED != 0
-            && self.state.fetch_and(!UNCOUNTED, Ordering::AcqRel) & UNCOUNTED != 0
+        if self.f().state.load(Ordering::Relaxed) & UNCOUNTED != 0
+            && self.f().state.fetch_and(!UNCOUNTED, Ordering::AcqRel) & UNCOUNTED != 0
         {
             Taken::CancelledByHandle
         } else {
@@ -229,15 +245,15 @@ where
         // SAFETY: the stage is `RUNNING` and this thread is the claimer: the
         // closure was moved out, and nobody reads the slot before the release
         // RMW below. Writing a union field drops nothing.
-        self.slot.with_mut(|p| unsafe {
+        self.f().slot.with_mut(|p| unsafe {
             (*p).result = ManuallyDrop::new(result);
         });
         let key = self.key();
-        let mut s = self.state.load(Ordering::Relaxed);
+        let mut s = self.f().state.load(Ordering::Relaxed);
         while release && s & WAITER == 0 {
             // No joiner sleeps: publish and drop the queue's reference at once.
             // RUNNING (1) + 1 - QREF: `DONE`, the flags kept, `QREF` cleared.
-            match self.state.compare_exchange_weak(
+            match self.f().state.compare_exchange_weak(
                 s,
                 s + 1 - QREF,
                 Ordering::AcqRel,
@@ -248,15 +264,15 @@ where
             }
         }
         // RUNNING (1) + 1 = DONE (2); the flag bits are untouched.
-        let prev = self.state.fetch_add(1, Ordering::AcqRel);
+        let prev = self.f().state.fetch_add(1, Ordering::AcqRel);
         if prev & WAITER != 0 {
             // The queue's reference (or the cancelling handle's) keeps `self`
             // alive across the wake-up.
-            self.waiters.unpark_all(key);
+            self.f().waiters.unpark_all(key);
             // A waker stored before `ASYNC` was set (see `register`); woken
             // outside the lock, and a panic in it stays out of the worker.
             if prev & ASYNC != 0 {
-                let waker = self.waker.lock().take();
+                let waker = self.f().waker.lock().take();
                 if let Some(waker) = waker {
                     drop_quietly(catch_unwind(AssertUnwindSafe(|| waker.wake())));
                 }
@@ -274,11 +290,12 @@ where
     /// Takes the closure back out of a job the queue refused (nobody else ever
     /// saw it).
     pub(crate) fn take_back(&self) -> Option<F> {
-        let s = self.state.load(Ordering::Acquire);
+        let s = self.f().state.load(Ordering::Acquire);
         if s & STAGE != QUEUED {
             return None;
         }
-        self.state
+        self.f()
+            .state
             .compare_exchange(
                 s,
                 (s & !STAGE) | TAKEN,
@@ -291,13 +308,24 @@ where
     }
 }
 
+impl<F, T> Shared<F, T> {
+    #[inline]
+    fn f(&self) -> &Fields<F, T> {
+        // SAFETY: no `&mut Fields` is ever made while `self` is shared: the
+        // fields change only through their own interior mutability (atomics,
+        // the slot's cell, the waker's mutex); `Drop`, which has `&mut self`,
+        // reads through this same shared view.
+        unsafe { &*self.fields.get() }
+    }
+}
+
 impl<F, T> Runnable for Shared<F, T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     fn meta(&self) -> &Meta {
-        &self.meta
+        &self.f().meta
     }
 
     fn run(&self, done: &dyn Fn(&Ran), release: bool) -> (Taken, bool) {
@@ -345,7 +373,7 @@ where
     }
 
     fn release_queue(&self) -> bool {
-        self.state.fetch_and(!QREF, Ordering::AcqRel) & HREF == 0
+        self.f().state.fetch_and(!QREF, Ordering::AcqRel) & HREF == 0
     }
 }
 
@@ -356,7 +384,7 @@ where
 {
     fn wait(&self, deadline: Option<Instant>) -> bool {
         loop {
-            let s = self.state.load(Ordering::Acquire);
+            let s = self.f().state.load(Ordering::Acquire);
             if s & STAGE >= DONE {
                 return true;
             }
@@ -364,6 +392,7 @@ where
             // parking lot checks `DONE` and sleeps atomically against that wake.
             if s & WAITER == 0
                 && self
+                    .f()
                     .state
                     .compare_exchange(s, s | WAITER, Ordering::AcqRel, Ordering::Acquire)
                     .is_err()
@@ -373,33 +402,33 @@ where
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
-            self.waiters.park(
+            self.f().waiters.park(
                 self.key(),
-                || self.state.load(Ordering::Acquire) & STAGE < DONE,
+                || self.f().state.load(Ordering::Acquire) & STAGE < DONE,
                 deadline,
             );
         }
     }
 
     fn take(&self) -> Option<(Result<T, JobError>, bool)> {
-        if self.state.load(Ordering::Acquire) & STAGE != DONE {
+        if self.f().state.load(Ordering::Acquire) & STAGE != DONE {
             return None;
         }
         // SAFETY: `DONE` was published with release after the result was
         // written, and the acquire load above saw it. Only the handle calls
         // `take`, and `HandleRef::take` consumes the handle when it succeeds, so
         // it happens once; the stage then moves on to `TAKEN`.
-        let result = self.slot.with_mut(|p| {
+        let result = self.f().slot.with_mut(|p| {
             // SAFETY: see above: the result is in the slot, read once.
             unsafe { ManuallyDrop::take(&mut (*p).result) }
         });
         // DONE (2) + 1 - HREF: `TAKEN`, the handle's reference dropped.
-        let prev = self.state.fetch_sub(HREF - 1, Ordering::AcqRel);
+        let prev = self.f().state.fetch_sub(HREF - 1, Ordering::AcqRel);
         Some((result, prev & QREF == 0))
     }
 
     fn is_finished(&self) -> bool {
-        self.state.load(Ordering::Acquire) & STAGE >= DONE
+        self.f().state.load(Ordering::Acquire) & STAGE >= DONE
     }
 
     fn cancel(&self) -> bool {
@@ -408,7 +437,7 @@ where
         // The handle is not a party that meets the queue entry: it never counts,
         // and its own reference keeps `self` alive throughout.
         let claimed = self.try_claim(UNCOUNTED);
-        if let Some(token) = self.meta.token() {
+        if let Some(token) = self.f().meta.token() {
             token.cancel();
         }
         match claimed {
@@ -422,11 +451,11 @@ where
     }
 
     fn register(&self, waker: &Waker) -> bool {
-        if self.state.load(Ordering::Acquire) & STAGE >= DONE {
+        if self.f().state.load(Ordering::Acquire) & STAGE >= DONE {
             return true;
         }
         {
-            let mut slot = self.waker.lock();
+            let mut slot = self.f().waker.lock();
             match &mut *slot {
                 Some(stored) if stored.will_wake(waker) => {}
                 other => *other = Some(waker.clone()),
@@ -435,11 +464,11 @@ where
         // After the store: a publisher whose RMW comes after this one sees
         // `WAITER | ASYNC` and takes the waker under the lock; one whose RMW
         // came before left `DONE`, which this RMW returns.
-        self.state.fetch_or(WAITER | ASYNC, Ordering::AcqRel) & STAGE >= DONE
+        self.f().state.fetch_or(WAITER | ASYNC, Ordering::AcqRel) & STAGE >= DONE
     }
 
     fn release_handle(&self) -> bool {
-        self.state.fetch_and(!HREF, Ordering::AcqRel) & QREF == 0
+        self.f().state.fetch_and(!HREF, Ordering::AcqRel) & QREF == 0
     }
 
     fn runnable(&self) -> &dyn Runnable {
@@ -450,12 +479,12 @@ where
 impl<F, T> Drop for Shared<F, T> {
     fn drop(&mut self) {
         // Exclusive access: both references are gone.
-        match self.state.load(Ordering::Acquire) & STAGE {
-            QUEUED => self.slot.with_mut(|p| {
+        match self.f().state.load(Ordering::Acquire) & STAGE {
+            QUEUED => self.f().slot.with_mut(|p| {
                 // SAFETY: `QUEUED`: nobody claimed the closure, it is in the slot.
                 unsafe { ManuallyDrop::drop(&mut (*p).func) }
             }),
-            DONE => self.slot.with_mut(|p| {
+            DONE => self.f().slot.with_mut(|p| {
                 // SAFETY: `DONE`: the result is in the slot and nobody took it.
                 unsafe { ManuallyDrop::drop(&mut (*p).result) }
             }),
