@@ -5,26 +5,54 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use prodkit_batch::{Failure, NackReason, SinkError};
 
-use crate::{Fake, builder, start};
+use crate::{Fake, builder, start, timed};
 
 /// Runs `f` on a thread; fails the test if it has not returned within `limit`.
 fn watchdog<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    let r = rx
-        .recv_timeout(limit)
-        .unwrap_or_else(|_| panic!("still blocked after {limit:?}"));
-    worker.join().unwrap();
-    r
+    timed(limit, f).0
+}
+
+/// Runs `fut` on a current-thread runtime beside a heartbeat task on the same
+/// thread that sleeps 1 ms at a time: what `fut` returned, the beats, and how
+/// long it took. A `fut` that blocked the thread would leave no beats.
+fn with_heartbeat<F: Future>(fut: F) -> (F::Output, usize, Duration) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let started = Instant::now();
+        let beats = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicUsize::new(0));
+        let heart = {
+            let (beats, stop) = (Arc::clone(&beats), Arc::clone(&stop));
+            tokio::spawn(async move {
+                while stop.load(Ordering::Relaxed) == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    beats.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let out = fut.await;
+        stop.store(1, Ordering::Relaxed);
+        heart.await.unwrap();
+        (out, beats.load(Ordering::Relaxed), started.elapsed())
+    })
+}
+
+/// The heartbeat beat at least once per 4 ms (at most once per ms possible).
+fn assert_kept_beating(beats: usize, elapsed: Duration) {
+    let floor = elapsed.as_millis() as usize / 4;
+    assert!(
+        beats >= floor,
+        "{beats} beats in {elapsed:?}: the thread was blocked"
+    );
 }
 
 /// 10,000 tickets awaited by 10,000 tasks on a current-thread runtime while
@@ -40,40 +68,16 @@ fn ten_thousand_tickets_await_on_one_runtime_thread() {
     let batcher = start(builder().max_rows(100).queue_rows(10_000), &sink);
     let tickets: Vec<_> = (0..10_000u64).map(|i| batcher.submit(i).unwrap()).collect();
     let (ok, beats, elapsed) = watchdog(Duration::from_secs(60), move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let started = Instant::now();
-            let done = Arc::new(AtomicUsize::new(0));
-            let beats = Arc::new(AtomicUsize::new(0));
-            let heart = {
-                let (done, beats) = (Arc::clone(&done), Arc::clone(&beats));
-                tokio::spawn(async move {
-                    while done.load(Ordering::Relaxed) < 10_000 {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                        beats.fetch_add(1, Ordering::Relaxed);
-                    }
-                })
-            };
+        with_heartbeat(async move {
             let tasks: Vec<_> = tickets
                 .into_iter()
-                .map(|t| {
-                    let done = Arc::clone(&done);
-                    tokio::spawn(async move {
-                        let ok = t.await.is_ok();
-                        done.fetch_add(1, Ordering::Relaxed);
-                        ok
-                    })
-                })
+                .map(|t| tokio::spawn(async move { t.await.is_ok() }))
                 .collect();
             let mut ok = 0;
             for task in tasks {
                 ok += usize::from(task.await.unwrap());
             }
-            heart.await.unwrap();
-            (ok, beats.load(Ordering::Relaxed), started.elapsed())
+            ok
         })
     });
     assert_eq!(ok, 10_000);
@@ -81,11 +85,7 @@ fn ten_thousand_tickets_await_on_one_runtime_thread() {
     // 100 writes of 5 ms: at least half a second, during which the heartbeat
     // (1 ms sleeps, so at most one beat per ms) kept beating.
     assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
-    let floor = elapsed.as_millis() as usize / 4;
-    assert!(
-        beats >= floor,
-        "{beats} beats in {elapsed:?}: the thread was blocked"
-    );
+    assert_kept_beating(beats, elapsed);
     drop(batcher);
 }
 
@@ -226,28 +226,7 @@ fn close_async_drains_without_blocking_the_runtime_thread() {
     let (stats, beats, elapsed, dropped_in) = watchdog(Duration::from_secs(60), move || {
         let batcher = start(builder().max_rows(10).flushers(1), &sink);
         let tickets: Vec<_> = (0..100u64).map(|i| batcher.submit(i).unwrap()).collect();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let (stats, beats, elapsed) = rt.block_on(async {
-            let started = Instant::now();
-            let beats = Arc::new(AtomicUsize::new(0));
-            let stop = Arc::new(AtomicUsize::new(0));
-            let heart = {
-                let (beats, stop) = (Arc::clone(&beats), Arc::clone(&stop));
-                tokio::spawn(async move {
-                    while stop.load(Ordering::Relaxed) == 0 {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                        beats.fetch_add(1, Ordering::Relaxed);
-                    }
-                })
-            };
-            let stats = batcher.close_async(Duration::from_secs(30)).await;
-            stop.store(1, Ordering::Relaxed);
-            heart.await.unwrap();
-            (stats, beats.load(Ordering::Relaxed), started.elapsed())
-        });
+        let (stats, beats, elapsed) = with_heartbeat(batcher.close_async(Duration::from_secs(30)));
         assert!(tickets.into_iter().all(|t| t.wait().is_ok()));
         let t = Instant::now();
         drop(batcher);
@@ -256,11 +235,7 @@ fn close_async_drains_without_blocking_the_runtime_thread() {
     assert_eq!((stats.acked, stats.nacked, stats.batches), (100, 0, 10));
     // Ten writes of 20 ms: at least 200 ms of close, with the heartbeat alive.
     assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
-    let floor = elapsed.as_millis() as usize / 4;
-    assert!(
-        beats >= floor,
-        "{beats} beats in {elapsed:?}: the thread was blocked"
-    );
+    assert_kept_beating(beats, elapsed);
     assert!(
         dropped_in < Duration::from_millis(50),
         "drop after close_async: {dropped_in:?}"

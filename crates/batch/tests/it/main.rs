@@ -12,7 +12,8 @@ mod timeouts;
 mod wire;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use prodkit_batch::{Batcher, Builder, Sink, SinkError};
@@ -92,4 +93,22 @@ fn builder() -> Builder<u64> {
 fn start(b: Builder<u64>, sink: &Fake) -> Batcher<u64> {
     let sink = sink.clone();
     b.build(move || Ok(sink.clone())).unwrap()
+}
+
+/// Runs `f` on a thread of its own and returns what it returned and how long
+/// it took; a watchdog fails the test if it takes more than `limit`.
+fn timed<R: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> (R, Duration) {
+    let (tx, rx) = mpsc::channel();
+    let start = Instant::now();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    let result = rx
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("still blocked after {limit:?}"));
+    worker.join().unwrap();
+    (result, start.elapsed())
 }

@@ -18,6 +18,7 @@ use prodkit_batch::pg::{PgSink, PgTarget};
 use prodkit_batch::{Batcher, BuildError, Failure, RetryPolicy, SinkError, Ticket};
 
 use crate::pg::{COLUMNS, Ev, ev, ids, table};
+use crate::timed;
 
 /// The mute server's connections and the threads that read them.
 type Readers = Arc<Mutex<Vec<(TcpStream, JoinHandle<()>)>>>;
@@ -82,24 +83,6 @@ impl Drop for Mute {
             reader.join().unwrap();
         }
     }
-}
-
-/// Runs `f` on a thread of its own and returns what it returned and how long
-/// it took; a watchdog fails the test if it takes more than `limit`.
-fn timed<R: Send + 'static>(
-    limit: Duration,
-    f: impl FnOnce() -> R + Send + 'static,
-) -> (R, Duration) {
-    let (tx, rx) = mpsc::channel();
-    let start = Instant::now();
-    let worker = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    let result = rx
-        .recv_timeout(limit)
-        .unwrap_or_else(|_| panic!("still blocked after {limit:?}"));
-    worker.join().unwrap();
-    (result, start.elapsed())
 }
 
 #[test]

@@ -13,6 +13,41 @@ use prodkit_pool::{JobError, Overload};
 
 use crate::{pool, watchdog};
 
+/// Runs `fut` on a current-thread runtime beside a heartbeat task on the same
+/// thread that sleeps 1 ms at a time, and checks that the heartbeat kept
+/// beating (at least one beat per 4 ms): a `fut` that blocked the thread
+/// would leave it none. Returns what `fut` returned and how long it took.
+fn without_blocking<F: Future>(fut: F) -> (F::Output, Duration) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let (out, beats, elapsed) = rt.block_on(async move {
+        let started = Instant::now();
+        let beats = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicUsize::new(0));
+        let heart = {
+            let (beats, stop) = (Arc::clone(&beats), Arc::clone(&stop));
+            tokio::spawn(async move {
+                while stop.load(Ordering::Relaxed) == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    beats.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let out = fut.await;
+        stop.store(1, Ordering::Relaxed);
+        heart.await.unwrap();
+        (out, beats.load(Ordering::Relaxed), started.elapsed())
+    });
+    let floor = elapsed.as_millis() as usize / 4;
+    assert!(
+        beats >= floor,
+        "{beats} beats in {elapsed:?}: the thread was blocked"
+    );
+    (out, elapsed)
+}
+
 /// 10,000 jobs of 50 us on 2 workers, their handles awaited by 10,000 tasks
 /// on one current-thread runtime: every result arrives, and a heartbeat task
 /// on the same thread keeps ticking while the pool works.
@@ -29,50 +64,21 @@ fn ten_thousand_handles_await_on_one_runtime_thread() {
             .unwrap()
         })
         .collect();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let (sum, beats, elapsed) = rt.block_on(async move {
-        let started = Instant::now();
-        let done = Arc::new(AtomicUsize::new(0));
-        let beats = Arc::new(AtomicUsize::new(0));
-        let heart = {
-            let (done, beats) = (Arc::clone(&done), Arc::clone(&beats));
-            tokio::spawn(async move {
-                while done.load(Ordering::Relaxed) < 10_000 {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    beats.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        };
+    let (sum, elapsed) = without_blocking(async move {
         let tasks: Vec<_> = handles
             .into_iter()
-            .map(|h| {
-                let done = Arc::clone(&done);
-                tokio::spawn(async move {
-                    let v = h.await.unwrap();
-                    done.fetch_add(1, Ordering::Relaxed);
-                    v
-                })
-            })
+            .map(|h| tokio::spawn(async move { h.await.unwrap() }))
             .collect();
         let mut sum = 0;
         for t in tasks {
             sum += t.await.unwrap();
         }
-        heart.await.unwrap();
-        (sum, beats.load(Ordering::Relaxed), started.elapsed())
+        sum
     });
     assert_eq!(sum, (0..10_000u64).map(|i| i * 2).sum::<u64>());
     // 10,000 x 50 us on 2 workers: at least 250 ms, during which the
-    // heartbeat (at most one beat per ms) kept beating.
+    // heartbeat kept beating (checked by `without_blocking`).
     assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
-    let floor = elapsed.as_millis() as usize / 4;
-    assert!(
-        beats >= floor,
-        "{beats} beats in {elapsed:?}: the thread was blocked"
-    );
 }
 
 struct Count(AtomicUsize);
@@ -194,36 +200,10 @@ fn shutdown_async_drains_without_blocking_the_runtime_thread() {
         })
         .unwrap();
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let (report, beats, elapsed) = rt.block_on(async {
-        let started = Instant::now();
-        let beats = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicUsize::new(0));
-        let heart = {
-            let (beats, stop) = (Arc::clone(&beats), Arc::clone(&stop));
-            tokio::spawn(async move {
-                while stop.load(Ordering::Relaxed) == 0 {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    beats.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        };
-        let report = p.shutdown_async().await;
-        stop.store(1, Ordering::Relaxed);
-        heart.await.unwrap();
-        (report, beats.load(Ordering::Relaxed), started.elapsed())
-    });
+    let (report, elapsed) = without_blocking(p.shutdown_async());
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(ran.load(Ordering::SeqCst), 40);
     assert!(elapsed >= Duration::from_millis(150), "{elapsed:?}");
-    let floor = elapsed.as_millis() as usize / 4;
-    assert!(
-        beats >= floor,
-        "{beats} beats in {elapsed:?}: the thread was blocked"
-    );
     let t = Instant::now();
     drop(p);
     assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
