@@ -46,6 +46,22 @@ fn with_heartbeat<F: Future>(fut: F) -> (F::Output, usize, Duration) {
     })
 }
 
+/// A sink whose writes wait while the returned gate is locked, then do what
+/// `script` says with the rows.
+fn gated(
+    script: impl Fn(&[u64]) -> Result<(), SinkError> + Send + Sync + 'static,
+) -> (Arc<Mutex<()>>, Fake) {
+    let gate = Arc::new(Mutex::new(()));
+    let sink = {
+        let gate = Arc::clone(&gate);
+        Fake::new(move |rows, _| {
+            drop(gate.lock());
+            script(rows)
+        })
+    };
+    (gate, sink)
+}
+
 /// The heartbeat beat at least once per 4 ms (at most once per ms possible).
 fn assert_kept_beating(beats: usize, elapsed: Duration) {
     let floor = elapsed.as_millis() as usize / 4;
@@ -102,15 +118,8 @@ impl Wake for Count {
 /// the last waker given, then ready; a new waker replaces the old one.
 #[test]
 fn a_ticket_wakes_the_last_waker_once_and_is_then_ready() {
-    let gate = Arc::new(Mutex::new(()));
+    let (gate, sink) = gated(|_| Ok(()));
     let held = gate.lock();
-    let sink = {
-        let gate = Arc::clone(&gate);
-        Fake::new(move |_, _| {
-            drop(gate.lock());
-            Ok(())
-        })
-    };
     let batcher = start(builder().max_rows(1), &sink);
     let mut ticket = batcher.submit(1).unwrap().into_future();
     let (first, second) = (
@@ -160,19 +169,14 @@ fn a_ticket_wakes_the_last_waker_once_and_is_then_ready() {
 #[test]
 fn a_dropped_future_cancels_nothing() {
     let letters = Arc::new(Mutex::new(Vec::new()));
-    let gate = Arc::new(Mutex::new(()));
+    let (gate, sink) = gated(|rows| {
+        if rows.contains(&13) {
+            Err(SinkError::new(Failure::Permanent, "scripted"))
+        } else {
+            Ok(())
+        }
+    });
     let held = gate.lock();
-    let sink = {
-        let gate = Arc::clone(&gate);
-        Fake::new(move |rows, _| {
-            drop(gate.lock());
-            if rows.contains(&13) {
-                Err(SinkError::new(Failure::Permanent, "scripted"))
-            } else {
-                Ok(())
-            }
-        })
-    };
     let batcher = {
         let letters = Arc::clone(&letters);
         start(
@@ -280,15 +284,8 @@ fn a_dropped_close_async_has_closed_the_batcher() {
 /// Two tasks awaiting `close_async` at once are both woken.
 #[test]
 fn two_tasks_awaiting_close_async_both_finish() {
-    let gate = Arc::new(Mutex::new(()));
+    let (gate, sink) = gated(|_| Ok(()));
     let held = gate.lock();
-    let sink = {
-        let gate = Arc::clone(&gate);
-        Fake::new(move |_, _| {
-            drop(gate.lock());
-            Ok(())
-        })
-    };
     let batcher = Arc::new(start(builder().max_rows(1), &sink));
     let ticket = batcher.submit(1).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
