@@ -148,7 +148,7 @@ fn prodkit(pg: &PgServer, mode: Mode, config: Config) -> f64 {
         }
     });
     let rate = ROWS as f64 / start.elapsed().as_secs_f64();
-    batcher.close(Duration::from_secs(60));
+    batcher.shutdown(Duration::from_secs(60));
     rate
 }
 
@@ -249,7 +249,7 @@ fn prodkit_latency(pg: &PgServer, mode: Mode, config: Config, span: Duration) ->
             .flat_map(|w| w.join().unwrap())
             .collect()
     });
-    batcher.close(Duration::from_secs(60));
+    batcher.shutdown(Duration::from_secs(60));
     latencies
 }
 

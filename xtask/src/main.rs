@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout, reason = "a command-line tool reports on stdout")]
 
 mod bench;
+mod docs;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ type Result<T = ()> = std::result::Result<T, String>;
 const USAGE: &str = "\
 usage: cargo xtask <command>
   ci                     what CI runs: fmt, clippy, test, doc, loom, examples, miri, lint
-  lint                   tidy checks of the workspace's layout rules
+  lint                   tidy checks of the workspace's layout and documentation rules
   bench [CRATE ...] [--quick]
                          run the comparison benchmarks, write target/bench-report/
   pg [--server-default]  start a private PostgreSQL server until Ctrl-C";
@@ -261,9 +262,16 @@ fn miri() -> Result {
 }
 
 fn lint() -> Result {
-    let problems = tidy::check_all(&root())?;
+    let mut problems = tidy::check_all(&root())?;
+    match docs::check_all(&root())? {
+        Some(found) => problems.extend(found),
+        None => println!(
+            "lint: documentation checks skipped: they read rustdoc's JSON output, which needs \
+             a nightly toolchain (rustup toolchain install nightly)"
+        ),
+    }
     if problems.is_empty() {
-        println!("lint: the workspace follows its layout rules");
+        println!("lint: the workspace follows its layout and documentation rules");
         return Ok(());
     }
     for p in &problems {

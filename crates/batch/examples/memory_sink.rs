@@ -63,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         (written, refused)
     });
-    let stats = batcher.close(Duration::from_secs(5));
+    let stats = batcher.shutdown(Duration::from_secs(5)).stats;
     println!("{written} rows written in {} batches", stats.batches);
     for r in &refused {
         println!("refused {r}");

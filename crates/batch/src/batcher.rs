@@ -13,7 +13,7 @@ use crate::config::{Builder, RetryPolicy};
 use crate::deliver::{Batch, deliver};
 use crate::error::{BuildError, NackReason, SubmitError, TrySubmitError};
 use crate::sink::{Deadline, DeadlineCell, Sink};
-use crate::stats::{Counters, Reason, Stats};
+use crate::stats::{Counters, Reason, ShutdownReport, Stats};
 use crate::ticket::{Ack, DeadLetter, Ticket};
 
 /// Collects rows from many threads into batches and writes each batch through a
@@ -23,17 +23,17 @@ use crate::ticket::{Ack, DeadLetter, Ticket};
 pub struct Batcher<T: Send + 'static> {
     shared: Arc<Shared<T>>,
     flushers: Mutex<Vec<JoinHandle<()>>>,
-    close_timeout: Duration,
+    shutdown_timeout: Duration,
 }
 
 /// What the submitters and the flushers share.
 pub(crate) struct Shared<T> {
     state: Mutex<State<T>>,
-    /// Flushers wait here for rows, for linger to pass, or for close.
+    /// Flushers wait here for rows, for linger to pass, or for the shutdown.
     work: Condvar,
     /// Submitters wait here for room.
     room: Condvar,
-    /// Flushers backing off before a retry wait here; notified only by close.
+    /// Flushers backing off before a retry wait here; notified only by the shutdown.
     closed: Condvar,
     pub(crate) counters: Counters,
     max_rows: usize,
@@ -48,7 +48,7 @@ pub(crate) struct Shared<T> {
     pub(crate) clock: quanta::Clock,
     /// Close's deadline, shared with the sinks' writes.
     pub(crate) deadline: Deadline,
-    /// Flushers still running, and the task awaiting their end (`close_async`).
+    /// Flushers still running, and the task awaiting their end (`shutdown_async`).
     exits: Mutex<Exits>,
 }
 
@@ -60,7 +60,7 @@ struct Exits {
 }
 
 /// Held by a flusher thread: counts it out when it ends, however it ends, and
-/// wakes a task awaiting the close.
+/// wakes a task awaiting the shutdown.
 struct Running<'a, T>(&'a Shared<T>);
 
 impl<T> Drop for Running<'_, T> {
@@ -149,7 +149,7 @@ impl<T: Send + 'static> Batcher<T> {
         let batcher = Batcher {
             shared,
             flushers: Mutex::new(Vec::new()),
-            close_timeout: b.close_timeout,
+            shutdown_timeout: b.shutdown_timeout,
         };
         for (i, sink) in sinks.into_iter().enumerate() {
             let shared = Arc::clone(&batcher.shared);
@@ -162,7 +162,7 @@ impl<T: Send + 'static> Batcher<T> {
                 });
             match spawned {
                 Ok(handle) => batcher.flushers.lock().push(handle),
-                // Dropping `batcher` closes it and joins the flushers started so far.
+                // Dropping `batcher` shuts it down and joins the flushers started so far.
                 Err(e) => {
                     batcher.shared.exits.lock().running -= 1;
                     return Err(BuildError::Spawn(e));
@@ -271,28 +271,46 @@ impl<T: Send + 'static> Batcher<T> {
     /// flushers to finish. Rows not written within `timeout` (still queued, or in
     /// a batch whose retries would run past it) are refused with
     /// [`NackReason::Closed`], or stay [`NackReason::Unknown`] if a write of
-    /// theirs ended with an unknown outcome. A write in progress at the deadline
-    /// is given up by a sink that overrides [`Sink::write_until`](crate::Sink::write_until)
-    /// (the PostgreSQL sink sends a cancel request, then drops the connection:
-    /// its rows are refused, or unknown if COMMIT was in flight), so `close`
-    /// returns within about 0.7 s of its deadline; a sink that does not
-    /// override it is waited for. Later calls return at once.
+    /// theirs ended with an unknown outcome; the report counts them in
+    /// [`cut_by_deadline`](ShutdownReport::cut_by_deadline). A write in progress
+    /// at the deadline is given up by a sink that overrides
+    /// [`Sink::write_until`](crate::Sink::write_until) (the PostgreSQL sink
+    /// sends a cancel request, then drops the connection: its rows are refused,
+    /// or unknown if COMMIT was in flight), so `shutdown` returns within about
+    /// 0.7 s of its deadline; a sink that does not override it is waited for.
+    /// Every flusher has been joined when it returns. Later calls return at
+    /// once, with the same counts.
     ///
     /// The deadline is read on the batcher's clock ([`Builder::clock`](crate::Builder::clock)):
     /// with `quanta::Clock::mock()` it passes only when the test advances the
     /// mock.
-    pub fn close(&self, timeout: Duration) -> Stats {
-        self.begin_close(timeout);
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, FnSink};
+    ///
+    /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+    /// let tickets = (0..3).map(|row| batcher.submit(row)).collect::<Result<Vec<_>, _>>()?;
+    /// let report = batcher.shutdown(Duration::from_secs(10));
+    /// assert!(report.is_complete());
+    /// assert_eq!(report.acked, 3);
+    /// assert!(tickets.into_iter().all(|t| t.wait().is_ok()));
+    /// assert!(batcher.submit(4).unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
+    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        self.begin_shutdown(timeout);
         self.join_flushers()
     }
 
-    /// As [`close`](Batcher::close) without blocking the caller's thread: an
-    /// async caller awaits the flushers' end, woken by the last of them (no
-    /// runtime is required). Awaited to the end, the batcher is closed and its
-    /// threads joined; dropping it afterwards returns at once. Dropped before
-    /// the end, the future has still closed the batcher (nothing more is
-    /// accepted, the flushers keep writing to the deadline): its drop, or a
-    /// later `close`, joins them. Several tasks may await it at once.
+    /// As [`shutdown`](Batcher::shutdown) without blocking the caller's
+    /// thread: an async caller awaits the flushers' end, woken by the last of
+    /// them (no runtime is required). Awaited to the end, the batcher is shut
+    /// down and its threads joined; dropping it afterwards returns at once.
+    /// Dropped before the end, the future has still begun the shutdown
+    /// (nothing more is accepted, the flushers keep writing to the deadline):
+    /// the batcher's drop, or a later `shutdown`, joins them. Several tasks may
+    /// await it at once.
     ///
     /// ```
     /// use std::time::Duration;
@@ -301,24 +319,60 @@ impl<T: Send + 'static> Batcher<T> {
     /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
     /// let ticket = batcher.submit(7)?;
     /// let rt = tokio::runtime::Builder::new_current_thread().build()?;
-    /// let stats = rt.block_on(async {
-    ///     let stats = batcher.close_async(Duration::from_secs(10)).await;
+    /// let report = rt.block_on(async {
+    ///     let report = batcher.shutdown_async(Duration::from_secs(10)).await;
     ///     assert!(ticket.await.is_ok());
-    ///     stats
+    ///     report
     /// });
-    /// assert_eq!(stats.acked, 1);
+    /// assert_eq!(report.acked, 1);
     /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
     /// ```
-    pub async fn close_async(&self, timeout: Duration) -> Stats {
-        self.begin_close(timeout);
+    pub async fn shutdown_async(&self, timeout: Duration) -> ShutdownReport {
+        self.begin_shutdown(timeout);
         FlushersEnded(&self.shared).await;
         // Every flusher has left its loop: the joins return at once.
         self.join_flushers()
     }
 
-    /// Stops accepting rows and sets close's deadline (the first call only),
-    /// waking everyone who waits.
-    fn begin_close(&self, timeout: Duration) {
+    /// The former name of [`shutdown`](Batcher::shutdown), which returns a
+    /// report; this returns its counters.
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// # use std::time::Duration;
+    /// # use prodkit_batch::{Batcher, FnSink};
+    /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+    /// batcher.submit_detached(1)?;
+    /// assert_eq!(batcher.close(Duration::from_secs(10)).acked, 1);
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
+    #[deprecated(since = "0.1.0", note = "renamed `shutdown`, as in prodkit-pool")]
+    pub fn close(&self, timeout: Duration) -> Stats {
+        self.shutdown(timeout).stats
+    }
+
+    /// The former name of [`shutdown_async`](Batcher::shutdown_async), which
+    /// returns a report; this returns its counters.
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// # use std::time::Duration;
+    /// # use prodkit_batch::{Batcher, FnSink};
+    /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+    /// batcher.submit_detached(1)?;
+    /// let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    /// let stats = rt.block_on(batcher.close_async(Duration::from_secs(10)));
+    /// assert_eq!(stats.acked, 1);
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
+    #[deprecated(since = "0.1.0", note = "renamed `shutdown_async`, as in prodkit-pool")]
+    pub async fn close_async(&self, timeout: Duration) -> Stats {
+        self.shutdown_async(timeout).await.stats
+    }
+
+    /// Stops accepting rows and sets the shutdown's deadline (the first call
+    /// only), waking everyone who waits.
+    fn begin_shutdown(&self, timeout: Duration) {
         let shared = &*self.shared;
         {
             let mut state = shared.state.lock();
@@ -332,14 +386,14 @@ impl<T: Send + 'static> Batcher<T> {
         shared.closed.notify_all();
     }
 
-    fn join_flushers(&self) -> Stats {
+    fn join_flushers(&self) -> ShutdownReport {
         let flushers = std::mem::take(&mut *self.flushers.lock());
         for flusher in flushers {
             // The flusher catches every panic of the sink; a join error would be a
             // bug of ours, and there is nothing left to do about it here.
             let _ = flusher.join();
         }
-        self.stats()
+        ShutdownReport::new(self.stats())
     }
 
     /// The counters and the queue now.
@@ -353,9 +407,10 @@ impl<T: Send + 'static> Batcher<T> {
 }
 
 impl<T: Send + 'static> Drop for Batcher<T> {
-    /// A graceful close with the configured `close_timeout`.
+    /// A graceful shutdown with the configured
+    /// [`shutdown_timeout`](crate::Builder::shutdown_timeout).
     fn drop(&mut self) {
-        self.close(self.close_timeout);
+        self.shutdown(self.shutdown_timeout);
     }
 }
 
@@ -393,12 +448,12 @@ impl<T> Refused<T> {
 }
 
 impl<T> Shared<T> {
-    /// Whether close's deadline has passed.
+    /// Whether the shutdown's deadline has passed.
     pub(crate) fn past_deadline(&self) -> bool {
         self.deadline.passed()
     }
 
-    /// Sleeps `wait` before a retry, cut short by close's deadline. Closing
+    /// Sleeps `wait` before a retry, cut short by the shutdown's deadline. Closing
     /// does not end the back-off: the batcher keeps writing, spaced out, until
     /// the deadline, and then refuses what is left. The wait is real time (a
     /// socket's recovery does not follow a mock clock); the deadline is read on
@@ -411,7 +466,7 @@ impl<T> Shared<T> {
             if now >= until || self.past_deadline() {
                 return;
             }
-            // Woken when close sets a deadline; then look at it every 10 ms.
+            // Woken when the shutdown sets a deadline; then look at it every 10 ms.
             let step = match self.deadline.remaining() {
                 None => until - now,
                 Some(left) => (until - now).min(left).min(Duration::from_millis(10)),
@@ -431,12 +486,12 @@ impl<T> Shared<T> {
 }
 
 /// A flusher thread: takes batches from the queue and delivers them until the
-/// batcher closes and the queue is empty.
+/// batcher shuts down and the queue is empty.
 fn flusher<T: Send + 'static, S: Sink<T>>(shared: &Shared<T>, mut sink: S) {
     while let Some((batch, reason)) = next_batch(shared) {
         shared.counters.flushed(reason);
         if shared.past_deadline() {
-            batch.nack_all(shared, &NackReason::Closed);
+            batch.cut_by_deadline(shared, None);
         } else {
             deliver(shared, &mut sink, batch);
         }
@@ -460,7 +515,7 @@ fn next_batch<T>(shared: &Shared<T>) -> Option<(Batch<T>, Reason)> {
         } else if state.bytes >= shared.max_bytes {
             break Reason::Bytes;
         } else if state.closing {
-            break Reason::Close;
+            break Reason::Shutdown;
         } else if waited >= shared.linger {
             break Reason::Linger;
         }

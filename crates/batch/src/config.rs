@@ -46,7 +46,7 @@ pub struct Builder<T> {
     pub(crate) queue_bytes: usize,
     pub(crate) flushers: usize,
     pub(crate) submit_timeout: Duration,
-    pub(crate) close_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) row_size: Arc<dyn Fn(&T) -> usize + Send + Sync>,
     pub(crate) dead_letter: Option<Arc<DeadLetter<T>>>,
@@ -64,7 +64,7 @@ impl<T: Send + 'static> Builder<T> {
             queue_bytes: 64 << 20,
             flushers: 1,
             submit_timeout: Duration::from_secs(5),
-            close_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             row_size: Arc::new(|_| std::mem::size_of::<T>()),
             dead_letter: None,
@@ -122,10 +122,27 @@ impl<T: Send + 'static> Builder<T> {
     }
 
     /// How long dropping the batcher waits for pending rows (default 30 s);
-    /// [`Batcher::close`] takes its own.
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.close_timeout = timeout;
+    /// [`Batcher::shutdown`] takes its own.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
         self
+    }
+
+    /// The former name of [`shutdown_timeout`](Builder::shutdown_timeout).
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// # use std::time::Duration;
+    /// # use prodkit_batch::{Batcher, FnSink};
+    /// let batcher = Batcher::builder()
+    ///     .close_timeout(Duration::from_secs(5))
+    ///     .build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+    /// # drop(batcher);
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
+    #[deprecated(since = "0.1.0", note = "renamed `shutdown_timeout`")]
+    pub fn close_timeout(self, timeout: Duration) -> Self {
+        self.shutdown_timeout(timeout)
     }
 
     /// Retries of transient failures (default [`RetryPolicy::default`]).
@@ -150,10 +167,10 @@ impl<T: Send + 'static> Builder<T> {
         self
     }
 
-    /// The clock for linger, retry budgets and close's deadline (default
+    /// The clock for linger, retry budgets and the shutdown's deadline (default
     /// `quanta::Clock::new()`). With `quanta::Clock::mock()` time moves only
     /// when the test advances the mock: a linger, a retry budget or
-    /// [`Batcher::close`]'s deadline does not pass until it does.
+    /// [`Batcher::shutdown`]'s deadline does not pass until it does.
     pub fn clock(mut self, clock: quanta::Clock) -> Self {
         self.clock = clock;
         self

@@ -49,6 +49,14 @@ impl<T> Batch<T> {
         (self.rows.remove(i), self.acks.remove(i))
     }
 
+    /// Refuses the rows because the shutdown's deadline has passed (unknown
+    /// if an earlier write of theirs had an unknown outcome), counting them in
+    /// `cut_by_deadline`.
+    pub(crate) fn cut_by_deadline(self, shared: &Shared<T>, unknown: Option<&SinkError>) {
+        Counters::add(&shared.counters.cut_by_deadline, self.len());
+        self.nack_all(shared, &settle(unknown, NackReason::Closed));
+    }
+
     fn ack_all(self, shared: &Shared<T>) {
         Counters::add(&shared.counters.acked, self.len());
         Counters::add(&shared.counters.batches, 1);
@@ -188,7 +196,7 @@ pub(crate) fn deliver<T, S: Sink<T>>(shared: &Shared<T>, sink: &mut S, batch: Ba
         let mut first_failure = None;
         loop {
             if shared.past_deadline() {
-                batch.nack_all(shared, &settle(unknown.as_ref(), NackReason::Closed));
+                batch.cut_by_deadline(shared, unknown.as_ref());
                 break;
             }
             let mut error = match write(sink, &batch.rows, &shared.deadline) {

@@ -20,5 +20,5 @@ pub use error::{
 /// depend on quanta themselves.
 pub use quanta;
 pub use sink::{Deadline, FnSink, Sink};
-pub use stats::Stats;
+pub use stats::{ShutdownReport, Stats};
 pub use ticket::{Ticket, TicketFuture};

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::error::SinkError;
 
 /// Close's deadline, as a sink sees it during a write: none until
-/// [`Batcher::close`](crate::Batcher::close) sets one. A sink whose write can
+/// [`Batcher::shutdown`](crate::Batcher::shutdown) sets one. A sink whose write can
 /// block (on a network) checks it and gives up the write at the deadline.
 #[derive(Clone)]
 pub struct Deadline(pub(crate) Arc<DeadlineCell>);

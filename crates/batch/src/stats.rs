@@ -8,7 +8,7 @@ pub(crate) enum Reason {
     Rows,
     Bytes,
     Linger,
-    Close,
+    Shutdown,
 }
 
 /// A snapshot of a batcher's counters.
@@ -24,6 +24,9 @@ pub struct Stats {
     pub nacked: u64,
     /// Of `nacked`, rows of unknown outcome: they may be stored.
     pub unknown: u64,
+    /// Of `nacked`, rows the shutdown's deadline cut off: still queued, or in
+    /// a batch whose write or retries would have run past it.
+    pub cut_by_deadline: u64,
     /// Row writes repeated after a failure (a row sent twice counts once more).
     pub retried: u64,
     /// Writes that committed.
@@ -37,8 +40,8 @@ pub struct Stats {
     /// ... because their oldest row waited `linger`; with the default linger
     /// of zero, every batch taken as soon as a flusher was free.
     pub flushed_linger: u64,
-    /// ... because the batcher was closing.
-    pub flushed_close: u64,
+    /// ... because the batcher was shutting down.
+    pub flushed_shutdown: u64,
     /// Rows waiting in the queue now.
     pub queued_rows: usize,
     /// Their estimated bytes.
@@ -47,12 +50,71 @@ pub struct Stats {
     pub last_error: Option<String>,
 }
 
+/// What [`Batcher::shutdown`](crate::Batcher::shutdown) achieved by its
+/// deadline: the outcome of every row the batcher accepted, over its life.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_batch::{Batcher, FnSink};
+///
+/// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+/// batcher.submit_detached(1)?;
+/// let report = batcher.shutdown(Duration::from_secs(10));
+/// assert_eq!((report.acked, report.nacked, report.cut_by_deadline), (1, 0, 0));
+/// assert!(report.is_complete());
+/// assert_eq!(report.stats.submitted, 1);
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Rows written (their write committed).
+    pub acked: u64,
+    /// Rows without `Ok`: refused (not stored) or of unknown outcome.
+    pub nacked: u64,
+    /// Of `nacked`, rows of unknown outcome: they may be stored.
+    pub unknown: u64,
+    /// Of `nacked`, rows the deadline cut off: still queued, or in a batch
+    /// whose write or retries would have run past it.
+    pub cut_by_deadline: u64,
+    /// Every counter, with the flushers joined.
+    pub stats: Stats,
+}
+
+impl ShutdownReport {
+    pub(crate) fn new(stats: Stats) -> ShutdownReport {
+        ShutdownReport {
+            acked: stats.acked,
+            nacked: stats.nacked,
+            unknown: stats.unknown,
+            cut_by_deadline: stats.cut_by_deadline,
+            stats,
+        }
+    }
+
+    /// Whether the deadline cut nothing off: every row accepted got the
+    /// outcome of a write (written, or refused by the sink).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, FnSink};
+    ///
+    /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+    /// assert!(batcher.shutdown(Duration::from_secs(1)).is_complete());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
+    pub fn is_complete(&self) -> bool {
+        self.cut_by_deadline == 0
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) submitted: AtomicU64,
     pub(crate) acked: AtomicU64,
     pub(crate) nacked: AtomicU64,
     pub(crate) unknown: AtomicU64,
+    pub(crate) cut_by_deadline: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) failed_writes: AtomicU64,
@@ -81,13 +143,14 @@ impl Counters {
             acked: get(&self.acked),
             nacked: get(&self.nacked),
             unknown: get(&self.unknown),
+            cut_by_deadline: get(&self.cut_by_deadline),
             retried: get(&self.retried),
             batches: get(&self.batches),
             failed_writes: get(&self.failed_writes),
             flushed_rows: get(&self.flushed[Reason::Rows as usize]),
             flushed_bytes: get(&self.flushed[Reason::Bytes as usize]),
             flushed_linger: get(&self.flushed[Reason::Linger as usize]),
-            flushed_close: get(&self.flushed[Reason::Close as usize]),
+            flushed_shutdown: get(&self.flushed[Reason::Shutdown as usize]),
             queued_rows,
             queued_bytes,
             last_error: self.last_error.lock().clone(),

@@ -14,7 +14,7 @@ type Outcome<T> = Result<(), Nack<T>>;
 /// The promise of one submitted row: `Ok(())` once the write that holds it has
 /// committed, or the row back with the reason it has no `Ok` (refused, or of
 /// unknown outcome: see [`NackReason`]). Every ticket resolves exactly once,
-/// also when the batcher closes.
+/// also when the batcher shuts down.
 ///
 /// A ticket dropped before it is read hands a failure it would have carried to
 /// the dead-letter callback ([`Builder::dead_letter`](crate::Builder::dead_letter))

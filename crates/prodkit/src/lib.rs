@@ -11,23 +11,115 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
-/// Batched writes with a per-row acknowledgement after COMMIT: the
-/// `prodkit-batch` crate.
-#[cfg(feature = "batch")]
-#[cfg_attr(docsrs, doc(cfg(feature = "batch")))]
-#[doc(inline)]
-pub use prodkit_batch as batch;
+// Each module is a leaf crate's whole public API, through a glob that rustdoc
+// does not inline: the items' own pages (and their examples, written for the
+// leaf crate, `use prodkit_pool::...`) stay in the leaf's documentation, and
+// what renders here is written for this crate, with `prodkit::` paths
+// (`cargo xtask lint` checks that). `quanta`, which each leaf re-exports for
+// its clock seam, is shown once, at the root.
 
-/// A supervised worker pool with a bounded queue and per-job results: the
-/// `prodkit-pool` crate.
+/// The clock every module's `clock` seam takes ([`pool::Builder::clock`],
+/// [`batch::Builder::clock`], [`ratelimit::Builder::clock`]), once for all of
+/// them: `quanta::Clock::mock()` gives tests a time that moves only when they
+/// say so.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit::quanta::Clock;
+///
+/// let (clock, mock) = Clock::mock();
+/// let start = clock.now();
+/// mock.increment(Duration::from_secs(3));
+/// assert_eq!(clock.now() - start, Duration::from_secs(3));
+/// ```
+#[cfg(any(feature = "batch", feature = "pool", feature = "ratelimit"))]
+#[doc(no_inline)]
+pub use quanta;
+
 #[cfg(feature = "pool")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
-#[doc(inline)]
-pub use prodkit_pool as pool;
+pub mod pool {
+    //! A supervised worker pool: a bounded queue with an explicit overload
+    //! policy, a handle with every job's result (also a `Future`), panics
+    //! caught, and a shutdown that never loses a job and always returns.
+    //!
+    //! This module is the whole `prodkit-pool` crate: its documentation is the
+    //! reference, and its examples' `prodkit_pool::X` is `prodkit::pool::X`
+    //! here.
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //! use prodkit::pool::{Overload, Pool};
+    //!
+    //! let pool = Pool::builder()
+    //!     .workers(2)
+    //!     .queue_capacity(64)
+    //!     .overload(Overload::Reject) // a full queue hands the job back
+    //!     .build()?;
+    //! let handle = pool.submit(|| 6 * 7)?;
+    //! assert_eq!(handle.join(), Ok(42));
+    //! assert!(pool.shutdown(Duration::from_secs(5)).is_complete());
+    //! # Ok::<(), Box<dyn std::error::Error>>(())
+    //! ```
+    #[doc(no_inline)]
+    pub use prodkit_pool::*;
+}
 
-/// Exact rate limiters, direct and keyed with a hard memory bound: the
-/// `prodkit-ratelimit` crate.
 #[cfg(feature = "ratelimit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ratelimit")))]
-#[doc(inline)]
-pub use prodkit_ratelimit as ratelimit;
+pub mod ratelimit {
+    //! Exact GCRA rate limiters: a direct one, and a keyed one with a hard
+    //! memory bound that never forgets a debt; each decision carries the
+    //! `Retry-After` and IETF `RateLimit` header values. The `ratelimit-tokio`
+    //! feature adds futures that wait for capacity.
+    //!
+    //! This module is the whole `prodkit-ratelimit` crate: its documentation
+    //! is the reference, and its examples' `prodkit_ratelimit::X` is
+    //! `prodkit::ratelimit::X` here.
+    //!
+    //! ```
+    //! use prodkit::ratelimit::{KeyedRateLimiter, Quota};
+    //!
+    //! // 10 requests a minute per client, bursts of 2, at most 10,000 clients held.
+    //! let quota = Quota::per_minute(10)?.with_burst(2)?;
+    //! let limits = KeyedRateLimiter::<str>::new(quota, 10_000)?;
+    //! assert!(limits.check("alice").is_allowed());
+    //! assert!(limits.check("alice").is_allowed());
+    //! let refused = limits.check("alice"); // the burst is spent
+    //! assert!(!refused.is_allowed() && refused.retry_after().is_some());
+    //! assert!(limits.check("bob").is_allowed()); // each client its own
+    //! # Ok::<(), Box<dyn std::error::Error>>(())
+    //! ```
+    #[doc(no_inline)]
+    pub use prodkit_ratelimit::*;
+}
+
+#[cfg(feature = "batch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "batch")))]
+pub mod batch {
+    //! Batched writes through a sink (PostgreSQL binary COPY or INSERT in
+    //! [`pg`]), each row acknowledged only after its batch's COMMIT, every
+    //! outcome reported: written, refused with the row handed back, or
+    //! unknown.
+    //!
+    //! This module is the whole `prodkit-batch` crate: its documentation is
+    //! the reference, and its examples' `prodkit_batch::X` is
+    //! `prodkit::batch::X` here.
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //! use prodkit::batch::{Batcher, FnSink};
+    //!
+    //! // A sink writes a whole batch or nothing; this one stands in for a table.
+    //! let batcher = Batcher::builder()
+    //!     .max_rows(500)
+    //!     .build(|| Ok(FnSink(|rows: &[u64]| Ok(()))))?;
+    //! let ticket = batcher.submit(1)?;
+    //! assert!(ticket.wait().is_ok()); // written
+    //! let report = batcher.shutdown(Duration::from_secs(10));
+    //! assert_eq!(report.acked, 1);
+    //! # Ok::<(), Box<dyn std::error::Error>>(())
+    //! ```
+    #[doc(no_inline)]
+    pub use prodkit_batch::*;
+}

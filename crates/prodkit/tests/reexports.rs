@@ -8,7 +8,7 @@ fn batch_is_the_whole_crate() {
         .build(|| Ok(FnSink(|_: &[u32]| Ok(()))))
         .unwrap();
     let ticket = batcher.submit(7).unwrap();
-    let stats = batcher.close(std::time::Duration::from_secs(5));
+    let stats = batcher.shutdown(std::time::Duration::from_secs(5)).stats;
     assert!(ticket.wait().is_ok());
     assert_eq!(stats.acked, 1);
     let _: fn(&str, &str, &[(&str, prodkit::batch::pg::postgres::types::Type)]) -> _ =

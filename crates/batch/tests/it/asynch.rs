@@ -202,7 +202,7 @@ fn a_dropped_future_cancels_nothing() {
         assert!(gave_up);
     }
     drop(held);
-    batcher.close(Duration::from_secs(10));
+    batcher.shutdown(Duration::from_secs(10));
     assert_eq!(sink.committed(), vec![7]);
     let letters = letters.lock();
     assert_eq!(letters.len(), 1, "{letters:?}");
@@ -217,39 +217,44 @@ fn a_dropped_future_cancels_nothing() {
     );
 }
 
-/// `close_async` writes what is queued without blocking the runtime's
+/// `shutdown_async` writes what is queued without blocking the runtime's
 /// thread: a heartbeat on the same thread keeps ticking while the slow writer
 /// drains the queue; every row is acked and the flushers are joined (the
 /// batcher's drop afterwards returns at once).
 #[test]
-fn close_async_drains_without_blocking_the_runtime_thread() {
+fn shutdown_async_drains_without_blocking_the_runtime_thread() {
     let sink = Fake::new(|_, _| {
         std::thread::sleep(Duration::from_millis(20));
         Ok(())
     });
-    let (stats, beats, elapsed, dropped_in) = watchdog(Duration::from_secs(60), move || {
+    let (report, beats, elapsed, dropped_in) = watchdog(Duration::from_secs(60), move || {
         let batcher = start(builder().max_rows(10).flushers(1), &sink);
         let tickets: Vec<_> = (0..100u64).map(|i| batcher.submit(i).unwrap()).collect();
-        let (stats, beats, elapsed) = with_heartbeat(batcher.close_async(Duration::from_secs(30)));
+        let (report, beats, elapsed) =
+            with_heartbeat(batcher.shutdown_async(Duration::from_secs(30)));
         assert!(tickets.into_iter().all(|t| t.wait().is_ok()));
         let t = Instant::now();
         drop(batcher);
-        (stats, beats, elapsed, t.elapsed())
+        (report, beats, elapsed, t.elapsed())
     });
-    assert_eq!((stats.acked, stats.nacked, stats.batches), (100, 0, 10));
-    // Ten writes of 20 ms: at least 200 ms of close, with the heartbeat alive.
+    assert_eq!(
+        (report.acked, report.nacked, report.stats.batches),
+        (100, 0, 10)
+    );
+    assert!(report.is_complete());
+    // Ten writes of 20 ms: at least 200 ms of shutdown, with the heartbeat alive.
     assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
     assert_kept_beating(beats, elapsed);
     assert!(
         dropped_in < Duration::from_millis(50),
-        "drop after close_async: {dropped_in:?}"
+        "drop after shutdown_async: {dropped_in:?}"
     );
 }
 
-/// A `close_async` given up half way has still closed the batcher: new rows
+/// A `shutdown_async` given up half way has still shut down the batcher: new rows
 /// are refused, queued ones are written, and the drop joins the flushers.
 #[test]
-fn a_dropped_close_async_has_closed_the_batcher() {
+fn a_dropped_shutdown_async_has_shut_the_batcher_down() {
     let sink = Fake::new(|_, _| {
         std::thread::sleep(Duration::from_millis(10));
         Ok(())
@@ -265,7 +270,7 @@ fn a_dropped_close_async_has_closed_the_batcher() {
         let finished = rt.block_on(async {
             tokio::time::timeout(
                 Duration::from_millis(5),
-                batcher.close_async(Duration::from_secs(30)),
+                batcher.shutdown_async(Duration::from_secs(30)),
             )
             .await
             .is_ok()
@@ -281,9 +286,9 @@ fn a_dropped_close_async_has_closed_the_batcher() {
     assert_eq!(sink.committed(), (0..50).collect::<Vec<_>>());
 }
 
-/// Two tasks awaiting `close_async` at once are both woken.
+/// Two tasks awaiting `shutdown_async` at once are both woken.
 #[test]
-fn two_tasks_awaiting_close_async_both_finish() {
+fn two_tasks_awaiting_shutdown_async_both_finish() {
     let (gate, sink) = gated(|_| Ok(()));
     let held = gate.lock();
     let batcher = Arc::new(start(builder().max_rows(1), &sink));
@@ -295,12 +300,12 @@ fn two_tasks_awaiting_close_async_both_finish() {
     let both = rt.block_on(async {
         let first = tokio::spawn({
             let b = Arc::clone(&batcher);
-            async move { b.close_async(Duration::from_secs(30)).await }
+            async move { b.shutdown_async(Duration::from_secs(30)).await }
         });
         tokio::time::sleep(Duration::from_millis(5)).await;
         let second = tokio::spawn({
             let b = Arc::clone(&batcher);
-            async move { b.close_async(Duration::from_secs(30)).await }
+            async move { b.shutdown_async(Duration::from_secs(30)).await }
         });
         tokio::time::sleep(Duration::from_millis(5)).await;
         drop(held);
@@ -309,7 +314,7 @@ fn two_tasks_awaiting_close_async_both_finish() {
         })
         .await
     });
-    let (a, b) = both.expect("a task awaiting close_async was never woken");
+    let (a, b) = both.expect("a task awaiting shutdown_async was never woken");
     assert_eq!((a.acked, b.acked), (1, 1));
     assert!(ticket.wait().is_ok());
 }

@@ -10,7 +10,7 @@ use prodkit_batch::{Batcher, BuildError, ConfigError, NackReason, SubmitError, T
 use crate::{Fake, builder, start};
 
 #[test]
-fn full_batches_are_written_and_the_rest_at_close() {
+fn full_batches_are_written_and_the_rest_at_shutdown() {
     let sink = Fake::ok();
     let batcher = start(builder(), &sink);
     let tickets: Vec<_> = (0..25).map(|i| batcher.submit(i).unwrap()).collect();
@@ -23,7 +23,7 @@ fn full_batches_are_written_and_the_rest_at_close() {
         (stats.acked, stats.flushed_rows, stats.queued_rows),
         (20, 2, 5)
     );
-    let stats = batcher.close(Duration::from_secs(10));
+    let stats = batcher.shutdown(Duration::from_secs(10)).stats;
     for t in tickets {
         assert!(t.wait().is_ok());
     }
@@ -33,7 +33,7 @@ fn full_batches_are_written_and_the_rest_at_close() {
         (stats.submitted, stats.acked, stats.nacked, stats.batches),
         (25, 25, 0, 3)
     );
-    assert_eq!((stats.flushed_rows, stats.flushed_close), (2, 1));
+    assert_eq!((stats.flushed_rows, stats.flushed_shutdown), (2, 1));
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn batches_stop_at_max_bytes() {
     }
     assert_eq!(batcher.stats().flushed_bytes, 1);
     assert_eq!(batcher.stats().queued_bytes, 40);
-    batcher.close(Duration::from_secs(10));
+    batcher.shutdown(Duration::from_secs(10));
     assert!(tickets.all(|t| t.wait().is_ok()));
     assert_eq!(sink.batch_sizes(), vec![2, 1]);
 }
@@ -142,7 +142,7 @@ fn a_full_queue_pushes_back_and_hands_the_row_back() {
     for t in tickets {
         t.wait().unwrap();
     }
-    batcher.close(Duration::from_secs(10));
+    batcher.shutdown(Duration::from_secs(10));
     assert_eq!(sink.committed(), (0..6).collect::<Vec<_>>());
 }
 
@@ -178,10 +178,10 @@ fn a_row_larger_than_the_queue_is_refused_at_once() {
 }
 
 #[test]
-fn after_close_rows_come_back() {
+fn after_shutdown_rows_come_back() {
     let batcher = start(builder(), &Fake::ok());
     let ticket = batcher.submit(1).unwrap();
-    batcher.close(Duration::from_secs(5));
+    batcher.shutdown(Duration::from_secs(5));
     assert!(ticket.wait().is_ok());
     assert!(matches!(batcher.submit(2), Err(SubmitError::Closed(2))));
     assert!(matches!(
@@ -197,12 +197,12 @@ fn after_close_rows_come_back() {
     assert_eq!(e.kind().to_string(), "the batcher is closed");
     assert_eq!(e.into_inner(), 5);
     assert!(batcher.try_submit(6).unwrap_err().is_closed());
-    // A second close returns at once.
-    assert_eq!(batcher.close(Duration::ZERO).acked, 1);
+    // A second shutdown returns at once.
+    assert_eq!(batcher.shutdown(Duration::ZERO).acked, 1);
 }
 
 #[test]
-fn close_refuses_what_it_cannot_write_by_its_deadline() {
+fn shutdown_refuses_what_it_cannot_write_by_its_deadline() {
     // Every write fails transiently, with a budget far longer than the deadline.
     let sink = Fake::new(|_, _| {
         Err(prodkit_batch::SinkError::new(
@@ -218,13 +218,17 @@ fn close_refuses_what_it_cannot_write_by_its_deadline() {
     };
     let batcher = start(builder().max_rows(5).retry(retry), &sink);
     let tickets: Vec<_> = (0..12).map(|i| batcher.submit(i).unwrap()).collect();
-    let stats = batcher.close(Duration::from_millis(50));
+    let report = batcher.shutdown(Duration::from_millis(50));
     for (i, t) in tickets.into_iter().enumerate() {
         let nack = t.wait().unwrap_err();
         assert_eq!(nack.row, i as u64, "the row comes back");
         assert_eq!(nack.reason, NackReason::Closed);
     }
-    assert_eq!((stats.acked, stats.nacked), (0, 12));
+    assert_eq!((report.acked, report.nacked), (0, 12));
+    // The report says the deadline cut them, and so does a later call.
+    assert_eq!(report.cut_by_deadline, 12);
+    assert!(!report.is_complete());
+    assert_eq!(batcher.shutdown(Duration::ZERO), report);
     assert!(sink.committed().is_empty());
 }
 
@@ -253,7 +257,7 @@ fn several_flushers_share_the_queue() {
             });
         }
     });
-    let stats = batcher.close(Duration::from_secs(10));
+    let stats = batcher.shutdown(Duration::from_secs(10)).stats;
     assert_eq!((stats.submitted, stats.acked), (2000, 2000));
     let expected: Vec<u64> = (0..4)
         .flat_map(|t| (0..500).map(move |i| t * 1000 + i))

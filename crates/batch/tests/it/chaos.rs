@@ -184,7 +184,7 @@ fn the_postmaster_killed_mid_copy_and_mid_commit_leaves_every_ticket_truthful() 
                 .flat_map(|p| p.join().unwrap())
                 .collect()
         });
-        let stats = batcher.close(Duration::from_secs(120));
+        let stats = batcher.shutdown(Duration::from_secs(120)).stats;
         for k in std::mem::take(&mut *killer.lock()) {
             k.join().unwrap();
         }
@@ -224,7 +224,7 @@ fn backends(admin: &mut prodkit_batch::pg::postgres::Client, app: &str) -> Vec<i
 }
 
 #[test]
-fn close_keeps_its_deadline_when_the_backends_are_stopped() {
+fn shutdown_keeps_its_deadline_when_the_backends_are_stopped() {
     let Some(pg) = durable_server("prodkit-batch: SIGSTOP during close") else {
         return;
     };
@@ -266,7 +266,7 @@ fn close_keeps_its_deadline_when_the_backends_are_stopped() {
         })
     };
     let start = Instant::now();
-    batcher.close(Duration::from_secs(2));
+    batcher.shutdown(Duration::from_secs(2));
     let took = start.elapsed();
     for &pid in &stopped {
         signal(pid, "-CONT");
@@ -295,7 +295,7 @@ fn close_keeps_its_deadline_when_the_backends_are_stopped() {
 }
 
 #[test]
-fn close_keeps_writing_through_an_outage_until_its_deadline() {
+fn shutdown_keeps_writing_through_an_outage_until_its_deadline() {
     let Some(pg) = durable_server("prodkit-batch: an outage during close") else {
         return;
     };
@@ -316,7 +316,7 @@ fn close_keeps_writing_through_an_outage_until_its_deadline() {
         .map(|i| (i, batcher.submit(ev(i)).unwrap()))
         .collect();
     let start = Instant::now();
-    let stats = batcher.close(Duration::from_secs(30));
+    let stats = batcher.shutdown(Duration::from_secs(30)).stats;
     let took = start.elapsed();
     restart.join().unwrap();
     let told = collect(tickets);
@@ -378,7 +378,7 @@ fn a_trigger_that_raises_refuses_only_its_row() {
                 (i, batcher.submit(row).unwrap())
             })
             .collect();
-        let stats = batcher.close(Duration::from_secs(30));
+        let stats = batcher.shutdown(Duration::from_secs(30)).stats;
         let what = format!("trigger, {mode:?}, key {key}");
         let told = collect(tickets);
         check_truth(pg, name, &told, &what);
@@ -441,7 +441,7 @@ fn a_role_that_loses_login_fails_the_batch_at_once() {
         NackReason::Failed(e) => assert_eq!(e.code.as_deref(), Some("28000"), "{e}"),
         other => panic!("{other:?}"),
     }
-    batcher.close(Duration::from_secs(10));
+    batcher.shutdown(Duration::from_secs(10));
     assert_eq!(ids(&mut admin, name), vec![1]);
 }
 
@@ -528,7 +528,7 @@ fn declarations_that_do_not_match_the_table_are_caught() {
         let tickets: Vec<_> = (0..200)
             .map(|i| batcher.submit(Narrow(i, "x".into())).unwrap())
             .collect();
-        let stats = batcher.close(Duration::from_secs(30));
+        let stats = batcher.shutdown(Duration::from_secs(30)).stats;
         for t in tickets {
             match t.wait().unwrap_err().reason {
                 NackReason::Failed(e) => {
@@ -575,7 +575,7 @@ fn copy_with_a_key_names_poison_rows_by_line() {
             (i, batcher.submit(row).unwrap())
         })
         .collect();
-    let stats = batcher.close(Duration::from_secs(60));
+    let stats = batcher.shutdown(Duration::from_secs(60)).stats;
     let told = collect(tickets);
     check_truth(pg, name, &told, "poison with a key");
     assert_eq!(told.refused.len(), 100);

@@ -22,7 +22,7 @@ fn run(
     let batcher = start(b, sink);
     let tickets: Vec<_> = rows.map(|i| batcher.submit(i).unwrap()).collect();
     // A deadline far away, also on the mock clock of the time-budget test.
-    batcher.close(Duration::from_secs(3600));
+    batcher.shutdown(Duration::from_secs(3600));
     let nacks = tickets.into_iter().filter_map(|t| t.wait().err()).collect();
     (sink.committed(), nacks)
 }
@@ -90,7 +90,7 @@ fn transient_failures_are_retried_after_a_reconnect() {
     let batcher = start(builder(), &sink);
     let tickets: Vec<_> = (0..10).map(|i| batcher.submit(i).unwrap()).collect();
     assert!(tickets.into_iter().all(|t| t.wait().is_ok()));
-    let stats = batcher.close(Duration::from_secs(5));
+    let stats = batcher.shutdown(Duration::from_secs(5)).stats;
     assert_eq!(*sink.reconnects.lock(), 3);
     assert_eq!(
         (
@@ -207,7 +207,7 @@ fn a_reconnect_refused_for_good_fails_the_batch_at_once() {
     let sink = LostLogin(Arc::clone(&writes));
     let batcher = builder().build(move || Ok(sink.clone())).unwrap();
     let tickets: Vec<_> = (0..10).map(|i| batcher.submit(i).unwrap()).collect();
-    batcher.close(Duration::from_secs(60));
+    batcher.shutdown(Duration::from_secs(60));
     for t in tickets {
         match t.wait().unwrap_err().reason {
             NackReason::Failed(e) => assert_eq!(e.code.as_deref(), Some("28000")),
@@ -316,7 +316,7 @@ fn detached_rows_that_fail_reach_the_dead_letter_callback() {
     for i in 0..20 {
         batcher.submit_detached(i).unwrap();
     }
-    let stats = batcher.close(Duration::from_secs(5));
+    let stats = batcher.shutdown(Duration::from_secs(5)).stats;
     let mut dead = dead.lock().clone();
     dead.sort_unstable();
     assert_eq!(dead, vec![0, 4, 8, 12, 16]);

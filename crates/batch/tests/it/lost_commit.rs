@@ -36,7 +36,7 @@ fn a_lost_commit_without_a_key_on_a_unique_table_is_never_reported_refused() {
         let tickets: Vec<(i64, Ticket<Ev>)> = (0..1200)
             .map(|i| (i, batcher.submit(ev(i)).unwrap()))
             .collect();
-        let stats = batcher.close(Duration::from_secs(60));
+        let stats = batcher.shutdown(Duration::from_secs(60)).stats;
         let told = collect(tickets);
         let what = format!("{mode:?}");
         check_truth(pg, &name, &told, &what);
@@ -114,7 +114,7 @@ fn a_lost_commit_that_stored_nothing_is_told_apart_by_the_first_row() {
         let tickets: Vec<(i64, Ticket<Ev>)> = (0..100)
             .map(|i| (i, batcher.submit(ev(i)).unwrap()))
             .collect();
-        let stats = batcher.close(Duration::from_secs(60));
+        let stats = batcher.shutdown(Duration::from_secs(60)).stats;
         let told = collect(tickets);
         let what = format!("{mode:?}");
         check_truth(pg, &name, &told, &what);

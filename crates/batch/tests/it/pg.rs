@@ -116,7 +116,7 @@ fn run(
         .into_iter()
         .map(|r| (r.id, batcher.submit(r).unwrap()))
         .collect();
-    batcher.close(Duration::from_secs(120));
+    batcher.shutdown(Duration::from_secs(120));
     let (mut acked, mut nacked) = (Vec::new(), Vec::new());
     for (id, ticket) in tickets {
         match ticket.wait() {
@@ -356,7 +356,7 @@ fn a_server_restart_mid_batch_and_an_outage_of_seconds_lose_nothing() {
                 Err(e) => panic!("{name}: {e:?}"),
             })
             .collect();
-        batcher.close(Duration::from_secs(120));
+        batcher.shutdown(Duration::from_secs(120));
         let (mut acked, mut nacked) = (Vec::new(), Vec::new());
         for (i, ticket) in (0..).zip(tickets) {
             match ticket.wait() {
@@ -535,7 +535,7 @@ fn a_value_that_cannot_be_encoded_refuses_only_its_row() {
                 batcher.submit(Loose { id, body }).unwrap()
             })
             .collect();
-        batcher.close(Duration::from_secs(60));
+        batcher.shutdown(Duration::from_secs(60));
         let mut refused = Vec::new();
         for ticket in tickets {
             if let Err(nack) = ticket.wait() {
@@ -666,7 +666,7 @@ fn the_sinks_never_send_commit_into_a_failed_transaction() {
                 (id, batcher.submit(row).unwrap())
             })
             .collect();
-        batcher.close(Duration::from_secs(60));
+        batcher.shutdown(Duration::from_secs(60));
         let mut refused = Vec::new();
         for (id, ticket) in tickets {
             if let Err(nack) = ticket.wait() {
@@ -819,7 +819,7 @@ fn sslmode_require_encrypts_and_checks_the_servers_certificate() {
         ssl_of(&mut admin, pid),
         "the writer's connection is encrypted"
     );
-    batcher.close(Duration::from_secs(30));
+    batcher.shutdown(Duration::from_secs(30));
     assert_eq!(ids(&mut admin, "b_tls"), (0..300).collect::<Vec<_>>());
 
     // sslmode=disable wins over a connector: plain text, as pg_stat_ssl shows.
@@ -831,7 +831,7 @@ fn sslmode_require_encrypts_and_checks_the_servers_certificate() {
 }
 
 #[test]
-fn close_with_rows_pending_writes_what_it_can_and_hands_back_the_rest() {
+fn shutdown_with_rows_pending_writes_what_it_can_and_hands_back_the_rest() {
     let Some(pg) = shared() else { return };
     let mut admin = pg.connect().unwrap();
     // 1 ms a row in a trigger: a batch of 100 takes about 100 ms, all 3000 rows
@@ -844,7 +844,7 @@ fn close_with_rows_pending_writes_what_it_can_and_hands_back_the_rest() {
         .build(|| target.open())
         .unwrap();
     let tickets: Vec<_> = (0..3000).map(|i| batcher.submit(ev(i)).unwrap()).collect();
-    let stats = batcher.close(Duration::from_millis(300));
+    let stats = batcher.shutdown(Duration::from_millis(300)).stats;
     let (mut acked, mut closed) = (Vec::new(), Vec::new());
     for (i, ticket) in (0..).zip(tickets) {
         match ticket.wait() {

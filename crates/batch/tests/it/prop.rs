@@ -107,7 +107,7 @@ proptest! {
                 })
                 .collect();
             let tickets: Vec<_> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
-            batcher.close(Duration::from_secs(60));
+            batcher.shutdown(Duration::from_secs(60));
             tickets
                 .into_iter()
                 .map(|(row, ticket)| match ticket.wait() {

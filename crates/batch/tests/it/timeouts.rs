@@ -209,7 +209,7 @@ fn a_write_to_a_stopped_backend_is_abandoned_at_write_timeout_and_written_again(
     let took = start.elapsed();
     done.send(()).unwrap();
     net.join().unwrap();
-    let stats = batcher.close(Duration::from_secs(10));
+    let stats = batcher.shutdown(Duration::from_secs(10)).stats;
     assert!(stats.failed_writes >= 1, "{stats:?}");
     assert!(took < Duration::from_secs(5), "written after {took:?}");
     // The continued backend finds its connection dropped and rolls back.
