@@ -132,6 +132,21 @@ impl CoarseClock {
     /// Starts a thread that refreshes the time every `interval`, from
     /// `quanta::Clock::new()`.
     ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::{ClockError, CoarseClock, Quota, RateLimiter};
+    ///
+    /// let clock = CoarseClock::start(Duration::from_millis(1))?;
+    /// assert_eq!(clock.interval(), Some(Duration::from_millis(1)));
+    /// let limiter = RateLimiter::builder(Quota::per_hour(1)?).coarse_clock(&clock).build();
+    /// assert!(limiter.check().is_allowed());
+    /// assert!(!limiter.check().is_allowed());
+    /// drop((limiter, clock)); // the last handle stops and joins the thread
+    ///
+    /// assert!(matches!(CoarseClock::start(Duration::ZERO), Err(ClockError::ZeroInterval)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`ClockError::ZeroInterval`] for a zero interval;
     /// [`ClockError::Spawn`] when the thread cannot start.
@@ -140,6 +155,21 @@ impl CoarseClock {
     }
 
     /// As [`start`](CoarseClock::start), reading `clock`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::{quanta::Clock, CoarseClock, Quota, RateLimiter};
+    ///
+    /// // The thread refreshes from a mock clock, which stands still until moved.
+    /// let (mock_clock, _mock) = Clock::mock();
+    /// let clock = CoarseClock::start_with(Duration::from_millis(1), mock_clock)?;
+    /// let limiter = RateLimiter::builder(Quota::per_second(2)?).coarse_clock(&clock).build();
+    /// assert!(limiter.check_n(2)?.is_allowed());
+    /// // However long the thread runs, the limiter's time is the mock's.
+    /// let refused = limiter.check();
+    /// assert_eq!(refused.retry_after(), Some(Duration::from_millis(500)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// As [`start`](CoarseClock::start).
@@ -167,12 +197,44 @@ impl CoarseClock {
 
     /// A coarse clock without a thread: it moves only when [`tick`](CoarseClock::tick)
     /// is called. For tests, which drive staleness exactly.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::{quanta::Clock, CoarseClock, Quota, RateLimiter};
+    ///
+    /// let (mock_clock, mock) = Clock::mock();
+    /// let clock = CoarseClock::manual(mock_clock);
+    /// assert_eq!(clock.interval(), None);
+    /// let limiter = RateLimiter::builder(Quota::per_second(1)?).coarse_clock(&clock).build();
+    /// assert!(limiter.check().is_allowed());
+    ///
+    /// mock.increment(Duration::from_secs(1));
+    /// // Not yet published: the limiter still reads the old time.
+    /// assert!(!limiter.check().is_allowed());
+    /// clock.tick();
+    /// assert!(limiter.check().is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn manual(clock: quanta::Clock) -> CoarseClock {
         CoarseClock(Arc::new(Owner::new(clock, None)))
     }
 
     /// Reads the underlying clock now and publishes its time, as the thread
     /// does every interval.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use prodkit_ratelimit::{quanta::Clock, CoarseClock, Quota, RateLimiter};
+    /// let (mock_clock, mock) = Clock::mock();
+    /// let clock = CoarseClock::manual(mock_clock);
+    /// let limiter = RateLimiter::builder(Quota::per_second(10)?).coarse_clock(&clock).build();
+    /// assert_eq!(limiter.check_n(10)?.reset(), Duration::from_secs(1));
+    ///
+    /// mock.increment(Duration::from_millis(400));
+    /// clock.tick();
+    /// assert_eq!(limiter.check_n(0)?.reset(), Duration::from_millis(600));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn tick(&self) {
         let o = &self.0;
         o.shared.now.store(
@@ -182,6 +244,18 @@ impl CoarseClock {
     }
 
     /// The refresh interval; `None` for a [`manual`](CoarseClock::manual) clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::{quanta::Clock, CoarseClock};
+    ///
+    /// let started = CoarseClock::start(Duration::from_millis(5))?;
+    /// assert_eq!(started.interval(), Some(Duration::from_millis(5)));
+    /// drop(started); // stops and joins its thread
+    ///
+    /// assert_eq!(CoarseClock::manual(Clock::new()).interval(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn interval(&self) -> Option<Duration> {
         self.0.interval
     }

@@ -3,6 +3,22 @@ use std::fmt;
 use std::time::Duration;
 
 /// A quota or a limiter configuration that cannot work.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_ratelimit::{ConfigError, KeyedRateLimiter, Quota};
+///
+/// assert_eq!(Quota::per_second(0), Err(ConfigError::ZeroRate));
+/// assert_eq!(Quota::per_second(10)?.with_burst(0), Err(ConfigError::ZeroBurst));
+///
+/// let err = Quota::new(2, Duration::from_nanos(1)).unwrap_err();
+/// assert!(matches!(err, ConfigError::RateTooHigh { rate: 2, .. }));
+/// assert!(err.to_string().contains("more than one request per nanosecond"));
+///
+/// let keyed = KeyedRateLimiter::<str>::new(Quota::per_second(10)?, 0);
+/// assert_eq!(keyed.unwrap_err(), ConfigError::ZeroMaxKeys);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -91,6 +107,15 @@ impl fmt::Display for ConfigError {
 impl Error for ConfigError {}
 
 /// Why [`CoarseClock::start`](crate::CoarseClock::start) failed.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_ratelimit::{ClockError, CoarseClock};
+///
+/// let err = CoarseClock::start(Duration::ZERO).unwrap_err();
+/// assert!(matches!(err, ClockError::ZeroInterval));
+/// assert!(std::error::Error::source(&err).is_none());
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ClockError {
@@ -122,6 +147,19 @@ impl Error for ClockError {
 }
 
 /// Why a `RateLimit-Policy` or `RateLimit` field value could not be made.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_ratelimit::{HeaderError, Quota};
+///
+/// let quota = Quota::per_second(10)?;
+/// assert_eq!(quota.policy_header("caf\u{e9}"), Err(HeaderError::Name("caf\u{e9}".into())));
+///
+/// // One per 1 000 000.000000001 s: its exact window has 16 digits.
+/// let odd = Quota::new(1, Duration::new(1_000_000, 1))?;
+/// assert!(matches!(odd.policy_header("api"), Err(HeaderError::Unrepresentable { rate: 1, .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HeaderError {
@@ -157,6 +195,18 @@ impl Error for HeaderError {}
 
 /// A request for more cells than the burst: it could never be admitted, so it was
 /// refused at once and consumed nothing.
+///
+/// ```
+/// use prodkit_ratelimit::{InsufficientCapacity, Quota, RateLimiter};
+///
+/// let limiter = RateLimiter::new(Quota::per_second(100)?.with_burst(20)?);
+/// let err = limiter.check_n(21).unwrap_err();
+/// assert_eq!(err, InsufficientCapacity { requested: 21, burst: 20 });
+/// // Nothing was consumed, nor counted.
+/// assert!(limiter.check_n(20)?.is_allowed());
+/// assert_eq!(limiter.stats().denied, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InsufficientCapacity {
     /// The cells asked for.
@@ -179,6 +229,24 @@ impl Error for InsufficientCapacity {}
 
 /// Why a blocking or async wait returned without admitting the request. Nothing
 /// was consumed.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_ratelimit::{quanta::Clock, InsufficientCapacity, Quota, RateLimiter, WaitError};
+///
+/// let (clock, _mock) = Clock::mock();
+/// let limiter = RateLimiter::builder(Quota::per_second(2)?).clock(clock).build();
+/// assert!(limiter.check_n(2)?.is_allowed());
+///
+/// // The next cell comes in 500 ms: a 10 ms wait is refused at once.
+/// let err = limiter.wait(Duration::from_millis(10)).unwrap_err();
+/// assert_eq!(err, WaitError::Timeout { retry_after: Duration::from_millis(500) });
+///
+/// let err = limiter.wait_n(3, Duration::from_secs(1)).unwrap_err();
+/// let capacity = InsufficientCapacity { requested: 3, burst: 2 };
+/// assert_eq!(err, WaitError::InsufficientCapacity(capacity));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WaitError {

@@ -17,6 +17,31 @@ use crate::header;
 /// window of one minute (the full bucket of 100 plus the 100 that trickle in).
 /// Use [`with_burst`](Quota::with_burst) to choose: with a burst of 1 the same quota
 /// admits at most 101 in any minute, spaced at least 600 ms apart.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_ratelimit::{quanta::Clock, Quota, RateLimiter};
+///
+/// let quota = Quota::per_minute(100)?;
+/// assert_eq!((quota.burst(), quota.interval()), (100, Duration::from_millis(600)));
+///
+/// let (clock, mock) = Clock::mock();
+/// let limiter = RateLimiter::builder(quota).clock(clock).build();
+/// // A full bucket admits 100 at once...
+/// assert!(limiter.check_n(100)?.is_allowed());
+/// // ...then one every 600 ms: 100 more by the end of the minute.
+/// let mut more = 0;
+/// for _ in 0..6_000 {
+///     mock.increment(Duration::from_millis(10));
+///     more += u32::from(limiter.check().is_allowed());
+/// }
+/// assert_eq!(more, 100);
+///
+/// // A burst of 1: the same rate, every request at least 600 ms after the last.
+/// let spaced = quota.with_burst(1)?;
+/// assert_eq!((spaced.burst(), spaced.interval()), (1, Duration::from_millis(600)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Quota {
     interval_ns: u64,
@@ -29,6 +54,22 @@ pub struct Quota {
 
 impl Quota {
     /// `rate` requests per `period`, with a burst of `rate`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::{ConfigError, Quota};
+    ///
+    /// // 5 requests per 2 seconds: one every 400 ms, up to 5 at once.
+    /// let quota = Quota::new(5, Duration::from_secs(2))?;
+    /// assert_eq!((quota.burst(), quota.interval()), (5, Duration::from_millis(400)));
+    ///
+    /// // The interval is rounded up to whole nanoseconds: 3 per 10 ns is one per 4 ns.
+    /// let fine = Quota::new(3, Duration::from_nanos(10))?;
+    /// assert_eq!(fine.interval(), Duration::from_nanos(4));
+    ///
+    /// assert_eq!(Quota::new(0, Duration::from_secs(1)), Err(ConfigError::ZeroRate));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`ConfigError::ZeroRate`] for a rate of zero, [`ConfigError::ZeroPeriod`] for a
@@ -58,6 +99,16 @@ impl Quota {
 
     /// `rate` requests per second, with a burst of `rate`.
     ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::Quota;
+    ///
+    /// let quota = Quota::per_second(10)?;
+    /// assert_eq!(quota.burst(), 10);
+    /// assert_eq!(quota.interval(), Duration::from_millis(100));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`Quota::new`].
     pub fn per_second(rate: u32) -> Result<Quota, ConfigError> {
@@ -65,6 +116,16 @@ impl Quota {
     }
 
     /// `rate` requests per minute, with a burst of `rate`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::Quota;
+    ///
+    /// let quota = Quota::per_minute(30)?;
+    /// assert_eq!(quota.burst(), 30);
+    /// assert_eq!(quota.interval(), Duration::from_secs(2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// As [`Quota::new`].
@@ -74,6 +135,16 @@ impl Quota {
 
     /// `rate` requests per hour, with a burst of `rate`.
     ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::Quota;
+    ///
+    /// let quota = Quota::per_hour(7200)?;
+    /// assert_eq!(quota.interval(), Duration::from_millis(500));
+    /// assert_eq!(quota.rate(), (7200, Duration::from_secs(3600)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`Quota::new`].
     pub fn per_hour(rate: u32) -> Result<Quota, ConfigError> {
@@ -81,6 +152,18 @@ impl Quota {
     }
 
     /// One request every `interval`, with a burst of 1.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::{ConfigError, Quota};
+    ///
+    /// let quota = Quota::every(Duration::from_millis(250))?;
+    /// assert_eq!(quota.burst(), 1);
+    /// assert_eq!(quota.rate(), (1, Duration::from_millis(250)));
+    ///
+    /// assert_eq!(Quota::every(Duration::ZERO), Err(ConfigError::ZeroPeriod));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`ConfigError::ZeroPeriod`] for a zero interval, [`ConfigError::RateTooHigh`]
@@ -91,6 +174,19 @@ impl Quota {
     }
 
     /// The same rate with another burst.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::{ConfigError, Quota};
+    ///
+    /// // 100 per second, but never more than 20 at once.
+    /// let quota = Quota::per_second(100)?.with_burst(20)?;
+    /// assert_eq!(quota.burst(), 20);
+    /// assert_eq!(quota.interval(), Duration::from_millis(10)); // the rate is unchanged
+    ///
+    /// assert_eq!(quota.with_burst(0), Err(ConfigError::ZeroBurst));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`ConfigError::ZeroBurst`] for zero, [`ConfigError::BurstTooLarge`] when
@@ -114,21 +210,59 @@ impl Quota {
     }
 
     /// How many requests a full bucket admits at once.
+    ///
+    /// ```
+    /// use prodkit_ratelimit::Quota;
+    ///
+    /// let quota = Quota::per_minute(60)?;
+    /// assert_eq!(quota.burst(), 60);
+    /// assert_eq!(quota.with_burst(5)?.burst(), 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn burst(&self) -> u32 {
         self.burst
     }
 
     /// The emission interval `T`: one request is replenished every `T`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::Quota;
+    ///
+    /// assert_eq!(Quota::per_minute(100)?.interval(), Duration::from_millis(600));
+    /// // Rounded up to whole nanoseconds, never admitting more than asked.
+    /// assert_eq!(Quota::per_second(3)?.interval(), Duration::from_nanos(333_333_334));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn interval(&self) -> Duration {
         Duration::from_nanos(self.interval_ns)
     }
 
     /// `burst * interval`: how long an emptied bucket takes to fill again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::Quota;
+    ///
+    /// let quota = Quota::per_second(10)?.with_burst(25)?;
+    /// assert_eq!(quota.window(), Duration::from_millis(2500));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn window(&self) -> Duration {
         Duration::from_nanos(self.tau_ns())
     }
 
     /// The rate as configured: `rate` requests per `period`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::Quota;
+    ///
+    /// let quota = Quota::new(2, Duration::from_secs(3))?.with_burst(4)?;
+    /// assert_eq!(quota.rate(), (2, Duration::from_secs(3)));
+    /// assert_eq!(quota.interval(), Duration::from_millis(1500));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rate(&self) -> (u32, Duration) {
         (self.rate, Duration::from_nanos(self.period_ns))
     }

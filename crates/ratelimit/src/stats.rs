@@ -11,6 +11,24 @@ use crossbeam_utils::CachePadded;
 /// Counters of a direct limiter, or the decision counters of a keyed one, in
 /// cells: a `check` is one cell, `check_n(n)` is `n`, and `check_n(0)` (a look
 /// at the state) counts nowhere.
+///
+/// ```
+/// use prodkit_ratelimit::{quanta::Clock, Quota, RateLimiter};
+///
+/// let (clock, _mock) = Clock::mock();
+/// let limiter = RateLimiter::builder(Quota::per_second(3)?).clock(clock).build();
+/// assert!(limiter.check().is_allowed());
+/// assert!(limiter.check_n(2)?.is_allowed());
+/// assert!(!limiter.check_n(2)?.is_allowed());
+/// limiter.set_shadow(true);
+/// assert!(limiter.check().is_allowed()); // let through, but over the quota
+///
+/// let stats = limiter.stats();
+/// assert_eq!(stats.allowed, 3);
+/// assert_eq!(stats.denied, 2);
+/// assert_eq!(stats.shadow_denied, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -44,6 +62,31 @@ impl Stats {
 }
 
 /// Counters of a keyed limiter.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota};
+///
+/// let (clock, mock) = Clock::mock();
+/// // Room for 2 keys, each allowed one request per second.
+/// let limiter: KeyedRateLimiter<str> = KeyedRateLimiter::builder(Quota::per_second(1)?, 2)
+///     .clock(clock)
+///     .build()?;
+/// assert!(limiter.check("a").is_allowed());
+/// mock.increment(Duration::from_millis(500));
+/// assert!(limiter.check("b").is_allowed());
+/// // "c" needs room: "a", owing the least time (500 ms), is evicted...
+/// assert!(limiter.check("c").is_allowed());
+/// // ...and its debt goes to the sketch: "a" is still refused.
+/// assert!(!limiter.check("a").is_allowed());
+///
+/// let stats = limiter.stats();
+/// assert_eq!((stats.keys, stats.max_keys), (2, 2));
+/// assert_eq!((stats.evictions, stats.evictions_active, stats.evictions_early), (1, 1, 0));
+/// assert_eq!((stats.sketch_denials, stats.false_denials), (1, 0));
+/// assert_eq!((stats.decisions.allowed, stats.decisions.denied), (3, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KeyedStats {

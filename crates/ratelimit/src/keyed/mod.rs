@@ -42,6 +42,34 @@ pub const MAX_KEYS_LIMIT: usize = 1 << 36;
 /// idle (its bucket full again, so forgetting it changes no decision); only when
 /// no key of the shard is idle does it drop the key owing the least time, and
 /// counts that in [`KeyedStats::evictions_active`].
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota};
+///
+/// let (clock, mock) = Clock::mock();
+/// // 2 requests per second per client, at most 10 000 clients held.
+/// let limiter: KeyedRateLimiter<str> =
+///     KeyedRateLimiter::builder(Quota::per_second(2)?, 10_000).clock(clock.clone()).build()?;
+/// assert!(limiter.check_n("alice", 2)?.is_allowed());
+/// let refused = limiter.check("alice");
+/// assert_eq!(refused.retry_after(), Some(Duration::from_millis(500)));
+/// // Each key has its own budget.
+/// assert!(limiter.check("bob").is_allowed());
+/// mock.increment(Duration::from_millis(500));
+/// assert!(limiter.check("alice").is_allowed());
+///
+/// // Memory has a hard bound: a new key takes the place of an idle one.
+/// let small: KeyedRateLimiter<u64> =
+///     KeyedRateLimiter::builder(Quota::per_second(2)?, 100).clock(clock).build()?;
+/// for client in 0..1_000 {
+///     assert!(small.check(&client).is_allowed());
+///     mock.increment(Duration::from_millis(500));
+/// }
+/// assert_eq!(small.len(), 100);
+/// assert_eq!(small.stats().evictions, 900);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct KeyedRateLimiter<K: ?Sized, S = RandomState> {
     shards: Box<[CachePadded<Mutex<Shard>>]>,
     shard_bits: u32,
@@ -55,6 +83,24 @@ pub struct KeyedRateLimiter<K: ?Sized, S = RandomState> {
 }
 
 /// Options of a [`KeyedRateLimiter`]: from [`KeyedRateLimiter::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota};
+///
+/// let (clock, mock) = Clock::mock();
+/// let limiter: KeyedRateLimiter<u64> = KeyedRateLimiter::builder(Quota::per_second(1)?, 4096)
+///     .clock(clock)
+///     .shards(4)
+///     .shadow(false)
+///     .build()?;
+/// assert_eq!(limiter.shard_count(), 4);
+/// assert!(limiter.check(&7).is_allowed());
+/// assert!(!limiter.check(&7).is_allowed());
+/// mock.increment(Duration::from_secs(1));
+/// assert!(limiter.check(&7).is_allowed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "a builder does nothing until build() is called"]
 pub struct KeyedBuilder<K: ?Sized, S = RandomState> {
     quota: Quota,
@@ -68,6 +114,19 @@ pub struct KeyedBuilder<K: ?Sized, S = RandomState> {
 
 impl<K: ?Sized, S> KeyedBuilder<K, S> {
     /// The clock to read (default `quanta::Clock::new()`).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota};
+    /// # let (clock, mock) = Clock::mock();
+    /// let limiter: KeyedRateLimiter<str> =
+    ///     KeyedRateLimiter::builder(Quota::per_second(2)?, 1_000).clock(clock).build()?;
+    /// assert!(limiter.check_n("alice", 2)?.is_allowed());
+    /// assert!(!limiter.check("alice").is_allowed());
+    /// mock.increment(Duration::from_millis(500));
+    /// assert!(limiter.check("alice").is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(mut self, clock: quanta::Clock) -> Self {
         self.time = Some(Time::new(clock));
         self
@@ -75,12 +134,42 @@ impl<K: ?Sized, S> KeyedBuilder<K, S> {
 
     /// Read a [`CoarseClock`] instead of the clock (see
     /// [`Builder::coarse_clock`](crate::Builder::coarse_clock)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::{quanta::Clock, CoarseClock, KeyedRateLimiter, Quota};
+    ///
+    /// let (mock_clock, mock) = Clock::mock();
+    /// let coarse = CoarseClock::manual(mock_clock); // moves on `tick` only
+    /// let limiter: KeyedRateLimiter<str> =
+    ///     KeyedRateLimiter::builder(Quota::per_second(1)?, 1_000).coarse_clock(&coarse).build()?;
+    /// assert!(limiter.check("alice").is_allowed());
+    /// mock.increment(Duration::from_secs(1));
+    /// assert!(!limiter.check("alice").is_allowed()); // the coarse time is stale
+    /// coarse.tick();
+    /// assert!(limiter.check("alice").is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn coarse_clock(mut self, clock: &CoarseClock) -> Self {
         self.time = Some(Time::coarse(clock.clone()));
         self
     }
 
     /// Start in shadow mode (see [`KeyedRateLimiter::set_shadow`]).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota};
+    /// # let (clock, mock) = Clock::mock();
+    /// let limiter: KeyedRateLimiter<str> = KeyedRateLimiter::builder(Quota::per_hour(1)?, 1_000)
+    ///     .clock(clock)
+    ///     .shadow(true)
+    ///     .build()?;
+    /// assert!(limiter.check("alice").is_allowed());
+    /// assert!(limiter.check("alice").is_allowed()); // over the quota, but only counted
+    /// assert_eq!(limiter.stats().decisions.shadow_denied, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shadow(mut self, shadow: bool) -> Self {
         self.shadow = shadow;
         self
@@ -90,6 +179,18 @@ impl<K: ?Sized, S> KeyedBuilder<K, S> {
     /// `max_keys` bounds the whole limiter; each shard may hold more than an
     /// even share of it (see [`KeyedRateLimiter`]). Default: four per CPU,
     /// fewer when that would leave a shard under 1024 keys.
+    ///
+    /// ```
+    /// use prodkit_ratelimit::{ConfigError, KeyedRateLimiter, Quota};
+    ///
+    /// let quota = Quota::per_second(10)?;
+    /// let limiter = KeyedRateLimiter::<u64>::builder(quota, 100_000).shards(16).build()?;
+    /// assert_eq!(limiter.shard_count(), 16);
+    ///
+    /// let err = KeyedRateLimiter::<u64>::builder(quota, 100_000).shards(3).build().unwrap_err();
+    /// assert_eq!(err, ConfigError::BadShards { shards: 3 });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -97,6 +198,21 @@ impl<K: ?Sized, S> KeyedBuilder<K, S> {
 
     /// The hasher that identifies keys (default [`RandomState`]). Use a keyed
     /// hasher whenever clients choose the keys.
+    ///
+    /// ```
+    /// use std::hash::{BuildHasherDefault, DefaultHasher};
+    /// use prodkit_ratelimit::{KeyedRateLimiter, Quota};
+    ///
+    /// // Keys the service chooses (its own backend ids), not clients: an unkeyed
+    /// // hasher is safe here.
+    /// let limiter = KeyedRateLimiter::<u32>::builder(Quota::per_hour(1)?, 64)
+    ///     .hasher(BuildHasherDefault::<DefaultHasher>::default())
+    ///     .build()?;
+    /// assert!(limiter.check(&3).is_allowed());
+    /// assert!(!limiter.check(&3).is_allowed());
+    /// assert!(limiter.check(&4).is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn hasher<S2>(self, hasher: S2) -> KeyedBuilder<K, S2> {
         KeyedBuilder {
             quota: self.quota,
@@ -110,6 +226,18 @@ impl<K: ?Sized, S> KeyedBuilder<K, S> {
     }
 
     /// The limiter, with every key's bucket full.
+    ///
+    /// ```
+    /// use prodkit_ratelimit::{ConfigError, KeyedRateLimiter, Quota, MAX_KEYS_LIMIT};
+    ///
+    /// let quota = Quota::per_second(10)?;
+    /// let limiter: KeyedRateLimiter<str> = KeyedRateLimiter::builder(quota, 1_000).build()?;
+    /// assert_eq!(limiter.check_n("alice", 0)?.remaining(), 10);
+    ///
+    /// let err = KeyedRateLimiter::<str>::builder(quota, MAX_KEYS_LIMIT + 1).build().unwrap_err();
+    /// assert!(matches!(err, ConfigError::TooManyKeys { limit: MAX_KEYS_LIMIT, .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`ConfigError::ZeroMaxKeys`], [`ConfigError::TooManyKeys`] above
@@ -171,6 +299,19 @@ fn shard_cap(max_keys: usize, shards: usize) -> usize {
 impl<K: ?Sized> KeyedRateLimiter<K> {
     /// A limiter enforcing `quota` per key, holding at most `max_keys` keys.
     ///
+    /// ```
+    /// use prodkit_ratelimit::{ConfigError, KeyedRateLimiter, Quota};
+    ///
+    /// let limiter: KeyedRateLimiter<str> = KeyedRateLimiter::new(Quota::per_hour(1)?, 1_000)?;
+    /// assert!(limiter.check("alice").is_allowed());
+    /// assert!(!limiter.check("alice").is_allowed());
+    /// assert!(limiter.check("bob").is_allowed());
+    ///
+    /// let none = KeyedRateLimiter::<str>::new(Quota::per_hour(1)?, 0);
+    /// assert_eq!(none.unwrap_err(), ConfigError::ZeroMaxKeys);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`ConfigError::ZeroMaxKeys`], [`ConfigError::TooManyKeys`].
     pub fn new(quota: Quota, max_keys: usize) -> Result<KeyedRateLimiter<K>, ConfigError> {
@@ -178,6 +319,18 @@ impl<K: ?Sized> KeyedRateLimiter<K> {
     }
 
     /// A limiter with options: clock, shadow mode, shards, hasher.
+    ///
+    /// ```
+    /// use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota};
+    ///
+    /// let (clock, _mock) = Clock::mock();
+    /// let limiter: KeyedRateLimiter<u64> = KeyedRateLimiter::builder(Quota::per_second(5)?, 4096)
+    ///     .clock(clock)
+    ///     .shards(4)
+    ///     .build()?;
+    /// assert_eq!((limiter.max_keys(), limiter.shard_count()), (4096, 4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder(quota: Quota, max_keys: usize) -> KeyedBuilder<K> {
         KeyedBuilder {
             quota,
@@ -193,6 +346,20 @@ impl<K: ?Sized> KeyedRateLimiter<K> {
 
 impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     /// Checks one request of `key`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota};
+    /// # let (clock, mock) = Clock::mock();
+    /// let limiter: KeyedRateLimiter<str> =
+    ///     KeyedRateLimiter::builder(Quota::per_second(2)?, 1_000).clock(clock).build()?;
+    /// assert!(limiter.check("alice").is_allowed());
+    /// assert!(limiter.check("alice").is_allowed());
+    /// let refused = limiter.check("alice");
+    /// assert_eq!(refused.retry_after(), Some(Duration::from_millis(500)));
+    /// assert!(limiter.check("bob").is_allowed()); // another key, another budget
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn check(&self, key: &K) -> Decision {
         match self.decide(key, 1, self.time.now()) {
@@ -203,6 +370,20 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
 
     /// Checks a request of `n` cells of `key`, all or nothing.
     ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota};
+    /// # let (clock, mock) = Clock::mock();
+    /// let limiter: KeyedRateLimiter<str> =
+    ///     KeyedRateLimiter::builder(Quota::per_second(2)?, 1_000).clock(clock).build()?;
+    /// assert_eq!(limiter.check_n("alice", 2)?.remaining(), 0);
+    /// assert!(limiter.check_n("alice", 3).is_err()); // above the burst of 2
+    /// // `n = 0` looks at a key without consuming, nor holding it.
+    /// assert_eq!(limiter.check_n("bob", 0)?.remaining(), 2);
+    /// assert_eq!(limiter.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`InsufficientCapacity`] when `n` is above the burst; nothing consumed.
     #[inline]
@@ -212,6 +393,20 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
 
     /// As [`check`](KeyedRateLimiter::check) at `now` (see
     /// [`RateLimiter::check_at`](crate::RateLimiter::check_at)).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota};
+    /// # let (clock, mock) = Clock::mock();
+    /// let limiter: KeyedRateLimiter<str> = KeyedRateLimiter::builder(Quota::per_second(2)?, 1_000)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let arrived = clock.now();
+    /// mock.increment(Duration::from_millis(100)); // handled a little later
+    /// // Decided at the arrival time: full again 500 ms after it.
+    /// assert_eq!(limiter.check_at("alice", arrived).reset(), Duration::from_millis(500));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn check_at(&self, key: &K, now: quanta::Instant) -> Decision {
         match self.decide(key, 1, self.time.at(now)) {
@@ -221,6 +416,22 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     }
 
     /// As [`check_n`](KeyedRateLimiter::check_n) at `now`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota};
+    /// # let (clock, mock) = Clock::mock();
+    /// let limiter: KeyedRateLimiter<str> = KeyedRateLimiter::builder(Quota::per_second(2)?, 1_000)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let arrived = clock.now();
+    /// mock.increment(Duration::from_millis(500));
+    /// assert!(limiter.check_n_at("alice", 2, arrived)?.is_allowed());
+    /// // At `arrived` the bucket was emptied; 500 ms later one cell is back.
+    /// assert!(limiter.check("alice").is_allowed());
+    /// assert!(!limiter.check_n_at("alice", 1, clock.now())?.is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`InsufficientCapacity`] when `n` is above the burst.
@@ -237,6 +448,21 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     /// Blocks until one request of `key` is admitted; returns at once, consuming
     /// nothing, when that would take longer than `timeout`.
     ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::{KeyedRateLimiter, Quota};
+    ///
+    /// // One request every 5 ms per key.
+    /// let limiter: KeyedRateLimiter<str> =
+    ///     KeyedRateLimiter::new(Quota::every(Duration::from_millis(5))?, 1_000)?;
+    /// assert!(limiter.check("alice").is_allowed());
+    /// // alice's next request is about 5 ms away: wait for it.
+    /// assert!(limiter.wait("alice", Duration::from_secs(1))?.is_allowed());
+    /// // bob's bucket is full: no wait at all.
+    /// assert!(limiter.wait("bob", Duration::ZERO)?.is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`WaitError::Timeout`] with the wait it would need.
     pub fn wait(&self, key: &K, timeout: Duration) -> Result<Decision, WaitError> {
@@ -244,6 +470,22 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     }
 
     /// As [`wait`](KeyedRateLimiter::wait) for `n` cells at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota, WaitError};
+    ///
+    /// let (clock, _mock) = Clock::mock();
+    /// let limiter: KeyedRateLimiter<str> =
+    ///     KeyedRateLimiter::builder(Quota::per_second(4)?, 1_000).clock(clock).build()?;
+    /// assert!(limiter.wait_n("alice", 4, Duration::from_millis(10))?.is_allowed());
+    /// // Two more cells are 500 ms away: refused at once.
+    /// let err = limiter.wait_n("alice", 2, Duration::from_millis(10)).unwrap_err();
+    /// assert_eq!(err, WaitError::Timeout { retry_after: Duration::from_millis(500) });
+    /// let err = limiter.wait_n("alice", 5, Duration::from_secs(1)).unwrap_err();
+    /// assert!(matches!(err, WaitError::InsufficientCapacity(_)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`WaitError::Timeout`], [`WaitError::InsufficientCapacity`].
@@ -255,6 +497,20 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
 
     /// As [`wait`](KeyedRateLimiter::wait) with a deadline.
     ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota, WaitError};
+    ///
+    /// let (clock, _mock) = Clock::mock();
+    /// let limiter: KeyedRateLimiter<str> =
+    ///     KeyedRateLimiter::builder(Quota::per_second(1)?, 1_000).clock(clock).build()?;
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// assert!(limiter.wait_until("alice", deadline)?.is_allowed());
+    /// let err = limiter.wait_until("alice", deadline).unwrap_err();
+    /// assert_eq!(err, WaitError::Timeout { retry_after: Duration::from_secs(1) });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`WaitError::Timeout`].
     pub fn wait_until(&self, key: &K, deadline: Instant) -> Result<Decision, WaitError> {
@@ -263,6 +519,20 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
 
     /// As [`wait_n`](KeyedRateLimiter::wait_n) with a deadline.
     ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use prodkit_ratelimit::{KeyedRateLimiter, Quota};
+    ///
+    /// // One cell every 5 ms per key, up to 4 at once.
+    /// let quota = Quota::per_second(200)?.with_burst(4)?;
+    /// let limiter: KeyedRateLimiter<str> = KeyedRateLimiter::new(quota, 1_000)?;
+    /// assert!(limiter.check_n("alice", 4)?.is_allowed());
+    /// // Two cells come back within about 10 ms, well before the deadline.
+    /// let deadline = Instant::now() + Duration::from_secs(1);
+    /// assert!(limiter.wait_n_until("alice", 2, deadline)?.is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`WaitError::Timeout`], [`WaitError::InsufficientCapacity`].
     pub fn wait_n_until(&self, key: &K, n: u32, deadline: Instant) -> Result<Decision, WaitError> {
@@ -270,6 +540,22 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     }
 
     /// Waits on tokio's timer until one request of `key` is admitted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::{KeyedRateLimiter, Quota};
+    ///
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    /// // One request every 5 ms per key: alice's second waits about 5 ms.
+    /// let limiter: KeyedRateLimiter<str> =
+    ///     KeyedRateLimiter::new(Quota::every(Duration::from_millis(5))?, 1_000)?;
+    /// runtime.block_on(async {
+    ///     assert!(limiter.until_ready("alice").await.is_allowed());
+    ///     assert!(limiter.until_ready("alice").await.is_allowed());
+    /// });
+    /// assert_eq!(limiter.stats().decisions.allowed, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "tokio")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub async fn until_ready(&self, key: &K) -> Decision {
@@ -280,6 +566,25 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     }
 
     /// As [`until_ready`](KeyedRateLimiter::until_ready) for `n` cells.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_ratelimit::{KeyedRateLimiter, Quota};
+    ///
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    /// let limiter: KeyedRateLimiter<str> = KeyedRateLimiter::new(Quota::per_hour(2)?, 1_000)?;
+    /// runtime.block_on(async {
+    ///     assert!(limiter.until_ready_n("alice", 1).await?.is_allowed());
+    ///     // Two cells would take half an hour: give up after 10 ms.
+    ///     let wait = limiter.until_ready_n("alice", 2);
+    ///     assert!(tokio::time::timeout(Duration::from_millis(10), wait).await.is_err());
+    ///     // The dropped future consumed nothing: the cell left is still there.
+    ///     assert!(limiter.check("alice").is_allowed());
+    ///     assert!(limiter.until_ready_n("alice", 3).await.is_err()); // above the burst
+    ///     Ok::<(), prodkit_ratelimit::InsufficientCapacity>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`InsufficientCapacity`] when `n` is above the burst.
@@ -292,6 +597,19 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     /// Forgets `key`'s own state: its next request starts from its sketch
     /// bucket, a full bucket unless a debt of an evicted key is folded there.
     /// Whether it was held.
+    ///
+    /// ```
+    /// # use prodkit_ratelimit::{KeyedRateLimiter, Quota};
+    /// let limiter: KeyedRateLimiter<str> = KeyedRateLimiter::new(Quota::per_hour(1)?, 1_000)?;
+    /// assert!(limiter.check("alice").is_allowed());
+    /// assert!(!limiter.check("alice").is_allowed());
+    ///
+    /// assert!(limiter.remove("alice"));
+    /// assert!(limiter.is_empty());
+    /// assert!(limiter.check("alice").is_allowed()); // a full bucket again
+    /// assert!(!limiter.remove("bob")); // never held
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove(&self, key: &K) -> bool {
         let hash = self.hash(key);
         self.shards[self.shard(hash)]
@@ -343,37 +661,128 @@ impl<K: ?Sized, S> KeyedRateLimiter<K, S> {
 
     /// Replaces the quota for every key; each key keeps its state as time owed
     /// (see [`RateLimiter::set_quota`](crate::RateLimiter::set_quota)).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota};
+    /// # let (clock, mock) = Clock::mock();
+    /// let limiter: KeyedRateLimiter<str> =
+    ///     KeyedRateLimiter::builder(Quota::per_second(10)?, 1_000).clock(clock).build()?;
+    /// assert_eq!(limiter.check_n("alice", 10)?.reset(), Duration::from_secs(1));
+    ///
+    /// // Slow down to 2 per second: alice still owes her second.
+    /// limiter.set_quota(Quota::per_second(2)?);
+    /// assert!(!limiter.check("alice").is_allowed());
+    /// assert_eq!(limiter.check("bob").limit(), 2);
+    /// mock.increment(Duration::from_millis(500));
+    /// assert!(limiter.check("alice").is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_quota(&self, quota: Quota) {
         self.params.set_quota(quota);
     }
 
     /// The quota in force.
+    ///
+    /// ```
+    /// # use prodkit_ratelimit::{KeyedRateLimiter, Quota};
+    /// let quota = Quota::per_second(10)?;
+    /// let limiter: KeyedRateLimiter<str> = KeyedRateLimiter::new(quota, 1_000)?;
+    /// assert_eq!(limiter.quota(), quota);
+    /// limiter.set_quota(quota.with_burst(1)?);
+    /// assert_eq!(limiter.quota().burst(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn quota(&self) -> Quota {
         self.params.quota()
     }
 
     /// Shadow mode: every request allowed, decisions and state as if enforcing,
     /// refusals counted in `shadow_denied`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota};
+    /// # let (clock, mock) = Clock::mock();
+    /// let limiter: KeyedRateLimiter<str> =
+    ///     KeyedRateLimiter::builder(Quota::per_hour(1)?, 1_000).clock(clock).build()?;
+    /// assert!(limiter.check("alice").is_allowed());
+    ///
+    /// limiter.set_shadow(true);
+    /// let over = limiter.check("alice");
+    /// assert!(over.is_allowed() && !over.is_conforming());
+    /// limiter.set_shadow(false);
+    /// assert!(!limiter.check("alice").is_allowed());
+    ///
+    /// let decisions = limiter.stats().decisions;
+    /// assert_eq!((decisions.allowed, decisions.shadow_denied, decisions.denied), (1, 1, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_shadow(&self, shadow: bool) {
         self.params.set_shadow(shadow);
     }
 
     /// Whether the limiter is in shadow mode.
+    ///
+    /// ```
+    /// # use prodkit_ratelimit::{KeyedRateLimiter, Quota};
+    /// let limiter = KeyedRateLimiter::<str>::builder(Quota::per_second(10)?, 1_000)
+    ///     .shadow(true)
+    ///     .build()?;
+    /// assert!(limiter.is_shadow());
+    /// limiter.set_shadow(false);
+    /// assert!(!limiter.is_shadow());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_shadow(&self) -> bool {
         self.params.load().shadow
     }
 
     /// The hard bound on keys held.
+    ///
+    /// ```
+    /// # use prodkit_ratelimit::{KeyedRateLimiter, Quota};
+    /// let limiter: KeyedRateLimiter<u64> = KeyedRateLimiter::new(Quota::per_second(10)?, 5_000)?;
+    /// assert_eq!(limiter.max_keys(), 5_000);
+    /// assert_eq!(limiter.stats().max_keys, 5_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_keys(&self) -> usize {
         self.max_keys
     }
 
     /// The number of shards.
+    ///
+    /// ```
+    /// # use prodkit_ratelimit::{KeyedRateLimiter, Quota};
+    /// let quota = Quota::per_second(10)?;
+    /// let limiter = KeyedRateLimiter::<u64>::builder(quota, 100_000).shards(8).build()?;
+    /// assert_eq!(limiter.shard_count(), 8);
+    /// // By default, one shard for a bound this small (no shard under 1024 keys).
+    /// assert_eq!(KeyedRateLimiter::<u64>::new(quota, 1_000)?.shard_count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }
 
     /// Keys held now, idle ones included.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota};
+    /// # let (clock, mock) = Clock::mock();
+    /// let limiter: KeyedRateLimiter<str> =
+    ///     KeyedRateLimiter::builder(Quota::per_second(2)?, 1_000).clock(clock).build()?;
+    /// for key in ["alice", "bob", "carol"] {
+    ///     assert!(limiter.check(key).is_allowed());
+    /// }
+    /// assert_eq!(limiter.len(), 3);
+    /// // Idle keys (full buckets again) are held until room is needed.
+    /// mock.increment(Duration::from_secs(10));
+    /// assert_eq!(limiter.len(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         // The limiter-wide count, which room is reserved in before a key is
         // inserted and given back after one is removed: never below the keys
@@ -384,11 +793,36 @@ impl<K: ?Sized, S> KeyedRateLimiter<K, S> {
     }
 
     /// Whether no key is held.
+    ///
+    /// ```
+    /// # use prodkit_ratelimit::{KeyedRateLimiter, Quota};
+    /// let limiter: KeyedRateLimiter<str> = KeyedRateLimiter::new(Quota::per_second(10)?, 1_000)?;
+    /// assert!(limiter.is_empty());
+    /// assert!(limiter.check("alice").is_allowed());
+    /// assert!(!limiter.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Decisions, keys and evictions so far. Locks each shard briefly.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use prodkit_ratelimit::{quanta::Clock, KeyedRateLimiter, Quota};
+    /// # let (clock, mock) = Clock::mock();
+    /// let limiter: KeyedRateLimiter<str> =
+    ///     KeyedRateLimiter::builder(Quota::per_second(2)?, 1_000).clock(clock).build()?;
+    /// assert!(limiter.check_n("alice", 2)?.is_allowed());
+    /// assert!(!limiter.check("alice").is_allowed());
+    /// assert!(limiter.check("bob").is_allowed());
+    ///
+    /// let stats = limiter.stats();
+    /// assert_eq!((stats.decisions.allowed, stats.decisions.denied), (3, 1));
+    /// assert_eq!((stats.keys, stats.max_keys, stats.evictions), (2, 1_000, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> KeyedStats {
         let mut stats = KeyedStats {
             keys: self.len(),
@@ -408,6 +842,19 @@ impl<K: ?Sized, S> KeyedRateLimiter<K, S> {
     }
 
     /// Heap bytes held by the key tables and the sketches now.
+    ///
+    /// ```
+    /// # use prodkit_ratelimit::{KeyedRateLimiter, Quota};
+    /// let limiter: KeyedRateLimiter<u64> = KeyedRateLimiter::new(Quota::per_second(10)?, 1_000)?;
+    /// let empty = limiter.heap_bytes();
+    /// for key in 0..1_000 {
+    ///     let _ = limiter.check(&key);
+    /// }
+    /// // The table grew as keys arrived: about 20 bytes per key held.
+    /// let full = limiter.heap_bytes();
+    /// assert!(full > empty && full < 32 * 1_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn heap_bytes(&self) -> usize {
         self.shards
             .iter()
