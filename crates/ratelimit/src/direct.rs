@@ -10,7 +10,7 @@ use crate::gcra::{self, ParamCell};
 use crate::quota::Quota;
 use crate::stats::{Counters, Stats};
 use crate::sync::{AtomicU64, Ordering};
-use crate::wait;
+use crate::wait::{self, Tally};
 
 /// One rate limit shared by every caller: a single `AtomicU64` of state, no lock,
 /// no background thread.
@@ -206,7 +206,7 @@ impl RateLimiter {
     /// ```
     #[inline]
     pub fn check(&self) -> Decision {
-        match self.decide(1, self.time.now()) {
+        match self.decide(1, self.time.now(), Tally::All) {
             Ok(decision) => decision,
             // The burst is at least 1.
             Err(_) => unreachable!("a quota's burst is at least one"),
@@ -214,7 +214,11 @@ impl RateLimiter {
     }
 
     /// Checks a request of `n` cells, all or nothing: either all `n` are admitted
-    /// or none is consumed. `n = 0` is a free look at the state.
+    /// or none is consumed. `n = 0` is a free look at the state: it consumes
+    /// and counts nothing, and says whether a request could be admitted now,
+    /// so it reads as refused while the limiter owes time beyond the burst (after
+    /// a quota cut to a smaller burst, or for a time `n = 0` is asked about
+    /// that is earlier than one the limiter has already seen).
     ///
     /// ```
     /// use prodkit_ratelimit::{quanta::Clock, InsufficientCapacity, Quota, RateLimiter};
@@ -236,7 +240,7 @@ impl RateLimiter {
     /// never be admitted. It consumed nothing.
     #[inline]
     pub fn check_n(&self, n: u32) -> Result<Decision, InsufficientCapacity> {
-        self.decide(n, self.time.now())
+        self.decide(n, self.time.now(), Tally::All)
     }
 
     /// As [`check`](RateLimiter::check) at `now`, for a caller that already
@@ -261,7 +265,7 @@ impl RateLimiter {
     /// ```
     #[inline]
     pub fn check_at(&self, now: quanta::Instant) -> Decision {
-        match self.decide(1, self.time.at(now)) {
+        match self.decide(1, self.time.at(now), Tally::All) {
             Ok(decision) => decision,
             Err(_) => unreachable!("a quota's burst is at least one"),
         }
@@ -291,7 +295,7 @@ impl RateLimiter {
         n: u32,
         now: quanta::Instant,
     ) -> Result<Decision, InsufficientCapacity> {
-        self.decide(n, self.time.at(now))
+        self.decide(n, self.time.at(now), Tally::All)
     }
 
     /// Blocks until one request is admitted. Returns at once, consuming nothing,
@@ -342,9 +346,7 @@ impl RateLimiter {
     /// [`WaitError::Timeout`], or [`WaitError::InsufficientCapacity`] when `n` is
     /// above the burst.
     pub fn wait_n(&self, n: u32, timeout: Duration) -> Result<Decision, WaitError> {
-        wait::blocking(&self.time, wait::deadline(timeout), |now| {
-            self.decide(n, now)
-        })
+        self.wait_inner(n, wait::deadline(timeout))
     }
 
     /// As [`wait`](RateLimiter::wait) with a deadline instead of a timeout.
@@ -389,7 +391,7 @@ impl RateLimiter {
     /// [`WaitError::Timeout`], or [`WaitError::InsufficientCapacity`] when `n` is
     /// above the burst.
     pub fn wait_n_until(&self, n: u32, deadline: Instant) -> Result<Decision, WaitError> {
-        wait::blocking(&self.time, Some(deadline), |now| self.decide(n, now))
+        self.wait_inner(n, Some(deadline))
     }
 
     /// Waits on tokio's timer until one request is admitted. Dropping the future
@@ -444,7 +446,7 @@ impl RateLimiter {
     #[cfg(feature = "tokio")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub async fn until_ready_n(&self, n: u32) -> Result<Decision, InsufficientCapacity> {
-        wait::until_ready(&self.time, |now| self.decide(n, now)).await
+        wait::until_ready(&self.time, |now| self.decide(n, now, Tally::Admissions)).await
     }
 
     /// Replaces the quota. The state is kept as time owed: a bucket that would be
@@ -491,7 +493,9 @@ impl RateLimiter {
     /// In shadow mode every request is allowed; the limiter still decides and
     /// keeps its state exactly as if it enforced (refused requests consume
     /// nothing), and counts what it would have refused in
-    /// [`Stats::shadow_denied`]. Use it to try a quota on live traffic.
+    /// [`Stats::shadow_denied`]. Use it to try a quota on live traffic. A
+    /// request above the burst is still an error ([`InsufficientCapacity`]):
+    /// it could never be admitted, so it is no decision to shadow.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -547,8 +551,18 @@ impl RateLimiter {
         self.counters.totals()
     }
 
+    /// A wait for `n` cells until `deadline`, counted once.
+    fn wait_inner(&self, n: u32, deadline: Option<Instant>) -> Result<Decision, WaitError> {
+        wait::blocking(
+            &self.time,
+            deadline,
+            |now| self.decide(n, now, Tally::Admissions),
+            || self.counters.count(false, false, n),
+        )
+    }
+
     #[inline]
-    fn decide(&self, n: u32, now: u64) -> Result<Decision, InsufficientCapacity> {
+    fn decide(&self, n: u32, now: u64, tally: Tally) -> Result<Decision, InsufficientCapacity> {
         let p = self.params.load();
         if n > p.burst {
             return Err(InsufficientCapacity {
@@ -576,7 +590,7 @@ impl RateLimiter {
                 None => break gcra::nonconforming(&p, tat, now, cost),
             }
         };
-        if n > 0 {
+        if n > 0 && tally.counts(decision.allowed) {
             self.counters
                 .count(decision.allowed, decision.conforming, n);
         }

@@ -12,15 +12,36 @@ pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
-/// Retries `attempt` (a check at the limiter's time) until it admits, sleeping
-/// for each refusal's `retry_after`. Refuses at once, consuming nothing, when
-/// the next admission would come after `deadline`, which is real time
-/// (`std::time::Instant`), not the limiter's: a limiter whose clock stands
-/// still (a mock, a coarse clock nobody ticks) still gives up at the deadline.
+/// Which decisions a check counts in the limiter's stats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tally {
+    /// Every decision: a check.
+    All,
+    /// Admissions only: the attempts of a wait, which counts its own outcome
+    /// once (an admission, or a denial when it gives up), not each refused
+    /// attempt on the way.
+    Admissions,
+}
+
+impl Tally {
+    /// Whether a decision that `allowed` (or not) is counted.
+    #[inline]
+    pub(crate) fn counts(self, allowed: bool) -> bool {
+        allowed || self == Tally::All
+    }
+}
+
+/// Retries `attempt` (a check at the limiter's time that counts admissions
+/// only) until it admits, sleeping for each refusal's `retry_after`. Refuses
+/// at once, consuming nothing, when the next admission would come after
+/// `deadline`, which is real time (`std::time::Instant`), not the limiter's: a
+/// limiter whose clock stands still (a mock, a coarse clock nobody ticks) still
+/// gives up at the deadline; then `refused` counts the denial, once.
 pub(crate) fn blocking(
     time: &Time,
     deadline: Option<Instant>,
     mut attempt: impl FnMut(u64) -> Result<Decision, InsufficientCapacity>,
+    refused: impl FnOnce(),
 ) -> Result<Decision, WaitError> {
     loop {
         let decision = attempt(time.now())?;
@@ -31,6 +52,7 @@ pub(crate) fn blocking(
         if let Some(deadline) = deadline
             && retry > deadline.saturating_duration_since(Instant::now())
         {
+            refused();
             return Err(WaitError::Timeout { retry_after: retry });
         }
         // Another thread may take the slot meanwhile; then the loop waits again.
@@ -38,7 +60,8 @@ pub(crate) fn blocking(
     }
 }
 
-/// As [`blocking`] without a deadline, sleeping on tokio's timer.
+/// As [`blocking`] without a deadline, sleeping on tokio's timer. A future
+/// dropped before it is admitted counts nothing.
 #[cfg(feature = "tokio")]
 pub(crate) async fn until_ready(
     time: &Time,

@@ -19,7 +19,7 @@ use crate::gcra::ParamCell;
 use crate::quota::Quota;
 use crate::stats::KeyedStats;
 use crate::sync::{AtomicUsize, Mutex, Ordering};
-use crate::wait;
+use crate::wait::{self, Tally};
 use shard::{Bound, Shard};
 use table::EMPTY;
 
@@ -362,13 +362,15 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     /// ```
     #[inline]
     pub fn check(&self, key: &K) -> Decision {
-        match self.decide(key, 1, self.time.now()) {
+        match self.decide(key, 1, self.time.now(), Tally::All) {
             Ok(decision) => decision,
             Err(_) => unreachable!("a quota's burst is at least one"),
         }
     }
 
-    /// Checks a request of `n` cells of `key`, all or nothing.
+    /// Checks a request of `n` cells of `key`, all or nothing; `n = 0` looks
+    /// without consuming, counting or holding the key (see
+    /// [`RateLimiter::check_n`](crate::RateLimiter::check_n)).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -388,7 +390,7 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     /// [`InsufficientCapacity`] when `n` is above the burst; nothing consumed.
     #[inline]
     pub fn check_n(&self, key: &K, n: u32) -> Result<Decision, InsufficientCapacity> {
-        self.decide(key, n, self.time.now())
+        self.decide(key, n, self.time.now(), Tally::All)
     }
 
     /// As [`check`](KeyedRateLimiter::check) at `now` (see
@@ -409,7 +411,7 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     /// ```
     #[inline]
     pub fn check_at(&self, key: &K, now: quanta::Instant) -> Decision {
-        match self.decide(key, 1, self.time.at(now)) {
+        match self.decide(key, 1, self.time.at(now), Tally::All) {
             Ok(decision) => decision,
             Err(_) => unreachable!("a quota's burst is at least one"),
         }
@@ -442,7 +444,7 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
         n: u32,
         now: quanta::Instant,
     ) -> Result<Decision, InsufficientCapacity> {
-        self.decide(key, n, self.time.at(now))
+        self.decide(key, n, self.time.at(now), Tally::All)
     }
 
     /// Blocks until one request of `key` is admitted; returns at once, consuming
@@ -490,9 +492,7 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     /// # Errors
     /// [`WaitError::Timeout`], [`WaitError::InsufficientCapacity`].
     pub fn wait_n(&self, key: &K, n: u32, timeout: Duration) -> Result<Decision, WaitError> {
-        wait::blocking(&self.time, wait::deadline(timeout), |now| {
-            self.decide(key, n, now)
-        })
+        self.wait_inner(key, n, wait::deadline(timeout))
     }
 
     /// As [`wait`](KeyedRateLimiter::wait) with a deadline.
@@ -536,7 +536,7 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     /// # Errors
     /// [`WaitError::Timeout`], [`WaitError::InsufficientCapacity`].
     pub fn wait_n_until(&self, key: &K, n: u32, deadline: Instant) -> Result<Decision, WaitError> {
-        wait::blocking(&self.time, Some(deadline), |now| self.decide(key, n, now))
+        self.wait_inner(key, n, Some(deadline))
     }
 
     /// Waits on tokio's timer until one request of `key` is admitted.
@@ -591,7 +591,10 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     #[cfg(feature = "tokio")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub async fn until_ready_n(&self, key: &K, n: u32) -> Result<Decision, InsufficientCapacity> {
-        wait::until_ready(&self.time, |now| self.decide(key, n, now)).await
+        wait::until_ready(&self.time, |now| {
+            self.decide(key, n, now, Tally::Admissions)
+        })
+        .await
     }
 
     /// Forgets `key`'s own state: its next request starts from its sketch
@@ -633,7 +636,31 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
     }
 
     #[inline]
-    fn decide(&self, key: &K, n: u32, now: u64) -> Result<Decision, InsufficientCapacity> {
+    /// A wait for `n` cells of `key` until `deadline`, counted once.
+    fn wait_inner(
+        &self,
+        key: &K,
+        n: u32,
+        deadline: Option<Instant>,
+    ) -> Result<Decision, WaitError> {
+        wait::blocking(
+            &self.time,
+            deadline,
+            |now| self.decide(key, n, now, Tally::Admissions),
+            || {
+                let hash = self.hash(key);
+                self.shards[self.shard(hash)].lock().count_refusal(n);
+            },
+        )
+    }
+
+    fn decide(
+        &self,
+        key: &K,
+        n: u32,
+        now: u64,
+        tally: Tally,
+    ) -> Result<Decision, InsufficientCapacity> {
         let p = self.params.load();
         if n > p.burst {
             return Err(InsufficientCapacity {
@@ -642,9 +669,10 @@ impl<K: ?Sized + Hash, S: BuildHasher> KeyedRateLimiter<K, S> {
             });
         }
         let hash = self.hash(key);
-        let decision = self.shards[self.shard(hash)]
-            .lock()
-            .decide(hash, n, &p, now, &self.bound());
+        let decision =
+            self.shards[self.shard(hash)]
+                .lock()
+                .decide(hash, n, &p, now, &self.bound(), tally);
         Ok(decision)
     }
 }
@@ -698,7 +726,8 @@ impl<K: ?Sized, S> KeyedRateLimiter<K, S> {
     }
 
     /// Shadow mode: every request allowed, decisions and state as if enforcing,
-    /// refusals counted in `shadow_denied`.
+    /// refusals counted in `shadow_denied`. A request above the burst is still
+    /// an error, as in [`RateLimiter::set_shadow`](crate::RateLimiter::set_shadow).
     ///
     /// ```
     /// # use std::time::Duration;

@@ -5,6 +5,7 @@ use crate::decision::Decision;
 use crate::gcra::{self, Params};
 use crate::stats::Stats;
 use crate::sync::{AtomicUsize, Ordering};
+use crate::wait::Tally;
 
 use super::sketch::Sketch;
 use super::table::Table;
@@ -81,6 +82,7 @@ impl Shard {
         p: &Params,
         now: u64,
         bound: &Bound<'_>,
+        tally: Tally,
     ) -> Decision {
         let cost = p.cost(n);
         let decision = match self.table.find(hash) {
@@ -119,11 +121,16 @@ impl Shard {
                 }
             }
         };
-        if n > 0 {
+        if n > 0 && tally.counts(decision.allowed) {
             self.decisions
                 .count(decision.allowed, decision.conforming, n);
         }
         decision
+    }
+
+    /// Counts a wait of `n` cells that gave up as one denial.
+    pub(crate) fn count_refusal(&mut self, n: u32) {
+        self.decisions.count(false, false, n);
     }
 
     /// Holds a key that was not held, now owing time until `tat`: in free room

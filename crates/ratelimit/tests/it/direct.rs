@@ -121,11 +121,14 @@ fn wait_refuses_at_once_when_the_deadline_is_too_close() {
             burst: 1
         }))
     );
-    assert_eq!(lim.stats().allowed, 1);
+    // The wait that gave up is one denial; a request that can never be
+    // admitted is no decision at all.
+    let stats = lim.stats();
+    assert_eq!((stats.allowed, stats.denied), (1, 1));
 }
 
 #[test]
-fn wait_sleeps_until_admitted() {
+fn wait_sleeps_until_admitted_and_counts_once() {
     let (clock, time) = mock();
     // T = 1 ms: the waiter sleeps 1 ms at a time until the mock has moved.
     let lim = std::sync::Arc::new(direct(quota(1000, 1_000_000_000, 1), &clock));
@@ -137,6 +140,8 @@ fn wait_sleeps_until_admitted() {
             let _ = tx.send(lim.wait(Duration::from_secs(3600)));
         })
     };
+    // Let the waiter be refused a few times (one attempt per 1 ms) first.
+    std::thread::sleep(Duration::from_millis(20));
     time.increment(Duration::from_millis(1));
     let d = rx
         .recv_timeout(Duration::from_secs(10))
@@ -144,6 +149,9 @@ fn wait_sleeps_until_admitted() {
         .unwrap();
     waiter.join().unwrap();
     assert!(d.is_allowed());
+    // A wait counts its outcome once, not each refused attempt on the way.
+    let stats = lim.stats();
+    assert_eq!((stats.allowed, stats.denied), (2, 0));
     assert!(!lim.check().is_allowed(), "the wait consumed the cell");
 }
 

@@ -158,7 +158,7 @@ fn shadow_and_quota_changes_apply_to_every_key() {
 }
 
 #[test]
-fn wait_on_a_key() {
+fn wait_on_a_key_counts_once() {
     let (clock, time) = mock();
     let lim = keyed(quota(1000, 1_000_000_000, 1), 10, 1, &clock);
     assert!(lim.check(&5).is_allowed());
@@ -168,9 +168,15 @@ fn wait_on_a_key() {
     ));
     std::thread::scope(|s| {
         let waiter = s.spawn(|| lim.wait(&5, Duration::from_secs(60)));
+        // Let the waiter be refused a few times (one attempt per 1 ms) first.
+        std::thread::sleep(Duration::from_millis(20));
         time.increment(Duration::from_millis(1));
         assert!(waiter.join().unwrap().unwrap().is_allowed());
     });
+    // Each wait counts once: the one that gave up as a denial, the one that
+    // was served as an admission, whatever it was refused on the way.
+    let stats = lim.stats().decisions;
+    assert_eq!((stats.allowed, stats.denied), (2, 1));
 }
 
 #[cfg(feature = "tokio")]
