@@ -7,6 +7,32 @@ use std::time::Duration;
 use crate::Pool;
 
 /// What `submit` does when the queue is full.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use prodkit_pool::{JobError, Overload, Pool};
+///
+/// let pool = Pool::builder()
+///     .workers(1)
+///     .queue_capacity(1)
+///     .overload(Overload::DropOldest)
+///     .build()?;
+/// let (started_tx, started) = mpsc::channel();
+/// let (release, wait) = mpsc::channel::<()>();
+/// let busy = pool.submit(move || {
+///     started_tx.send(()).ok();
+///     wait.recv().ok();
+/// })?;
+/// started.recv()?; // the only worker runs `busy`; the queue is empty
+/// let oldest = pool.submit(|| "old")?; // fills the queue
+/// let newest = pool.submit(|| "new")?; // evicts `oldest` to make room
+/// assert_eq!(oldest.join(), Err(JobError::Rejected));
+/// release.send(())?;
+/// busy.join()?;
+/// assert_eq!(newest.join(), Ok("new"));
+/// assert_eq!(pool.stats().evicted, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Overload {
@@ -29,6 +55,16 @@ pub enum Overload {
 pub(crate) type Hook = Arc<dyn Fn(usize) + Send + Sync>;
 
 /// A configuration the builder refuses.
+///
+/// ```
+/// use prodkit_pool::{ConfigError, Pool};
+///
+/// let err = Pool::builder().workers(0).validate().unwrap_err();
+/// assert_eq!(err, ConfigError::ZeroWorkers);
+/// assert!(err.to_string().contains("at least one worker"));
+/// let too_big = Pool::builder().queue_capacity(usize::MAX).validate();
+/// assert_eq!(too_big, Err(ConfigError::QueueCapacityTooLarge));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -76,6 +112,15 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Why [`Builder::build`] failed.
+///
+/// ```
+/// use prodkit_pool::{BuildError, ConfigError, Pool};
+///
+/// let err = Pool::builder().workers(1).stack_size(1024).build().unwrap_err();
+/// assert!(matches!(err, BuildError::Config(ConfigError::StackTooSmall)));
+/// // It displays the configuration error's message.
+/// assert!(err.to_string().contains("MIN_STACK_SIZE"));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -113,6 +158,23 @@ impl From<ConfigError> for BuildError {
 }
 
 /// Configures a [`Pool`]. From [`Pool::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_pool::{Overload, Pool};
+///
+/// let pool = Pool::builder()
+///     .workers(2)
+///     .queue_capacity(64)
+///     .overload(Overload::Block)
+///     .submit_timeout(Duration::from_millis(100))
+///     .thread_name("resize")
+///     .build()?;
+/// assert_eq!(pool.workers(), 2);
+/// assert_eq!(pool.submit(|| 6 * 7)?.join()?, 42);
+/// assert!(pool.shutdown(Duration::from_secs(5)).is_complete());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Builder {
     pub(crate) workers: usize,
@@ -171,18 +233,76 @@ impl Builder {
 
     /// Number of worker threads (default: the available parallelism). The pool
     /// keeps exactly this many alive until it shuts down.
+    ///
+    /// ```
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(2).build()?;
+    /// assert_eq!(pool.workers(), 2);
+    /// assert_eq!(pool.stats().live_workers, 2); // all live when `build` returns
+    /// # Ok::<(), prodkit_pool::BuildError>(())
+    /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n;
         self
     }
 
     /// How many jobs may wait in the queue (default 1024). Running jobs do not count.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(1).queue_capacity(2).build()?;
+    /// let (started_tx, started) = mpsc::channel();
+    /// let (release, wait) = mpsc::channel::<()>();
+    /// let running = pool.submit(move || {
+    ///     started_tx.send(()).ok();
+    ///     wait.recv().ok();
+    /// })?;
+    /// started.recv()?; // `running` left the queue: it does not count
+    /// let queued = [pool.submit(|| 1)?, pool.submit(|| 2)?];
+    /// assert_eq!(pool.stats().queued, 2);
+    /// assert!(pool.try_submit(|| 3).unwrap_err().is_full());
+    /// release.send(())?;
+    /// running.join()?;
+    /// assert_eq!(queued.map(|h| h.join()), [Ok(1), Ok(2)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = n;
         self
     }
 
     /// What a submit does when the queue is full (default [`Overload::Block`]).
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use prodkit_pool::{Overload, Pool, SubmitError};
+    ///
+    /// let pool = Pool::builder()
+    ///     .workers(1)
+    ///     .queue_capacity(1)
+    ///     .overload(Overload::Reject)
+    ///     .build()?;
+    /// let (started_tx, started) = mpsc::channel();
+    /// let (release, wait) = mpsc::channel::<()>();
+    /// let busy = pool.submit(move || {
+    ///     started_tx.send(()).ok();
+    ///     wait.recv().ok();
+    /// })?;
+    /// started.recv()?;
+    /// let queued = pool.submit(|| 1)?; // fills the queue
+    /// // Full: the job comes back at once, to run elsewhere.
+    /// match pool.submit(|| 2) {
+    ///     Err(SubmitError::Full(job)) => assert_eq!(job(), 2),
+    ///     other => panic!("expected Full, got {other:?}"),
+    /// }
+    /// release.send(())?;
+    /// busy.join()?;
+    /// assert_eq!(queued.join()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn overload(mut self, policy: Overload) -> Self {
         self.overload = policy;
         self
@@ -190,6 +310,32 @@ impl Builder {
 
     /// How long [`Overload::Block`] waits for room before handing the job back
     /// with [`SubmitError::Timeout`](crate::SubmitError::Timeout) (default: no limit).
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder()
+    ///     .workers(1)
+    ///     .queue_capacity(1)
+    ///     .submit_timeout(Duration::from_millis(10))
+    ///     .build()?;
+    /// let (started_tx, started) = mpsc::channel();
+    /// let (release, wait) = mpsc::channel::<()>();
+    /// let busy = pool.submit(move || {
+    ///     started_tx.send(()).ok();
+    ///     wait.recv().ok();
+    /// })?;
+    /// started.recv()?;
+    /// let queued = pool.submit(|| 1)?; // fills the queue
+    /// let err = pool.submit(|| 2).unwrap_err(); // waits 10 ms for room, in vain
+    /// assert!(err.is_timeout());
+    /// release.send(())?;
+    /// busy.join()?;
+    /// assert_eq!(queued.join()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn submit_timeout(mut self, timeout: Duration) -> Self {
         self.submit_timeout = Some(timeout);
         self
@@ -199,12 +345,35 @@ impl Builder {
     /// library's, 2 MiB unless `RUST_MIN_STACK` says otherwise). A job that joins
     /// a job still queued runs it on its own stack, so a chain of jobs each
     /// joining the next nests that deep: give such workloads a larger stack.
+    ///
+    /// ```
+    /// use prodkit_pool::{ConfigError, Pool};
+    ///
+    /// fn depth(n: u64) -> u64 {
+    ///     if n == 0 { 0 } else { 1 + depth(n - 1) }
+    /// }
+    ///
+    /// let pool = Pool::builder().workers(1).stack_size(8 << 20).build()?;
+    /// assert_eq!(pool.submit(|| depth(10_000))?.join()?, 10_000);
+    /// let tiny = Pool::builder().stack_size(4096).validate();
+    /// assert_eq!(tiny, Err(ConfigError::StackTooSmall));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
     }
 
     /// Worker threads are named `<prefix>-<index>` (default `prodkit-pool`).
+    ///
+    /// ```
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(1).thread_name("resize").build()?;
+    /// let name = pool.submit(|| std::thread::current().name().map(str::to_owned))?;
+    /// assert_eq!(name.join()?.as_deref(), Some("resize-0"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
         self.thread_name = prefix.into();
         self
@@ -212,12 +381,50 @@ impl Builder {
 
     /// Runs on each worker thread as it starts, before its first job. A panic in
     /// the hook is caught and reported; the worker serves anyway.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use prodkit_pool::Pool;
+    ///
+    /// thread_local! {
+    ///     static WORKER: Cell<Option<usize>> = const { Cell::new(None) };
+    /// }
+    ///
+    /// let pool = Pool::builder()
+    ///     .workers(1)
+    ///     .on_thread_start(|index| WORKER.set(Some(index)))
+    ///     .build()?;
+    /// // The hook ran on the worker before its first job.
+    /// assert_eq!(pool.submit(|| WORKER.get())?.join()?, Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn on_thread_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
         self.on_start = Some(Arc::new(hook));
         self
     }
 
     /// Runs on each worker thread after its last job.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use prodkit_pool::Pool;
+    ///
+    /// let stopped = Arc::new(Mutex::new(Vec::new()));
+    /// let pool = Pool::builder()
+    ///     .workers(2)
+    ///     .on_thread_stop({
+    ///         let stopped = Arc::clone(&stopped);
+    ///         move |index| stopped.lock().unwrap().push(index)
+    ///     })
+    ///     .build()?;
+    /// assert!(stopped.lock().unwrap().is_empty());
+    /// assert!(pool.shutdown(Duration::from_secs(5)).is_complete());
+    /// let mut stopped = stopped.lock().unwrap().clone();
+    /// stopped.sort();
+    /// assert_eq!(stopped, [0, 1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn on_thread_stop(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
         self.on_stop = Some(Arc::new(hook));
         self
@@ -225,6 +432,20 @@ impl Builder {
 
     /// The clock for deadlines and the queue-wait and run-time figures (default
     /// `quanta::Clock::new()`; tests pass `quanta::Clock::mock()`).
+    ///
+    /// A mock clock moves only when told, so deadlines and timings are exact:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_pool::{Pool, quanta::Clock};
+    ///
+    /// let (clock, mock) = Clock::mock();
+    /// let pool = Pool::builder().workers(1).clock(clock).histograms(true).build()?;
+    /// // The job "takes" 3 ms on the pool's clock.
+    /// pool.submit(move || mock.increment(Duration::from_millis(3)))?.join()?;
+    /// assert_eq!(pool.stats().run_time.max, Duration::from_millis(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(mut self, clock: quanta::Clock) -> Self {
         self.clock = Some(clock);
         self
@@ -235,6 +456,20 @@ impl Builder {
     /// on the machine of the README's figures), and a detached job then always
     /// gets a box to carry its submit time. Off, no job reads the clock unless it
     /// has a deadline.
+    ///
+    /// ```
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(1).histograms(true).build()?;
+    /// for i in 0..3 {
+    ///     pool.submit(move || i * 2)?.join()?;
+    /// }
+    /// let stats = pool.stats();
+    /// assert_eq!(stats.queue_wait.count, 3);
+    /// assert_eq!(stats.run_time.count, 3);
+    /// assert!(stats.run_time.p50 <= stats.run_time.max);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn histograms(mut self, on: bool) -> Self {
         self.histograms = on;
         self
@@ -244,6 +479,15 @@ impl Builder {
     ///
     /// # Errors
     /// The first invalid setting.
+    ///
+    /// # Examples
+    /// ```
+    /// use prodkit_pool::{ConfigError, Pool};
+    ///
+    /// let builder = Pool::builder().workers(2).queue_capacity(0);
+    /// assert_eq!(builder.validate(), Err(ConfigError::ZeroQueueCapacity));
+    /// assert_eq!(builder.queue_capacity(16).validate(), Ok(()));
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 {
             return Err(ConfigError::ZeroWorkers);
@@ -274,6 +518,17 @@ impl Builder {
     /// # Errors
     /// [`BuildError::Config`] for an invalid setting, [`BuildError::Spawn`] when
     /// the operating system refuses a thread.
+    ///
+    /// # Examples
+    /// ```
+    /// use prodkit_pool::{BuildError, ConfigError, Pool};
+    ///
+    /// let pool = Pool::builder().workers(2).build()?;
+    /// assert_eq!(pool.submit(|| 2 + 2)?.join()?, 4);
+    /// let refused = Pool::builder().workers(0).build();
+    /// assert!(matches!(refused, Err(BuildError::Config(ConfigError::ZeroWorkers))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<Pool, BuildError> {
         self.validate()?;
         Pool::start(self)

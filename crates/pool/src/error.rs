@@ -3,6 +3,36 @@
 use std::fmt;
 
 /// Why [`Pool::submit`](crate::Pool::submit) did not accept a job; the job is inside.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use prodkit_pool::{Overload, Pool, SubmitError};
+///
+/// let pool = Pool::builder()
+///     .workers(1)
+///     .queue_capacity(1)
+///     .overload(Overload::Reject)
+///     .build()?;
+/// let (started_tx, started) = mpsc::channel();
+/// let (release, wait) = mpsc::channel::<()>();
+/// let busy = pool.submit(move || {
+///     started_tx.send(()).ok();
+///     wait.recv().ok();
+/// })?;
+/// started.recv()?; // the only worker is busy
+/// let queued = pool.submit(|| 1)?; // and the queue is full
+/// let value = match pool.submit(|| 2) {
+///     Ok(handle) => handle.join()?,
+///     // Shed the load: here, by running the job on this thread.
+///     Err(SubmitError::Full(job)) => job(),
+///     Err(other) => return Err(other.into()),
+/// };
+/// assert_eq!(value, 2);
+/// release.send(())?;
+/// busy.join()?;
+/// assert_eq!(queued.join()?, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SubmitError<J> {
@@ -15,6 +45,33 @@ pub enum SubmitError<J> {
 }
 
 /// Why [`Pool::try_submit`](crate::Pool::try_submit) did not accept a job; the job is inside.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+/// use prodkit_pool::{Pool, TrySubmitError};
+///
+/// let pool = Pool::builder().workers(1).queue_capacity(1).build()?;
+/// let (started_tx, started) = mpsc::channel();
+/// let (release, wait) = mpsc::channel::<()>();
+/// let busy = pool.submit(move || {
+///     started_tx.send(()).ok();
+///     wait.recv().ok();
+/// })?;
+/// started.recv()?; // the only worker is busy
+/// let queued = pool.submit(|| 1)?; // and the queue is full
+/// // `try_submit` never waits, whatever the policy (here `Block`).
+/// assert!(matches!(pool.try_submit(|| 2), Err(TrySubmitError::Full(_))));
+/// release.send(())?;
+/// busy.join()?;
+/// assert_eq!(queued.join()?, 1);
+/// pool.shutdown(Duration::from_secs(5));
+/// match pool.try_submit(|| 3) {
+///     Err(TrySubmitError::Closed(job)) => assert_eq!(job(), 3),
+///     other => panic!("expected Closed, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TrySubmitError<J> {
@@ -85,6 +142,17 @@ impl<J> From<TrySubmitError<J>> for SubmitErrorKind {
 
 impl<J> SubmitError<J> {
     /// Why, without the job.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_pool::{Pool, SubmitErrorKind};
+    ///
+    /// let pool = Pool::builder().workers(1).build()?;
+    /// pool.shutdown(Duration::from_secs(5));
+    /// let err = pool.submit(|| 1).unwrap_err();
+    /// assert_eq!(err.kind(), SubmitErrorKind::Closed);
+    /// # Ok::<(), prodkit_pool::BuildError>(())
+    /// ```
     pub fn kind(&self) -> SubmitErrorKind {
         match self {
             SubmitError::Full(_) => SubmitErrorKind::Full,
@@ -94,21 +162,99 @@ impl<J> SubmitError<J> {
     }
 
     /// Whether the queue was full (`Overload::Reject`).
+    ///
+    /// ```
+    /// use prodkit_pool::{Overload, Pool};
+    /// # use std::sync::mpsc;
+    ///
+    /// let pool = Pool::builder()
+    ///     .workers(1)
+    ///     .queue_capacity(1)
+    ///     .overload(Overload::Reject)
+    ///     .build()?;
+    /// # let (started_tx, started) = mpsc::channel();
+    /// # let (release, wait) = mpsc::channel::<()>();
+    /// # let busy = pool.submit(move || {
+    /// #     started_tx.send(()).ok();
+    /// #     wait.recv().ok();
+    /// # })?;
+    /// # started.recv()?;
+    /// // The only worker is busy (hidden), and this job fills the queue:
+    /// let queued = pool.submit(|| 1)?;
+    /// let err = pool.submit(|| 2).unwrap_err();
+    /// assert!(err.is_full());
+    /// # release.send(())?;
+    /// # busy.join()?;
+    /// assert_eq!(queued.join()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, SubmitError::Full(_))
     }
 
     /// Whether the pool is shut down.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(1).build()?;
+    /// pool.shutdown(Duration::from_secs(5));
+    /// let err = pool.execute(|| ()).unwrap_err();
+    /// assert!(err.is_closed());
+    /// assert!(!err.is_full());
+    /// # Ok::<(), prodkit_pool::BuildError>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, SubmitError::Closed(_))
     }
 
     /// Whether the submit timed out waiting for room (`Overload::Block`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_pool::Pool;
+    /// # use std::sync::mpsc;
+    ///
+    /// let pool = Pool::builder()
+    ///     .workers(1)
+    ///     .queue_capacity(1)
+    ///     .submit_timeout(Duration::from_millis(5))
+    ///     .build()?;
+    /// # let (started_tx, started) = mpsc::channel();
+    /// # let (release, wait) = mpsc::channel::<()>();
+    /// # let busy = pool.submit(move || {
+    /// #     started_tx.send(()).ok();
+    /// #     wait.recv().ok();
+    /// # })?;
+    /// # started.recv()?;
+    /// // The only worker is busy (hidden), and this job fills the queue:
+    /// let queued = pool.submit(|| 1)?;
+    /// let err = pool.submit(|| 2).unwrap_err(); // after waiting 5 ms for room
+    /// assert!(err.is_timeout());
+    /// # release.send(())?;
+    /// # busy.join()?;
+    /// assert_eq!(queued.join()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, SubmitError::Timeout(_))
     }
 
     /// The job that was not accepted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(1).build()?;
+    /// let fallback = Pool::builder().workers(1).build()?;
+    /// pool.shutdown(Duration::from_secs(5));
+    /// let job = pool.submit(|| 6 * 7).unwrap_err().into_inner();
+    /// // Nothing is lost: the closure can go to another pool.
+    /// assert_eq!(fallback.submit(job)?.join()?, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_inner(self) -> J {
         match self {
             SubmitError::Full(j) | SubmitError::Closed(j) | SubmitError::Timeout(j) => j,
@@ -126,6 +272,17 @@ impl<J> SubmitError<J> {
 
 impl<J> TrySubmitError<J> {
     /// Why, without the job.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_pool::{Pool, SubmitErrorKind};
+    ///
+    /// let pool = Pool::builder().workers(1).build()?;
+    /// pool.shutdown(Duration::from_secs(5));
+    /// let err = pool.try_submit(|| 1).unwrap_err();
+    /// assert_eq!(err.kind(), SubmitErrorKind::Closed);
+    /// # Ok::<(), prodkit_pool::BuildError>(())
+    /// ```
     pub fn kind(&self) -> SubmitErrorKind {
         match self {
             TrySubmitError::Full(_) => SubmitErrorKind::Full,
@@ -134,16 +291,73 @@ impl<J> TrySubmitError<J> {
     }
 
     /// Whether the queue was full.
+    ///
+    /// ```
+    /// use prodkit_pool::Pool;
+    /// # use std::sync::mpsc;
+    ///
+    /// let pool = Pool::builder().workers(1).queue_capacity(1).build()?;
+    /// # let (started_tx, started) = mpsc::channel();
+    /// # let (release, wait) = mpsc::channel::<()>();
+    /// # let busy = pool.submit(move || {
+    /// #     started_tx.send(()).ok();
+    /// #     wait.recv().ok();
+    /// # })?;
+    /// # started.recv()?;
+    /// // The only worker is busy (hidden), and this job fills the queue:
+    /// let queued = pool.submit(|| 1)?;
+    /// let err = pool.try_execute(|| ()).unwrap_err();
+    /// assert!(err.is_full());
+    /// # release.send(())?;
+    /// # busy.join()?;
+    /// assert_eq!(queued.join()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, TrySubmitError::Full(_))
     }
 
     /// Whether the pool is shut down.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(1).build()?;
+    /// pool.shutdown(Duration::from_secs(5));
+    /// let err = pool.try_submit(|| 1).unwrap_err();
+    /// assert!(err.is_closed());
+    /// assert!(!err.is_full());
+    /// # Ok::<(), prodkit_pool::BuildError>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, TrySubmitError::Closed(_))
     }
 
     /// The job that was not accepted.
+    ///
+    /// ```
+    /// use prodkit_pool::Pool;
+    /// # use std::sync::mpsc;
+    ///
+    /// let pool = Pool::builder().workers(1).queue_capacity(1).build()?;
+    /// # let (started_tx, started) = mpsc::channel();
+    /// # let (release, wait) = mpsc::channel::<()>();
+    /// # let busy = pool.submit(move || {
+    /// #     started_tx.send(()).ok();
+    /// #     wait.recv().ok();
+    /// # })?;
+    /// # started.recv()?;
+    /// // The only worker is busy (hidden), and this job fills the queue:
+    /// let queued = pool.submit(|| 1)?;
+    /// let job = pool.try_submit(|| 2).unwrap_err().into_inner();
+    /// # release.send(())?;
+    /// # busy.join()?;
+    /// assert_eq!(queued.join()?, 1);
+    /// // Try again later, or give up waiting and run it here:
+    /// assert_eq!(job(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_inner(self) -> J {
         match self {
             TrySubmitError::Full(j) | TrySubmitError::Closed(j) => j,
@@ -202,6 +416,23 @@ impl<J> std::error::Error for SubmitError<J> {}
 impl<J> std::error::Error for TrySubmitError<J> {}
 
 /// Why an accepted job produced no value.
+///
+/// ```
+/// use prodkit_pool::{CancelToken, Job, JobError, Pool};
+///
+/// let pool = Pool::builder().workers(1).build()?;
+/// let handle = pool.submit(|| -> u32 { panic!("no input") })?;
+/// match handle.join() {
+///     Err(JobError::Panicked(msg)) => assert_eq!(msg, "no input"),
+///     other => panic!("expected a panic, got {other:?}"),
+/// }
+/// // A job whose token fired before it started never runs.
+/// let token = CancelToken::new();
+/// token.cancel();
+/// let skipped = pool.submit_job(Job::new(|| 1).token(token))?;
+/// assert_eq!(skipped.join(), Err(JobError::Cancelled));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum JobError {

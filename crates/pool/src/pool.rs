@@ -11,6 +11,21 @@ use crate::task::{InlineJob, Task, new_job};
 use crate::{BuildError, Builder, Job, JobHandle, Stats, SubmitError, TrySubmitError};
 
 /// A supervised pool of worker threads with a bounded queue. See the crate docs.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_pool::Pool;
+///
+/// let pool = Pool::builder().workers(2).queue_capacity(64).build()?;
+/// let handles = (1..=4u64)
+///     .map(|n| pool.submit(move || n * n))
+///     .collect::<Result<Vec<_>, _>>()?;
+/// let total = handles.into_iter().map(|h| h.join()).sum::<Result<u64, _>>()?;
+/// assert_eq!(total, 30);
+/// let report = pool.shutdown(Duration::from_secs(5));
+/// assert_eq!(report.completed, 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Pool {
     pub(crate) inner: Arc<Inner>,
 }
@@ -57,6 +72,15 @@ impl<J> Refused<J> {
 impl Pool {
     /// A builder with the defaults: one worker per available CPU, a queue of
     /// 1024, [`Overload::Block`](crate::Overload::Block) without a timeout.
+    ///
+    /// ```
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(1).build()?;
+    /// assert_eq!(pool.workers(), 1);
+    /// assert!(format!("{pool:?}").contains("queue_capacity: 1024"));
+    /// # Ok::<(), prodkit_pool::BuildError>(())
+    /// ```
     pub fn builder() -> Builder {
         Builder::default()
     }
@@ -97,6 +121,18 @@ impl Pool {
     /// The closure comes back in [`SubmitError::Full`] (policy `Reject`),
     /// [`SubmitError::Timeout`] (`Block` with a `submit_timeout`) or
     /// [`SubmitError::Closed`] (after shutdown).
+    ///
+    /// # Examples
+    /// ```
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(2).build()?;
+    /// let words = ["pool", "queue", "worker"];
+    /// let handles = words
+    ///     .map(|w| pool.submit(move || w.len()).expect("the queue has room"));
+    /// assert_eq!(handles.map(|h| h.join()), [Ok(4), Ok(5), Ok(6)]);
+    /// # Ok::<(), prodkit_pool::BuildError>(())
+    /// ```
     pub fn submit<F, T>(&self, f: F) -> Result<JobHandle<T>, SubmitError<F>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -110,6 +146,21 @@ impl Pool {
     ///
     /// # Errors
     /// As [`submit`](Pool::submit), with the whole [`Job`] handed back.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_pool::{CancelToken, Job, JobError, Pool};
+    ///
+    /// let pool = Pool::builder().workers(1).build()?;
+    /// let timed = pool.submit_job(Job::new(|| 1).timeout(Duration::from_secs(5)))?;
+    /// assert_eq!(timed.join(), Ok(1));
+    /// let token = CancelToken::new();
+    /// token.cancel(); // called off before it could start
+    /// let called_off = pool.submit_job(Job::new(|| 2).token(token))?;
+    /// assert_eq!(called_off.join(), Err(JobError::Cancelled));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn submit_job<F, T>(&self, job: Job<F>) -> Result<JobHandle<T>, SubmitError<Job<F>>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -124,6 +175,32 @@ impl Pool {
     ///
     /// # Errors
     /// The closure comes back in [`TrySubmitError::Full`] or [`TrySubmitError::Closed`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::mpsc;
+    /// use prodkit_pool::{Pool, TrySubmitError};
+    ///
+    /// let pool = Pool::builder().workers(1).queue_capacity(1).build()?;
+    /// let (started_tx, started) = mpsc::channel();
+    /// let (release, wait) = mpsc::channel::<()>();
+    /// let busy = pool.submit(move || {
+    ///     started_tx.send(()).ok();
+    ///     wait.recv().ok();
+    /// })?;
+    /// started.recv()?; // the only worker is busy
+    /// let queued = pool.try_submit(|| 1)?; // room for one
+    /// // Full: under `Block` too, `try_submit` returns at once.
+    /// let job = match pool.try_submit(|| 2) {
+    ///     Err(TrySubmitError::Full(job)) => job,
+    ///     other => panic!("expected Full, got {other:?}"),
+    /// };
+    /// release.send(())?;
+    /// busy.join()?;
+    /// assert_eq!(queued.join()?, 1);
+    /// assert_eq!(pool.submit(job)?.join()?, 2); // room again
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_submit<F, T>(&self, f: F) -> Result<JobHandle<T>, TrySubmitError<F>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -137,6 +214,33 @@ impl Pool {
     ///
     /// # Errors
     /// As [`try_submit`](Pool::try_submit), with the whole [`Job`] handed back.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    /// use prodkit_pool::{Job, Pool};
+    ///
+    /// let pool = Pool::builder().workers(1).queue_capacity(1).build()?;
+    /// # let (started_tx, started) = mpsc::channel();
+    /// # let (release, wait) = mpsc::channel::<()>();
+    /// # let busy = pool.submit(move || {
+    /// #     started_tx.send(()).ok();
+    /// #     wait.recv().ok();
+    /// # })?;
+    /// # started.recv()?;
+    /// // The only worker is busy (hidden), and this job fills the queue:
+    /// let queued = pool.try_submit_job(Job::new(|| 1))?;
+    /// let job = Job::new(|| 2).timeout(Duration::from_secs(5));
+    /// let err = pool.try_submit_job(job).unwrap_err();
+    /// assert!(err.is_full());
+    /// let job = err.into_inner(); // with its timeout
+    /// # release.send(())?;
+    /// # busy.join()?;
+    /// assert_eq!(queued.join()?, 1);
+    /// assert_eq!(pool.submit_job(job)?.join()?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_submit_job<F, T>(&self, job: Job<F>) -> Result<JobHandle<T>, TrySubmitError<Job<F>>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -191,6 +295,24 @@ impl Pool {
     ///
     /// # Errors
     /// As [`submit`](Pool::submit).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::mpsc;
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(2).build()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// for n in 1..=3 {
+    ///     let tx = tx.clone();
+    ///     pool.execute(move || tx.send(n * 10).unwrap())?;
+    /// }
+    /// drop(tx);
+    /// let mut got: Vec<i32> = rx.iter().collect(); // until every job's sender is gone
+    /// got.sort();
+    /// assert_eq!(got, [10, 20, 30]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn execute<F>(&self, f: F) -> Result<(), SubmitError<F>>
     where
         F: FnOnce() + Send + 'static,
@@ -203,6 +325,21 @@ impl Pool {
     ///
     /// # Errors
     /// As [`submit`](Pool::submit), with the whole [`Job`] handed back.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_pool::{CancelToken, Job, Pool};
+    ///
+    /// let pool = Pool::builder().workers(1).build()?;
+    /// let token = CancelToken::new();
+    /// token.cancel();
+    /// pool.execute_job(Job::new(|| unreachable!("never runs")).token(token))?;
+    /// pool.execute_job(Job::new(|| ()).timeout(Duration::from_secs(5)))?;
+    /// let report = pool.shutdown(Duration::from_secs(5));
+    /// assert_eq!((report.completed, report.cancelled), (1, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn execute_job<F>(&self, job: Job<F>) -> Result<(), SubmitError<Job<F>>>
     where
         F: FnOnce() + Send + 'static,
@@ -215,6 +352,32 @@ impl Pool {
     ///
     /// # Errors
     /// As [`try_submit`](Pool::try_submit).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::mpsc;
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(1).queue_capacity(1).build()?;
+    /// # let (started_tx, started) = mpsc::channel();
+    /// # let (release, wait) = mpsc::channel::<()>();
+    /// # let busy = pool.submit(move || {
+    /// #     started_tx.send(()).ok();
+    /// #     wait.recv().ok();
+    /// # })?;
+    /// # started.recv()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// // The only worker is busy (hidden): one job fits in the queue.
+    /// let first = tx.clone();
+    /// pool.try_execute(move || first.send("queued").unwrap())?;
+    /// let refused = pool.try_execute(move || tx.send("run here").unwrap());
+    /// refused.unwrap_err().into_inner()(); // full: run it on this thread
+    /// assert_eq!(rx.recv()?, "run here");
+    /// # release.send(())?;
+    /// # busy.join()?;
+    /// assert_eq!(rx.recv()?, "queued");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_execute<F>(&self, f: F) -> Result<(), TrySubmitError<F>>
     where
         F: FnOnce() + Send + 'static,
@@ -254,6 +417,19 @@ impl Pool {
     /// A snapshot of the counters and gauges. At quiescence (nothing queued or
     /// running, every submit returned) it is exact: `accepted == completed +
     /// panicked + cancelled`, and a job whose handle was joined is counted.
+    ///
+    /// ```
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(2).build()?;
+    /// for n in 0..3 {
+    ///     pool.submit(move || n)?.join()?;
+    /// }
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.accepted, stats.completed), (3, 3));
+    /// assert_eq!(stats.live_workers, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> Stats {
         let inner = &*self.inner;
         // The queue first, then the slots (active before counters): see `Slot`.
@@ -279,11 +455,31 @@ impl Pool {
     }
 
     /// Whether the pool stopped accepting jobs.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(1).build()?;
+    /// assert!(!pool.is_closed());
+    /// pool.shutdown(Duration::from_secs(5));
+    /// assert!(pool.is_closed());
+    /// assert!(pool.submit(|| 1).unwrap_err().is_closed());
+    /// # Ok::<(), prodkit_pool::BuildError>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.inner.engine.is_closed()
     }
 
     /// The number of worker threads.
+    ///
+    /// ```
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(2).build()?;
+    /// assert_eq!(pool.workers(), 2);
+    /// # Ok::<(), prodkit_pool::BuildError>(())
+    /// ```
     pub fn workers(&self) -> usize {
         self.inner.workers
     }

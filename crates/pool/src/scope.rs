@@ -103,6 +103,23 @@ impl ScopeShared {
 
 /// A scope made by [`Pool::scope`]: jobs spawned in it may borrow anything that
 /// outlives the scope, because the scope returns only after all of them ended.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use prodkit_pool::Pool;
+///
+/// let pool = Pool::builder().workers(2).build()?;
+/// let hits = AtomicUsize::new(0); // on this stack, borrowed by the jobs
+/// pool.scope(|s| {
+///     for _ in 0..10 {
+///         s.spawn(|| {
+///             hits.fetch_add(1, Ordering::Relaxed);
+///         });
+///     }
+/// });
+/// assert_eq!(hits.into_inner(), 10);
+/// # Ok::<(), prodkit_pool::BuildError>(())
+/// ```
 pub struct Scope<'scope, 'env: 'scope> {
     pool: &'scope Pool,
     shared: Arc<ScopeShared>,
@@ -124,6 +141,21 @@ impl<'scope> Scope<'scope, '_> {
     /// when the queue is full or the pool is closed, a job of the scope runs on
     /// this thread at once instead (so a scope that spawns faster than the pool
     /// runs is slowed down, and holds at most a queue's worth of jobs).
+    ///
+    /// After a shutdown, say, the jobs run on the scope's own thread:
+    ///
+    /// ```
+    /// use std::thread;
+    /// use std::time::Duration;
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(1).build()?;
+    /// pool.shutdown(Duration::from_secs(5));
+    /// let mut ran_on = None;
+    /// pool.scope(|s| s.spawn(|| ran_on = Some(thread::current().id())));
+    /// assert_eq!(ran_on, Some(thread::current().id()));
+    /// # Ok::<(), prodkit_pool::BuildError>(())
+    /// ```
     pub fn spawn<F>(&'scope self, f: F)
     where
         F: FnOnce() + Send + 'scope,
@@ -191,6 +223,31 @@ impl Pool {
     ///
     /// # Panics
     /// Re-raises the panic of `f`, or else the first panic of a job.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::panic::{AssertUnwindSafe, catch_unwind};
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(2).build()?;
+    /// let data: Vec<u64> = (1..=100).collect();
+    /// let mut sums = [0u64; 4];
+    /// let chunks = pool.scope(|s| {
+    ///     for (chunk, sum) in data.chunks(25).zip(&mut sums) {
+    ///         s.spawn(move || *sum = chunk.iter().sum());
+    ///     }
+    ///     data.len() / 25
+    /// });
+    /// assert_eq!(chunks, 4);
+    /// assert_eq!(sums, [325, 950, 1575, 2200]);
+    ///
+    /// // A job's panic comes out of `scope`, after every job ended.
+    /// let caught = catch_unwind(AssertUnwindSafe(|| {
+    ///     pool.scope(|s| s.spawn(|| panic!("bad chunk")))
+    /// }));
+    /// assert_eq!(caught.unwrap_err().downcast_ref::<&str>(), Some(&"bad chunk"));
+    /// # Ok::<(), prodkit_pool::BuildError>(())
+    /// ```
     pub fn scope<'env, F, R>(&self, f: F) -> R
     where
         F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,

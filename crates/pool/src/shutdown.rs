@@ -17,6 +17,22 @@ use crate::inner::Inner;
 use crate::{Pool, UnstartedJob};
 
 /// What [`Pool::shutdown`] achieved by its deadline.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_pool::{CancelToken, Job, Pool};
+///
+/// let pool = Pool::builder().workers(2).build()?;
+/// pool.submit(|| 1)?.join()?;
+/// pool.execute(|| panic!("bad input"))?;
+/// let fired = CancelToken::new();
+/// fired.cancel();
+/// pool.execute_job(Job::new(|| ()).token(fired))?;
+/// let report = pool.shutdown(Duration::from_secs(5));
+/// assert_eq!((report.completed, report.panicked, report.cancelled), (1, 1, 1));
+/// assert_eq!((report.still_queued, report.workers_still_running), (0, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
@@ -36,6 +52,24 @@ pub struct ShutdownReport {
 
 impl ShutdownReport {
     /// Whether everything finished and every worker exited by the deadline.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(1).build()?;
+    /// let (release, wait) = mpsc::channel::<()>();
+    /// pool.execute(move || {
+    ///     wait.recv().ok();
+    /// })?;
+    /// let report = pool.shutdown(Duration::from_millis(10));
+    /// assert!(!report.is_complete()); // the job outlived the deadline
+    /// assert_eq!(report.workers_still_running, 1);
+    /// release.send(())?;
+    /// assert!(pool.shutdown(Duration::from_secs(5)).is_complete());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_complete(&self) -> bool {
         self.still_queued == 0 && self.workers_still_running == 0
     }
@@ -50,6 +84,28 @@ impl Pool {
     /// Called from inside one of the pool's own jobs, it waits for the other
     /// workers only: the calling worker is busy with the caller, so it counts in
     /// `workers_still_running`, and it exits after its job returns.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::time::Duration;
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(2).build()?;
+    /// let done = Arc::new(AtomicUsize::new(0));
+    /// for _ in 0..10 {
+    ///     let done = Arc::clone(&done);
+    ///     pool.execute(move || {
+    ///         done.fetch_add(1, Ordering::SeqCst);
+    ///     })?;
+    /// }
+    /// let report = pool.shutdown(Duration::from_secs(5));
+    /// assert!(report.is_complete());
+    /// assert_eq!(report.completed, 10); // every queued job ran
+    /// assert_eq!(done.load(Ordering::SeqCst), 10);
+    /// assert!(pool.execute(|| ()).unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
         let deadline = Instant::now().checked_add(timeout);
         self.inner.engine.close();
@@ -114,6 +170,24 @@ impl Pool {
     /// running jobs (one of them is the caller, and another may be joining it):
     /// it returns once the queue is drained, and no queued job starts after that;
     /// the running jobs finish on their own and the workers then exit.
+    ///
+    /// ```
+    /// use prodkit_pool::{JobError, Pool};
+    ///
+    /// let pool = Pool::builder().workers(1).build()?;
+    /// let handles = (0..4)
+    ///     .map(|n| pool.submit(move || n))
+    ///     .collect::<Result<Vec<_>, _>>()?;
+    /// let unstarted = pool.shutdown_now();
+    /// assert!(pool.is_closed());
+    /// // No job runs any more: each one ran, or came back and its handle says so.
+    /// let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+    /// let cancelled = results.iter().filter(|r| **r == Err(JobError::Cancelled));
+    /// assert_eq!(cancelled.count(), unstarted.len());
+    /// let ran = results.iter().filter(|r| r.is_ok()).count();
+    /// assert_eq!(ran as u64, pool.stats().completed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown_now(&self) -> Vec<UnstartedJob> {
         self.inner
             .halted

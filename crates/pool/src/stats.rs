@@ -106,6 +106,30 @@ impl HistogramSum {
 
 /// A summary of durations. Quantiles come from power-of-two buckets: each is an
 /// upper bound within a factor of two of the true value (and never above `max`).
+///
+/// With [`Builder::histograms`](crate::Builder::histograms) on, and a mock
+/// clock so that the run times are exact:
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_pool::{Pool, quanta::Clock};
+///
+/// let (clock, mock) = Clock::mock();
+/// let pool = Pool::builder().workers(1).clock(clock).histograms(true).build()?;
+/// for ms in [1, 1, 4] {
+///     let mock = mock.clone();
+///     // Each job "takes" `ms` on the pool's clock.
+///     pool.submit(move || mock.increment(Duration::from_millis(ms)))?.join()?;
+/// }
+/// let run_time = pool.stats().run_time;
+/// assert_eq!(run_time.count, 3);
+/// assert_eq!(run_time.mean, Duration::from_millis(2));
+/// assert_eq!(run_time.max, Duration::from_millis(4));
+/// // The median is 1 ms, rounded up to 2^20 ns.
+/// assert_eq!(run_time.p50, Duration::from_nanos((1 << 20) - 1));
+/// assert!(run_time.p99 <= run_time.max);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Summary {
@@ -233,6 +257,28 @@ impl SlotSum {
 /// returned) the snapshot is exact: `accepted == completed + panicked +
 /// cancelled` and `submitted == accepted + rejected`; and a job whose `join`
 /// returned is already counted.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_pool::{CancelToken, Job, JobError, Pool};
+///
+/// let pool = Pool::builder().workers(1).build()?;
+/// let ok = pool.submit(|| 1)?;
+/// pool.execute(|| panic!("bad input"))?;
+/// let fired = CancelToken::new();
+/// fired.cancel();
+/// let skipped = pool.submit_job(Job::new(|| 3).token(fired))?;
+/// assert_eq!(ok.join(), Ok(1));
+/// assert_eq!(skipped.join(), Err(JobError::Cancelled));
+/// pool.shutdown(Duration::from_secs(5));
+/// assert!(pool.submit(|| 4).is_err()); // closed: handed back
+///
+/// let s = pool.stats();
+/// assert_eq!((s.submitted, s.accepted, s.rejected), (4, 3, 1));
+/// assert_eq!((s.completed, s.panicked, s.cancelled), (1, 1, 1));
+/// assert_eq!((s.queued, s.active, s.live_workers), (0, 0, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
