@@ -483,6 +483,37 @@ impl Pool {
     pub fn workers(&self) -> usize {
         self.inner.workers
     }
+
+    /// The number of jobs the queue holds.
+    ///
+    /// ```
+    /// use prodkit_pool::Pool;
+    ///
+    /// let pool = Pool::builder().workers(1).build()?;
+    /// assert_eq!(pool.queue_capacity(), 1024); // the default
+    /// # Ok::<(), prodkit_pool::BuildError>(())
+    /// ```
+    pub fn queue_capacity(&self) -> usize {
+        self.inner.engine.capacity()
+    }
+
+    /// The clock the pool reads deadlines and timeouts on (the one given to
+    /// [`Builder::clock`](crate::Builder::clock), else its own): a
+    /// [`Job::deadline`](crate::Job::deadline) is a time of this clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_pool::{Job, Pool};
+    ///
+    /// let pool = Pool::builder().workers(1).build()?;
+    /// let deadline = pool.clock().now() + Duration::from_secs(5);
+    /// let handle = pool.submit_job(Job::new(|| 7).deadline(deadline))?;
+    /// assert_eq!(handle.join(), Ok(7));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn clock(&self) -> &quanta::Clock {
+        &self.inner.clock
+    }
 }
 
 /// The closure of a detached task that the queue refused.
