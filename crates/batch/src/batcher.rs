@@ -20,6 +20,28 @@ use crate::ticket::{Ack, DeadLetter, Ticket};
 /// [`Sink`] on flusher threads it owns, telling every row how it ended.
 ///
 /// See the crate documentation for the guarantees.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_batch::{Batcher, FnSink};
+///
+/// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+/// // Four threads submit 100 rows each; every row learns its own outcome.
+/// std::thread::scope(|s| {
+///     for w in 0..4u32 {
+///         let batcher = &batcher;
+///         s.spawn(move || {
+///             let tickets: Vec<_> = (w * 100..w * 100 + 100)
+///                 .map(|row| batcher.submit(row).expect("room in the queue"))
+///                 .collect();
+///             assert!(tickets.into_iter().all(|ticket| ticket.wait().is_ok()));
+///         });
+///     }
+/// });
+/// let report = batcher.shutdown(Duration::from_secs(10));
+/// assert_eq!((report.acked, report.nacked), (400, 0));
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 pub struct Batcher<T: Send + 'static> {
     shared: Arc<Shared<T>>,
     flushers: Mutex<Vec<JoinHandle<()>>>,
@@ -115,6 +137,16 @@ struct Pending<T> {
 
 impl<T: Send + 'static> Batcher<T> {
     /// Options, then [`Builder::build`] with a function that opens a sink.
+    ///
+    /// ```
+    /// use prodkit_batch::{Batcher, FnSink};
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .max_rows(100)
+    ///     .build(|| Ok(FnSink(|rows: &[u32]| { assert!(rows.len() <= 100); Ok(()) })))?;
+    /// assert!(batcher.submit(1)?.wait().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn builder() -> Builder<T> {
         Builder::new()
     }
@@ -177,6 +209,19 @@ impl<T: Send + 'static> Batcher<T> {
     /// # Errors
     /// The row back: [`SubmitError::Timeout`], [`SubmitError::Closed`],
     /// [`SubmitError::TooLarge`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, FnSink, SubmitError};
+    ///
+    /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+    /// let ticket = batcher.submit(1)?;
+    /// assert!(ticket.wait().is_ok()); // the write that held the row committed
+    ///
+    /// batcher.shutdown(Duration::from_secs(10));
+    /// assert!(matches!(batcher.submit(2), Err(SubmitError::Closed(2)))); // the row comes back
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn submit(&self, row: T) -> Result<Ticket<T>, SubmitError<T>> {
         let (ack, ticket) = Ack::ticket(self.shared.dead_letter.clone());
         let timeout = self.shared.submit_timeout;
@@ -189,6 +234,31 @@ impl<T: Send + 'static> Batcher<T> {
     ///
     /// # Errors
     /// As [`submit`](Batcher::submit).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, FnSink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # // A sink that waits at a gate the example holds shut: one row in the write, one queued.
+    /// # let gate = Arc::new(Mutex::new(()));
+    /// # let shut = gate.lock().unwrap();
+    /// # let open = || {
+    /// #     let gate = Arc::clone(&gate);
+    /// #     Ok(FnSink(move |_rows: &[u32]| { drop(gate.lock()); Ok(()) }))
+    /// # };
+    ///
+    /// // `open` makes a sink that blocks until `shut` is dropped.
+    /// let batcher = Batcher::builder().max_rows(1).queue_rows(1).build(open)?;
+    /// let first = batcher.submit(1)?; // taken by the flusher, whose write blocks
+    /// # while batcher.stats().queued_rows > 0 { std::thread::yield_now(); }
+    /// let second = batcher.submit(2)?; // fills the queue
+    /// let err = batcher.submit_timeout(3, Duration::from_millis(10)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert_eq!(err.into_inner(), 3);
+    /// drop(shut);
+    /// assert!(first.wait().is_ok() && second.wait().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn submit_timeout(&self, row: T, timeout: Duration) -> Result<Ticket<T>, SubmitError<T>> {
         let (ack, ticket) = Ack::ticket(self.shared.dead_letter.clone());
         self.enqueue(row, ack, Some(timeout))
@@ -201,6 +271,28 @@ impl<T: Send + 'static> Batcher<T> {
     /// # Errors
     /// The row back: [`TrySubmitError::Full`], [`TrySubmitError::Closed`],
     /// [`TrySubmitError::TooLarge`].
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use prodkit_batch::{Batcher, FnSink};
+    ///
+    /// // A sink that blocks while `shut` is held: one row in the write, one queued.
+    /// let gate = Arc::new(Mutex::new(()));
+    /// let shut = gate.lock().unwrap();
+    /// let batcher = Batcher::builder().max_rows(1).queue_rows(1).build(|| {
+    ///     let gate = Arc::clone(&gate);
+    ///     Ok(FnSink(move |_rows: &[u32]| { drop(gate.lock()); Ok(()) }))
+    /// })?;
+    /// let first = batcher.try_submit(1)?;
+    /// while batcher.stats().queued_rows > 0 { std::thread::yield_now(); } // in the write
+    /// let second = batcher.try_submit(2)?; // fills the queue
+    /// let full = batcher.try_submit(3).unwrap_err(); // at once, no waiting
+    /// assert!(full.is_full());
+    /// assert_eq!(full.into_inner(), 3);
+    /// drop(shut);
+    /// assert!(first.wait().is_ok() && second.wait().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn try_submit(&self, row: T) -> Result<Ticket<T>, TrySubmitError<T>> {
         let (ack, ticket) = Ack::ticket(self.shared.dead_letter.clone());
         self.enqueue(row, ack, None)
@@ -213,6 +305,23 @@ impl<T: Send + 'static> Batcher<T> {
     ///
     /// # Errors
     /// As [`submit`](Batcher::submit): a row not queued comes back here.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, Failure, FnSink, NackReason, SinkError};
+    ///
+    /// let (dead, refused) = mpsc::channel();
+    /// let batcher = Batcher::builder()
+    ///     .dead_letter(move |nack| dead.send(nack).unwrap())
+    ///     .build(|| Ok(FnSink(|_rows: &[i64]| Err(SinkError::new(Failure::Row, "bad")))))?;
+    /// batcher.submit_detached(-1)?; // no ticket to wait on
+    /// let nack = refused.recv()?;
+    /// assert_eq!(nack.row, -1);
+    /// assert!(matches!(nack.reason, NackReason::Rejected(_)));
+    /// assert_eq!(batcher.shutdown(Duration::from_secs(10)).nacked, 1);
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn submit_detached(&self, row: T) -> Result<(), SubmitError<T>> {
         let timeout = self.shared.submit_timeout;
         self.enqueue(row, Ack::Detached, Some(timeout))
@@ -397,6 +506,26 @@ impl<T: Send + 'static> Batcher<T> {
     }
 
     /// The counters and the queue now.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{quanta, Batcher, FnSink};
+    ///
+    /// // A linger on a mock clock that does not move: rows stay queued.
+    /// let (clock, _mock) = quanta::Clock::mock();
+    /// let batcher = Batcher::builder()
+    ///     .clock(clock)
+    ///     .linger(Duration::from_millis(5))
+    ///     .build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+    /// batcher.submit_detached(1)?;
+    /// batcher.submit_detached(2)?;
+    /// let stats = batcher.stats();
+    /// assert_eq!((stats.submitted, stats.queued_rows, stats.queued_bytes), (2, 2, 8));
+    /// batcher.shutdown(Duration::from_secs(10));
+    /// let stats = batcher.stats();
+    /// assert_eq!((stats.acked, stats.batches, stats.flushed_shutdown), (2, 1, 1));
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn stats(&self) -> Stats {
         let (rows, bytes) = {
             let state = self.shared.state.lock();

@@ -4,6 +4,26 @@ use std::time::Duration;
 
 /// How a failed write affects its batch. The sink classifies each failure; the
 /// batcher acts on the class.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_batch::{quanta, Batcher, Failure, FnSink, SinkError};
+///
+/// // A sink that times out on more than two rows at once.
+/// let open = || Ok(FnSink(|rows: &[u32]| match rows.len() {
+///     0..=2 => Ok(()),
+///     _ => Err(SinkError::new(Failure::TooLarge, "canceling statement due to statement timeout")),
+/// }));
+/// // A linger on a mock clock that does not move: the rows gather up to max_rows.
+/// let (clock, _mock) = quanta::Clock::mock();
+/// let batcher =
+///     Batcher::builder().max_rows(4).linger(Duration::from_millis(5)).clock(clock).build(open)?;
+/// let tickets = (0..4).map(|row| batcher.submit(row)).collect::<Result<Vec<_>, _>>()?;
+/// assert!(tickets.into_iter().all(|ticket| ticket.wait().is_ok()));
+/// let stats = batcher.stats();
+/// assert_eq!((stats.failed_writes, stats.batches), (1, 2)); // written again in halves
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Failure {
@@ -27,6 +47,28 @@ pub enum Failure {
 
 /// A failed write, as the sink reports it. Made with [`SinkError::new`] and the
 /// `with_*`/`at_row` methods.
+///
+/// ```
+/// use prodkit_batch::{Batcher, Failure, FnSink, SinkError};
+///
+/// let batcher = Batcher::builder().build(|| {
+///     Ok(FnSink(|rows: &[u32]| match rows.iter().position(|&id| id == 7) {
+///         Some(i) => Err(SinkError::new(Failure::Row, "duplicate key value")
+///             .with_code("23505")
+///             .with_constraint("events_pkey")
+///             .at_row(i)),
+///         None => Ok(()),
+///     }))
+/// })?;
+/// let nack = batcher.submit(7)?.wait().unwrap_err();
+/// let error = nack.reason.error().expect("a rejection carries the sink's error");
+/// assert_eq!((error.failure, error.code.as_deref()), (Failure::Row, Some("23505")));
+/// assert_eq!(
+///     error.to_string(),
+///     "duplicate key value (one row is bad, SQLSTATE 23505, row 0, constraint events_pkey)"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SinkError {
@@ -51,6 +93,14 @@ pub struct SinkError {
 
 impl SinkError {
     /// A failure of the given class with a message.
+    ///
+    /// ```
+    /// use prodkit_batch::{Failure, SinkError};
+    ///
+    /// let error = SinkError::new(Failure::Transient, "connection reset by peer");
+    /// assert_eq!((error.failure, error.row), (Failure::Transient, None));
+    /// assert_eq!(error.to_string(), "connection reset by peer (transient)");
+    /// ```
     pub fn new(failure: Failure, message: impl Into<String>) -> SinkError {
         SinkError {
             failure,
@@ -64,6 +114,19 @@ impl SinkError {
     }
 
     /// The column at fault.
+    ///
+    /// ```
+    /// use prodkit_batch::{Failure, SinkError};
+    ///
+    /// let error = SinkError::new(Failure::Permanent, "declared int8, the column is text")
+    ///     .with_code("42804")
+    ///     .with_column("amount");
+    /// assert_eq!(error.column.as_deref(), Some("amount"));
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "declared int8, the column is text (permanent, SQLSTATE 42804, column amount)"
+    /// );
+    /// ```
     #[must_use]
     pub fn with_column(mut self, column: impl Into<String>) -> SinkError {
         self.column = Some(column.into());
@@ -72,6 +135,16 @@ impl SinkError {
 
     /// Marks the failure as saying the row is already stored (a unique key
     /// violation).
+    ///
+    /// ```
+    /// use prodkit_batch::{Failure, SinkError};
+    ///
+    /// let error = SinkError::new(Failure::Row, "duplicate key value").with_code("23505");
+    /// assert!(!error.already_stored);
+    /// // After an unknown outcome, a retry failing this way leaves the row
+    /// // `Unknown` with `probably_written`: see the example of `Unknown`.
+    /// assert!(error.already_stored().already_stored);
+    /// ```
     #[must_use]
     pub fn already_stored(mut self) -> SinkError {
         self.already_stored = true;
@@ -79,6 +152,22 @@ impl SinkError {
     }
 
     /// The failing row's index in the batch.
+    ///
+    /// ```
+    /// use prodkit_batch::{Batcher, Failure, FnSink, SinkError};
+    ///
+    /// let batcher = Batcher::builder().build(|| {
+    ///     Ok(FnSink(|rows: &[i64]| match rows.iter().position(|&r| r < 0) {
+    ///         Some(i) => Err(SinkError::new(Failure::Row, "negative").at_row(i)),
+    ///         None => Ok(()),
+    ///     }))
+    /// })?;
+    /// let tickets = [1, -2, 3].map(|row| batcher.submit(row).expect("room in the queue"));
+    /// let outcomes = tickets.map(|ticket| ticket.wait().map_err(|nack| nack.row));
+    /// assert_eq!(outcomes, [Ok(()), Err(-2), Ok(())]); // only the named row is refused
+    /// assert_eq!(batcher.stats().failed_writes, 1); // no bisecting
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     #[must_use]
     pub fn at_row(mut self, row: usize) -> SinkError {
         self.row = Some(row);
@@ -86,6 +175,15 @@ impl SinkError {
     }
 
     /// A machine-readable code (SQLSTATE).
+    ///
+    /// ```
+    /// use prodkit_batch::{Failure, SinkError};
+    ///
+    /// let error = SinkError::new(Failure::Transient, "could not serialize access")
+    ///     .with_code("40001");
+    /// assert_eq!(error.code.as_deref(), Some("40001"));
+    /// assert_eq!(error.to_string(), "could not serialize access (transient, SQLSTATE 40001)");
+    /// ```
     #[must_use]
     pub fn with_code(mut self, code: impl Into<String>) -> SinkError {
         self.code = Some(code.into());
@@ -93,6 +191,18 @@ impl SinkError {
     }
 
     /// The constraint that refused the row.
+    ///
+    /// ```
+    /// use prodkit_batch::{Failure, SinkError};
+    ///
+    /// let error = SinkError::new(Failure::Row, "violates check constraint")
+    ///     .with_constraint("amount_positive");
+    /// assert_eq!(error.constraint.as_deref(), Some("amount_positive"));
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "violates check constraint (one row is bad, constraint amount_positive)"
+    /// );
+    /// ```
     #[must_use]
     pub fn with_constraint(mut self, constraint: impl Into<String>) -> SinkError {
         self.constraint = Some(constraint.into());
@@ -136,6 +246,21 @@ impl fmt::Display for SinkError {
 impl Error for SinkError {}
 
 /// Why a row has no `Ok`: refused (it is not stored), or unknown (it may be).
+///
+/// ```
+/// use prodkit_batch::{Batcher, Failure, FnSink, NackReason, SinkError};
+///
+/// let batcher = Batcher::builder().build(|| {
+///     Ok(FnSink(|_rows: &[u32]| {
+///         Err(SinkError::new(Failure::Permanent, "relation does not exist").with_code("42P01"))
+///     }))
+/// })?;
+/// let nack = batcher.submit(1)?.wait().unwrap_err();
+/// let NackReason::Failed(error) = &nack.reason else { panic!("{}", nack.reason) };
+/// assert_eq!(error.code.as_deref(), Some("42P01"));
+/// assert!(nack.reason.is_refused()); // not stored, and no retry would help
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NackReason {
@@ -157,6 +282,30 @@ pub enum NackReason {
 }
 
 /// Why a row's outcome is unknown ([`NackReason::Unknown`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_batch::{Batcher, Failure, FnSink, NackReason, RetryPolicy, SinkError};
+///
+/// // The first write loses its connection during COMMIT; the retry finds the row stored.
+/// let retry = RetryPolicy { initial_backoff: Duration::from_millis(1), ..Default::default() };
+/// let batcher = Batcher::builder().retry(retry).build(|| {
+///     let mut writes = 0;
+///     Ok(FnSink(move |_rows: &[u32]| {
+///         writes += 1;
+///         Err(match writes {
+///             1 => SinkError::new(Failure::UnknownOutcome, "connection lost during COMMIT"),
+///             _ => SinkError::new(Failure::Row, "duplicate key").at_row(0).already_stored(),
+///         })
+///     }))
+/// })?;
+/// let nack = batcher.submit(1)?.wait().unwrap_err();
+/// let NackReason::Unknown(unknown) = &nack.reason else { panic!("{}", nack.reason) };
+/// assert_eq!(unknown.cause.failure, Failure::UnknownOutcome);
+/// assert!(unknown.last.as_ref().is_some_and(|e| e.already_stored));
+/// assert!(unknown.probably_written); // the lost COMMIT most likely went through
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Unknown {
@@ -175,12 +324,46 @@ pub struct Unknown {
 impl NackReason {
     /// Whether the row is certainly not stored (every reason but
     /// [`Unknown`](NackReason::Unknown)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, Failure, FnSink, NackReason, RetryPolicy, SinkError};
+    ///
+    /// assert!(NackReason::Closed.is_refused());
+    /// // Every write loses its connection during COMMIT, until the retry budget is used up.
+    /// let retry = RetryPolicy {
+    ///     max_attempts: 2,
+    ///     initial_backoff: Duration::from_millis(1),
+    ///     ..Default::default()
+    /// };
+    /// let batcher = Batcher::builder().retry(retry).build(|| {
+    ///     Ok(FnSink(|_rows: &[u32]| Err(SinkError::new(Failure::UnknownOutcome, "lost COMMIT"))))
+    /// })?;
+    /// let nack = batcher.submit(1)?.wait().unwrap_err();
+    /// assert!(!nack.reason.is_refused()); // the row may be stored
+    /// assert_eq!(batcher.stats().unknown, 1);
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn is_refused(&self) -> bool {
         !matches!(self, NackReason::Unknown(_))
     }
 
     /// The error behind the reason, if any: the refusal's, or for an unknown
     /// outcome the last failure (else the cause).
+    ///
+    /// ```
+    /// use prodkit_batch::{Batcher, Failure, FnSink, NackReason, SinkError};
+    ///
+    /// let batcher = Batcher::builder().build(|| {
+    ///     Ok(FnSink(|_rows: &[u32]| {
+    ///         Err(SinkError::new(Failure::Row, "duplicate key").with_constraint("events_pkey"))
+    ///     }))
+    /// })?;
+    /// let reason = batcher.submit(1)?.wait().unwrap_err().reason;
+    /// assert_eq!(reason.error().and_then(|e| e.constraint.as_deref()), Some("events_pkey"));
+    /// assert_eq!(NackReason::Closed.error(), None);
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn error(&self) -> Option<&SinkError> {
         match self {
             NackReason::Rejected(e) | NackReason::Failed(e) | NackReason::RetriesExhausted(e) => {
@@ -219,6 +402,25 @@ impl fmt::Display for NackReason {
 }
 
 /// A row that was not written, handed back with the reason.
+///
+/// ```
+/// use prodkit_batch::{Batcher, Failure, FnSink, Nack, SinkError};
+///
+/// let batcher = Batcher::builder().build(|| {
+///     Ok(FnSink(|rows: &[i64]| match rows.iter().position(|&r| r < 0) {
+///         Some(i) => Err(SinkError::new(Failure::Row, "negative amount").at_row(i)),
+///         None => Ok(()),
+///     }))
+/// })?;
+/// let nack: Nack<i64> = batcher.submit(-5)?.wait().unwrap_err();
+/// assert_eq!(nack.row, -5); // the row comes back, to fix or to log
+/// assert!(nack.reason.is_refused());
+/// assert_eq!(
+///     nack.to_string(),
+///     "row rejected, not stored: negative amount (one row is bad, row 0)"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Nack<T> {
     /// The row, as it was submitted.
@@ -244,6 +446,19 @@ impl<T> fmt::Display for Nack<T> {
 impl<T> Error for Nack<T> {}
 
 /// A row not accepted by [`submit`](crate::Batcher::submit); the row comes back.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_batch::{Batcher, FnSink, SubmitError};
+///
+/// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+/// batcher.shutdown(Duration::from_secs(10));
+/// match batcher.submit(7) {
+///     Err(SubmitError::Closed(row)) => assert_eq!(row, 7), // the row comes back
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SubmitError<T> {
@@ -256,6 +471,30 @@ pub enum SubmitError<T> {
 }
 
 /// A row not accepted by [`try_submit`](crate::Batcher::try_submit).
+///
+/// From async code, where a blocking [`submit`](crate::Batcher::submit) would
+/// hold up the runtime's thread, `try_submit` and yield while the queue is full:
+///
+/// ```
+/// use prodkit_batch::{Batcher, FnSink, TrySubmitError};
+///
+/// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+/// let rt = tokio::runtime::Builder::new_current_thread().build()?;
+/// let written = rt.block_on(async {
+///     let mut row = 1;
+///     let ticket = loop {
+///         match batcher.try_submit(row) {
+///             Ok(ticket) => break ticket,
+///             Err(TrySubmitError::Full(back)) => row = back,
+///             Err(other) => return Err(other.kind()),
+///         }
+///         tokio::task::yield_now().await;
+///     };
+///     Ok(ticket.await.is_ok())
+/// });
+/// assert_eq!(written, Ok(true));
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TrySubmitError<T> {
@@ -271,6 +510,26 @@ pub enum TrySubmitError<T> {
 /// and `'static` whatever the row type, for `?` into `anyhow::Error` or
 /// `Box<dyn Error + Send + Sync>` (`batcher.submit(row).map_err(SubmitErrorKind::from)?`,
 /// which drops the row).
+///
+/// ```
+/// use std::error::Error;
+/// use std::time::Duration;
+/// use prodkit_batch::{Batcher, FnSink, SubmitErrorKind};
+///
+/// fn store(batcher: &Batcher<u32>, row: u32) -> Result<(), Box<dyn Error + Send + Sync>> {
+///     let ticket = batcher.submit(row).map_err(SubmitErrorKind::from)?;
+///     ticket.wait()?;
+///     Ok(())
+/// }
+///
+/// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+/// store(&batcher, 1)?;
+/// batcher.shutdown(Duration::from_secs(10));
+/// let error = store(&batcher, 2).unwrap_err();
+/// assert_eq!(error.downcast_ref(), Some(&SubmitErrorKind::Closed));
+/// assert_eq!(error.to_string(), "the batcher is closed");
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SubmitErrorKind {
@@ -313,6 +572,16 @@ impl<T> From<TrySubmitError<T>> for SubmitErrorKind {
 
 impl<T> SubmitError<T> {
     /// Why, without the row.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, FnSink, SubmitErrorKind};
+    ///
+    /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+    /// batcher.shutdown(Duration::from_secs(10));
+    /// assert_eq!(batcher.submit(1).unwrap_err().kind(), SubmitErrorKind::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn kind(&self) -> SubmitErrorKind {
         match self {
             SubmitError::Timeout(_) => SubmitErrorKind::Timeout,
@@ -322,21 +591,78 @@ impl<T> SubmitError<T> {
     }
 
     /// Whether the queue stayed full for the whole timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, FnSink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # // A sink that waits at a gate the example holds shut.
+    /// # let gate = Arc::new(Mutex::new(()));
+    /// # let shut = gate.lock().unwrap();
+    /// # let open = || {
+    /// #     let gate = Arc::clone(&gate);
+    /// #     Ok(FnSink(move |_rows: &[u32]| { drop(gate.lock()); Ok(()) }))
+    /// # };
+    ///
+    /// // `open` makes a sink that blocks until `shut` is dropped.
+    /// let batcher = Batcher::builder().max_rows(1).queue_rows(1).build(open)?;
+    /// let first = batcher.submit(1)?; // taken by the flusher, whose write blocks
+    /// # while batcher.stats().queued_rows > 0 { std::thread::yield_now(); }
+    /// let second = batcher.submit(2)?; // fills the queue
+    /// let err = batcher.submit_timeout(3, Duration::from_millis(5)).unwrap_err();
+    /// assert!(err.is_timeout() && !err.is_closed());
+    /// drop(shut);
+    /// assert!(first.wait().is_ok() && second.wait().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, SubmitError::Timeout(_))
     }
 
     /// Whether the batcher is closed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, FnSink};
+    ///
+    /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+    /// batcher.shutdown(Duration::from_secs(10));
+    /// assert!(batcher.submit(1).unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, SubmitError::Closed(_))
     }
 
     /// Whether the row alone is larger than the queue's byte bound.
+    ///
+    /// ```
+    /// use prodkit_batch::{Batcher, FnSink};
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .row_size(|row: &Vec<u8>| row.len())
+    ///     .max_bytes(1 << 10)
+    ///     .queue_bytes(1 << 20)
+    ///     .build(|| Ok(FnSink(|_rows: &[Vec<u8>]| Ok(()))))?;
+    /// assert!(batcher.submit(vec![0; 2 << 20]).unwrap_err().is_too_large());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn is_too_large(&self) -> bool {
         matches!(self, SubmitError::TooLarge(_))
     }
 
     /// The row handed back.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, FnSink};
+    ///
+    /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[String]| Ok(()))))?;
+    /// batcher.shutdown(Duration::from_secs(10));
+    /// let row = batcher.submit("signed up".to_string()).unwrap_err().into_inner();
+    /// assert_eq!(row, "signed up"); // to store elsewhere, or to log
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             SubmitError::Timeout(row) | SubmitError::Closed(row) | SubmitError::TooLarge(row) => {
@@ -348,6 +674,16 @@ impl<T> SubmitError<T> {
 
 impl<T> TrySubmitError<T> {
     /// Why, without the row.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, FnSink, SubmitErrorKind};
+    ///
+    /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+    /// batcher.shutdown(Duration::from_secs(10));
+    /// assert_eq!(batcher.try_submit(1).unwrap_err().kind(), SubmitErrorKind::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn kind(&self) -> SubmitErrorKind {
         match self {
             TrySubmitError::Full(_) => SubmitErrorKind::Full,
@@ -357,21 +693,78 @@ impl<T> TrySubmitError<T> {
     }
 
     /// Whether the queue is full now.
+    ///
+    /// ```
+    /// use prodkit_batch::{Batcher, FnSink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # // A sink that waits at a gate the example holds shut.
+    /// # let gate = Arc::new(Mutex::new(()));
+    /// # let shut = gate.lock().unwrap();
+    /// # let open = || {
+    /// #     let gate = Arc::clone(&gate);
+    /// #     Ok(FnSink(move |_rows: &[u32]| { drop(gate.lock()); Ok(()) }))
+    /// # };
+    ///
+    /// // `open` makes a sink that blocks until `shut` is dropped.
+    /// let batcher = Batcher::builder().max_rows(1).queue_rows(1).build(open)?;
+    /// let first = batcher.try_submit(1)?; // taken by the flusher, whose write blocks
+    /// # while batcher.stats().queued_rows > 0 { std::thread::yield_now(); }
+    /// let second = batcher.try_submit(2)?; // fills the queue
+    /// let err = batcher.try_submit(3).unwrap_err();
+    /// assert!(err.is_full() && !err.is_closed());
+    /// drop(shut);
+    /// assert!(first.wait().is_ok() && second.wait().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, TrySubmitError::Full(_))
     }
 
     /// Whether the batcher is closed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, FnSink};
+    ///
+    /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+    /// batcher.shutdown(Duration::from_secs(10));
+    /// assert!(batcher.try_submit(1).unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, TrySubmitError::Closed(_))
     }
 
     /// Whether the row alone is larger than the queue's byte bound.
+    ///
+    /// ```
+    /// use prodkit_batch::{Batcher, FnSink};
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .row_size(|row: &Vec<u8>| row.len())
+    ///     .max_bytes(1 << 10)
+    ///     .queue_bytes(1 << 20)
+    ///     .build(|| Ok(FnSink(|_rows: &[Vec<u8>]| Ok(()))))?;
+    /// let err = batcher.try_submit(vec![0; 2 << 20]).unwrap_err();
+    /// assert!(err.is_too_large() && !err.is_full()); // waiting for room would not help
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn is_too_large(&self) -> bool {
         matches!(self, TrySubmitError::TooLarge(_))
     }
 
     /// The row handed back.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, FnSink};
+    ///
+    /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[String]| Ok(()))))?;
+    /// batcher.shutdown(Duration::from_secs(10));
+    /// let row = batcher.try_submit("signed up".to_string()).unwrap_err().into_inner();
+    /// assert_eq!(row, "signed up");
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             TrySubmitError::Full(row)
@@ -431,6 +824,21 @@ impl<T> Error for SubmitError<T> {}
 impl<T> Error for TrySubmitError<T> {}
 
 /// A configuration that cannot work.
+///
+/// ```
+/// use prodkit_batch::{Batcher, BuildError, ConfigError, FnSink};
+///
+/// let built = Batcher::builder()
+///     .max_rows(1000)
+///     .queue_rows(100)
+///     .build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))));
+/// let Err(BuildError::Config(error)) = built else { panic!("a bad configuration") };
+/// assert_eq!(error, ConfigError::BatchAboveQueue { max_rows: 1000, queue_rows: 100 });
+/// assert_eq!(
+///     error.to_string(),
+///     "max_rows 1000 is above queue_rows 100: a batch could never fill"
+/// );
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -493,6 +901,37 @@ impl fmt::Display for ConfigError {
 impl Error for ConfigError {}
 
 /// Why [`Builder::build`](crate::Builder::build) failed.
+///
+/// ```
+/// use prodkit_batch::{Batcher, BuildError, Failure, Sink, SinkError};
+///
+/// struct Table;
+///
+/// impl Sink<u32> for Table {
+///     fn write(&mut self, _rows: &[u32]) -> Result<(), SinkError> {
+///         Ok(())
+///     }
+/// }
+///
+/// fn connect(password: &str) -> Result<Table, SinkError> {
+///     match password {
+///         "secret" => Ok(Table),
+///         _ => Err(SinkError::new(Failure::Permanent, "password authentication failed")),
+///     }
+/// }
+///
+/// match Batcher::<u32>::builder().build(|| connect("guess")) {
+///     Err(BuildError::Sink(e)) => assert_eq!(e.failure, Failure::Permanent), // not retried
+///     other => panic!("{other:?}"),
+/// }
+/// match Batcher::<u32>::builder().flushers(0).build(|| connect("secret")) {
+///     Err(e @ BuildError::Config(_)) => {
+///         assert_eq!(e.to_string(), "flushers is zero: give at least 1");
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// assert!(Batcher::<u32>::builder().build(|| connect("secret")).is_ok());
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BuildError {

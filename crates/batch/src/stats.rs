@@ -12,6 +12,26 @@ pub(crate) enum Reason {
 }
 
 /// A snapshot of a batcher's counters.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_batch::{Batcher, Failure, FnSink, SinkError};
+///
+/// let batcher = Batcher::builder().build(|| {
+///     Ok(FnSink(|rows: &[i64]| match rows.iter().position(|&r| r < 0) {
+///         Some(i) => Err(SinkError::new(Failure::Row, "negative").at_row(i)),
+///         None => Ok(()),
+///     }))
+/// })?;
+/// for row in [1, -2, 3] {
+///     batcher.submit_detached(row)?;
+/// }
+/// let stats = batcher.shutdown(Duration::from_secs(10)).stats;
+/// assert_eq!((stats.submitted, stats.acked, stats.nacked, stats.unknown), (3, 2, 1, 0));
+/// assert_eq!((stats.failed_writes, stats.queued_rows), (1, 0));
+/// assert!(stats.last_error.is_some_and(|e| e.starts_with("negative (one row is bad")));
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {

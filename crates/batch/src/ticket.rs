@@ -26,6 +26,28 @@ type Outcome<T> = Result<(), Nack<T>>;
 /// executor works). Dropping the future is dropping the ticket: it cancels
 /// nothing, the row is still written, and a failure goes to the dead-letter
 /// callback.
+///
+/// ```
+/// use prodkit_batch::{Batcher, Failure, FnSink, NackReason, SinkError};
+///
+/// let batcher = Batcher::builder().build(|| {
+///     Ok(FnSink(|rows: &[i64]| match rows.iter().position(|&r| r < 0) {
+///         Some(i) => Err(SinkError::new(Failure::Row, "negative").at_row(i)),
+///         None => Ok(()),
+///     }))
+/// })?;
+/// let (good, bad) = (batcher.submit(1)?, batcher.submit(-1)?);
+/// assert!(good.wait().is_ok()); // committed: safe to acknowledge upstream
+/// let nack = bad.wait().unwrap_err();
+/// assert_eq!(nack.row, -1);
+/// assert!(matches!(nack.reason, NackReason::Rejected(_)));
+///
+/// // Or, from async code, without blocking the runtime's thread:
+/// let rt = tokio::runtime::Builder::new_current_thread().build()?;
+/// let ticket = batcher.submit(2)?;
+/// assert!(rt.block_on(async { ticket.await }).is_ok());
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[must_use = "a dropped ticket's failure goes to the dead-letter callback; wait() on it to learn the row's outcome"]
 pub struct Ticket<T> {
     slot: Arc<Slot<T>>,
@@ -48,6 +70,23 @@ struct SlotState<T> {
 impl<T> Ticket<T> {
     /// Blocks until the row is written or not.
     ///
+    /// ```
+    /// use prodkit_batch::{Batcher, Failure, FnSink, SinkError};
+    ///
+    /// let batcher = Batcher::builder().build(|| {
+    ///     Ok(FnSink(|_rows: &[u32]| Err(SinkError::new(Failure::Permanent, "no such table"))))
+    /// })?;
+    /// let ticket = batcher.submit(1)?;
+    /// match ticket.wait() {
+    ///     Ok(()) => unreachable!("the sink refuses every batch"),
+    ///     Err(nack) => {
+    ///         assert_eq!(nack.row, 1);
+    ///         assert_eq!(nack.to_string(), "batch failed, not stored: no such table (permanent)");
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
+    ///
     /// # Errors
     /// The row back, with the reason it has no `Ok`.
     #[allow(
@@ -69,6 +108,23 @@ impl<T> Ticket<T> {
     ///
     /// # Errors
     /// `Err(ticket)` when the timeout passed first.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{quanta, Batcher, FnSink};
+    ///
+    /// // A linger on a mock clock: the row waits until the example moves the clock.
+    /// let (clock, mock) = quanta::Clock::mock();
+    /// let batcher = Batcher::builder()
+    ///     .linger(Duration::from_millis(5))
+    ///     .clock(clock)
+    ///     .build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+    /// let ticket = batcher.submit(1)?;
+    /// let ticket = ticket.wait_timeout(Duration::from_millis(1)).unwrap_err(); // still pending
+    /// mock.increment(Duration::from_millis(5));
+    /// assert!(ticket.wait_timeout(Duration::from_secs(10)).unwrap().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     #[allow(
         clippy::result_large_err,
         reason = "the row and its reason come back by value; failures are rare, and a box would cost an allocation each"
@@ -90,6 +146,24 @@ impl<T> Ticket<T> {
     }
 
     /// Whether the outcome is known.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{quanta, Batcher, FnSink};
+    ///
+    /// // A linger on a mock clock that does not move: the row waits for the shutdown.
+    /// let (clock, _mock) = quanta::Clock::mock();
+    /// let batcher = Batcher::builder()
+    ///     .linger(Duration::from_millis(5))
+    ///     .clock(clock)
+    ///     .build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+    /// let ticket = batcher.submit(1)?;
+    /// assert!(!ticket.is_done());
+    /// batcher.shutdown(Duration::from_secs(10)); // writes what is queued
+    /// assert!(ticket.is_done());
+    /// assert!(ticket.wait().is_ok()); // returns at once
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn is_done(&self) -> bool {
         self.slot.state.lock().outcome.is_some()
     }
@@ -102,6 +176,24 @@ impl<T> Ticket<T> {
 /// a ticket that a poll had already resolved would have no outcome left for
 /// `wait` to return. Polled again after it returned `Ready`, it stays
 /// `Pending`.
+///
+/// ```
+/// use std::future::IntoFuture;
+/// use std::time::Duration;
+/// use prodkit_batch::{Batcher, FnSink, TicketFuture};
+///
+/// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
+/// let written: TicketFuture<u32> = batcher.submit(1)?.into_future();
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+/// let outcome = rt.block_on(async {
+///     tokio::select! {
+///         outcome = written => outcome,
+///         () = tokio::time::sleep(Duration::from_secs(60)) => panic!("not written in 60 s"),
+///     }
+/// });
+/// assert!(outcome.is_ok());
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[must_use = "futures do nothing unless awaited; a dropped one's failure goes to the dead-letter callback"]
 pub struct TicketFuture<T> {
     ticket: Ticket<T>,

@@ -39,6 +39,35 @@ pub trait PgRow: Send + 'static {
 }
 
 /// How rows reach the table.
+///
+/// ```no_run
+/// use prodkit_batch::Batcher;
+/// use prodkit_batch::pg::postgres::types::Type;
+/// use prodkit_batch::pg::{Mode, PgTarget};
+/// # use prodkit_batch::pg::PgRow;
+/// # use prodkit_batch::pg::postgres::types::ToSql;
+/// # struct Event { id: i64, payload: String }
+/// # impl PgRow for Event {
+/// #     fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+/// #         out.push(&self.id);
+/// #         out.push(&self.payload);
+/// #     }
+/// # }
+///
+/// fn writer(mode: Mode) -> Result<Batcher<Event>, Box<dyn std::error::Error>> {
+///     let columns = [("id", Type::INT8), ("payload", Type::TEXT)];
+///     let target = PgTarget::new("postgresql://app@db.internal/app", "events", &columns)?
+///         .mode(mode);
+///     Ok(Batcher::builder().build(move || target.open())?)
+/// }
+///
+/// let copy = writer(Mode::Copy)?; // the default: a bad row costs one failed write
+/// let insert = writer(Mode::Insert)?; // one unnest INSERT per batch: bad rows are bisected
+/// for (id, batcher) in [(1, copy), (2, insert)] {
+///     assert!(batcher.submit(Event { id, payload: "signed up".into() })?.wait().is_ok());
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Mode {
@@ -53,6 +82,38 @@ pub enum Mode {
 }
 
 /// Points in a write, for [`PgTarget::observe`].
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use prodkit_batch::Batcher;
+/// use prodkit_batch::pg::postgres::types::Type;
+/// use prodkit_batch::pg::{PgTarget, Phase};
+/// # use prodkit_batch::pg::PgRow;
+/// # use prodkit_batch::pg::postgres::types::ToSql;
+/// # struct Event { id: i64, payload: String }
+/// # impl PgRow for Event {
+/// #     fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+/// #         out.push(&self.id);
+/// #         out.push(&self.payload);
+/// #     }
+/// # }
+///
+/// // Count the COMMITs sent, for a metric.
+/// let commits = Arc::new(AtomicU64::new(0));
+/// let counter = Arc::clone(&commits);
+/// let columns = [("id", Type::INT8), ("payload", Type::TEXT)];
+/// let target = PgTarget::new("postgresql://app@db.internal/app", "events", &columns)?
+///     .observe(move |phase, _backend_pid| {
+///         if phase == Phase::Committing {
+///             counter.fetch_add(1, Ordering::Relaxed);
+///         }
+///     });
+/// let batcher = Batcher::builder().build(move || target.open())?;
+/// batcher.submit(Event { id: 1, payload: "signed up".into() })?.wait()?;
+/// assert_eq!(commits.load(Ordering::Relaxed), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Phase {
@@ -80,6 +141,36 @@ type Observer = dyn Fn(Phase, i32) + Send + Sync;
 /// `keepalives_idle=60`, `tcp_user_timeout=10s`) wins. A backend that is alive
 /// but stopped answers neither; [`write_timeout`](PgTarget::write_timeout)
 /// (default 60 s) and close's deadline cover that case (see [`PgSink`]).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use prodkit_batch::Batcher;
+/// use prodkit_batch::pg::postgres::types::{ToSql, Type};
+/// use prodkit_batch::pg::{PgRow, PgTarget};
+///
+/// struct Event { id: i64, payload: String }
+///
+/// impl PgRow for Event {
+///     fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+///         out.push(&self.id);
+///         out.push(&self.payload);
+///     }
+/// }
+///
+/// let target = PgTarget::new(
+///     "postgresql://app@db.internal/app?sslmode=require&connect_timeout=5",
+///     "audit.events",
+///     &[("id", Type::INT8), ("payload", Type::TEXT)],
+/// )?
+/// .on_conflict_do_nothing(&["id"])
+/// .statement_timeout(Duration::from_secs(5));
+/// // Two flushers: `open` is called twice, one connection each.
+/// let batcher = Batcher::builder().flushers(2).build(move || target.open())?;
+/// let ticket = batcher.submit(Event { id: 1, payload: "signed up".into() })?;
+/// assert!(ticket.wait().is_ok()); // committed
+/// assert_eq!(batcher.shutdown(Duration::from_secs(30)).acked, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct PgTarget {
     pub(crate) config: tokio_postgres::Config,
@@ -119,6 +210,33 @@ impl PgTarget {
     /// # Errors
     /// A [`Failure::Permanent`] error for a string that does not parse or an
     /// empty column list.
+    ///
+    /// ```no_run
+    /// use prodkit_batch::{Batcher, Failure};
+    /// use prodkit_batch::pg::PgTarget;
+    /// use prodkit_batch::pg::postgres::types::Type;
+    /// # use prodkit_batch::pg::PgRow;
+    /// # use prodkit_batch::pg::postgres::types::ToSql;
+    /// # struct Event { id: i64, payload: String }
+    /// # impl PgRow for Event {
+    /// #     fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+    /// #         out.push(&self.id);
+    /// #         out.push(&self.payload);
+    /// #     }
+    /// # }
+    ///
+    /// let target = PgTarget::new(
+    ///     "host=db.internal user=app dbname=app",
+    ///     "audit.Events", // the table "audit"."Events"
+    ///     &[("id", Type::INT8), ("payload", Type::TEXT)],
+    /// )?;
+    /// let no_columns = PgTarget::new("host=db.internal user=app dbname=app", "audit.Events", &[]);
+    /// assert_eq!(no_columns.unwrap_err().failure, Failure::Permanent);
+    ///
+    /// let batcher = Batcher::builder().build(move || target.open())?;
+    /// assert!(batcher.submit(Event { id: 1, payload: "signed up".into() })?.wait().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(url: &str, table: &str, columns: &[(&str, Type)]) -> Result<PgTarget, SinkError> {
         let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
             SinkError::new(Failure::Permanent, format!("bad connection string: {e}"))
@@ -169,6 +287,34 @@ impl PgTarget {
     /// the URL names none, TLS is used only if a connector was given here and
     /// the server offers TLS; otherwise, and always with `sslmode=disable`, the
     /// connection is plain text.
+    ///
+    /// ```no_run
+    /// use prodkit_batch::Batcher;
+    /// use prodkit_batch::pg::PgTarget;
+    /// use prodkit_batch::pg::postgres::types::Type;
+    /// # use prodkit_batch::pg::PgRow;
+    /// # use prodkit_batch::pg::postgres::types::ToSql;
+    /// # struct Event { id: i64, payload: String }
+    /// # impl PgRow for Event {
+    /// #     fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+    /// #         out.push(&self.id);
+    /// #         out.push(&self.payload);
+    /// #     }
+    /// # }
+    ///
+    /// // The server's certificate is signed by our own CA.
+    /// let ca = native_tls::Certificate::from_pem(&std::fs::read("/etc/app/db-ca.pem")?)?;
+    /// let connector = native_tls::TlsConnector::builder().add_root_certificate(ca).build()?;
+    /// let target = PgTarget::new(
+    ///     "postgresql://app@db.internal/app?sslmode=require",
+    ///     "events",
+    ///     &[("id", Type::INT8), ("payload", Type::TEXT)],
+    /// )?
+    /// .tls_connector(connector);
+    /// let batcher = Batcher::builder().build(move || target.open())?;
+    /// assert!(batcher.submit(Event { id: 1, payload: "signed up".into() })?.wait().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn tls_connector(mut self, connector: native_tls::TlsConnector) -> PgTarget {
         self.tls_connector = Some(connector);
@@ -187,6 +333,28 @@ impl PgTarget {
     }
 
     /// How rows are written (default [`Mode::Copy`]).
+    ///
+    /// ```no_run
+    /// use prodkit_batch::Batcher;
+    /// use prodkit_batch::pg::{Mode, PgTarget};
+    /// use prodkit_batch::pg::postgres::types::Type;
+    /// # use prodkit_batch::pg::PgRow;
+    /// # use prodkit_batch::pg::postgres::types::ToSql;
+    /// # struct Event { id: i64, payload: String }
+    /// # impl PgRow for Event {
+    /// #     fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+    /// #         out.push(&self.id);
+    /// #         out.push(&self.payload);
+    /// #     }
+    /// # }
+    ///
+    /// let columns = [("id", Type::INT8), ("payload", Type::TEXT)];
+    /// let target = PgTarget::new("postgresql://app@db.internal/app", "events", &columns)?
+    ///     .mode(Mode::Insert);
+    /// let batcher = Batcher::builder().build(move || target.open())?;
+    /// assert!(batcher.submit(Event { id: 1, payload: "signed up".into() })?.wait().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn mode(mut self, mode: Mode) -> PgTarget {
         self.mode = mode;
@@ -199,6 +367,32 @@ impl PgTarget {
     /// settles the outcome: exactly once instead of at least once, and no ticket
     /// left unknown by a lost COMMIT. [`open`](PgTarget::open) checks that a
     /// unique index or constraint of the table matches the key.
+    ///
+    /// ```no_run
+    /// use prodkit_batch::Batcher;
+    /// use prodkit_batch::pg::PgTarget;
+    /// use prodkit_batch::pg::postgres::types::Type;
+    /// # use prodkit_batch::pg::PgRow;
+    /// # use prodkit_batch::pg::postgres::types::ToSql;
+    /// # struct Event { id: i64, payload: String }
+    /// # impl PgRow for Event {
+    /// #     fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+    /// #         out.push(&self.id);
+    /// #         out.push(&self.payload);
+    /// #     }
+    /// # }
+    ///
+    /// // `events` has a primary key on `id`.
+    /// let columns = [("id", Type::INT8), ("payload", Type::TEXT)];
+    /// let target = PgTarget::new("postgresql://app@db.internal/app", "events", &columns)?
+    ///     .on_conflict_do_nothing(&["id"]);
+    /// let batcher = Batcher::builder().build(move || target.open())?;
+    /// let first = batcher.submit(Event { id: 1, payload: "signed up".into() })?;
+    /// let again = batcher.submit(Event { id: 1, payload: "sent twice".into() })?;
+    /// // Both count as written; the table keeps one row with id 1, the first stored.
+    /// assert!(first.wait().is_ok() && again.wait().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn on_conflict_do_nothing(mut self, key: &[&str]) -> PgTarget {
         self.conflict = Some(key.iter().map(|k| quote(k)).collect());
@@ -207,6 +401,30 @@ impl PgTarget {
 
     /// `SET statement_timeout` on each connection; a batch that runs longer
     /// fails with 57014 and is written again in halves.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use prodkit_batch::Batcher;
+    /// use prodkit_batch::pg::PgTarget;
+    /// use prodkit_batch::pg::postgres::types::Type;
+    /// # use prodkit_batch::pg::PgRow;
+    /// # use prodkit_batch::pg::postgres::types::ToSql;
+    /// # struct Event { id: i64, payload: String }
+    /// # impl PgRow for Event {
+    /// #     fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+    /// #         out.push(&self.id);
+    /// #         out.push(&self.payload);
+    /// #     }
+    /// # }
+    ///
+    /// let columns = [("id", Type::INT8), ("payload", Type::TEXT)];
+    /// let target = PgTarget::new("postgresql://app@db.internal/app", "events", &columns)?
+    ///     .statement_timeout(Duration::from_secs(2));
+    /// let batcher = Batcher::builder().max_rows(10_000).build(move || target.open())?;
+    /// // A batch that runs past 2 s is canceled and written again in halves.
+    /// assert!(batcher.submit(Event { id: 1, payload: "signed up".into() })?.wait().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn statement_timeout(mut self, timeout: Duration) -> PgTarget {
         self.statement_timeout = Some(timeout);
@@ -220,6 +438,33 @@ impl PgTarget {
     /// within the retry budget. It is what bounds a write to a backend that is
     /// alive but stopped, which neither TCP keepalives nor `tcp_user_timeout`
     /// notice. A zero timeout is refused by [`open`](PgTarget::open).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, Failure};
+    /// use prodkit_batch::pg::PgTarget;
+    /// use prodkit_batch::pg::postgres::types::Type;
+    /// # use prodkit_batch::pg::PgRow;
+    /// # use prodkit_batch::pg::postgres::types::ToSql;
+    /// # struct Event { id: i64, payload: String }
+    /// # impl PgRow for Event {
+    /// #     fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+    /// #         out.push(&self.id);
+    /// #         out.push(&self.payload);
+    /// #     }
+    /// # }
+    ///
+    /// let columns = [("id", Type::INT8), ("payload", Type::TEXT)];
+    /// let target = PgTarget::new("postgresql://app@db.internal/app", "events", &columns)?;
+    /// let zero = target.clone().write_timeout(Duration::ZERO);
+    /// assert_eq!(zero.open::<Event>().unwrap_err().failure, Failure::Permanent);
+    ///
+    /// // A write still running after 10 s is abandoned and retried on a new connection.
+    /// let target = target.write_timeout(Duration::from_secs(10));
+    /// let batcher = Batcher::builder().build(move || target.open())?;
+    /// assert!(batcher.submit(Event { id: 1, payload: "signed up".into() })?.wait().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn write_timeout(mut self, timeout: Duration) -> PgTarget {
         self.write_timeout = timeout;
@@ -252,6 +497,33 @@ impl PgTarget {
     /// points. `f` runs inside the sink's tokio runtime: it must not itself
     /// block on a runtime (the synchronous `postgres` client does); do such
     /// work on a thread of its own and wait for it.
+    ///
+    /// ```no_run
+    /// use std::sync::{Arc, Mutex};
+    /// use prodkit_batch::Batcher;
+    /// use prodkit_batch::pg::{PgTarget, Phase};
+    /// use prodkit_batch::pg::postgres::types::Type;
+    /// # use prodkit_batch::pg::PgRow;
+    /// # use prodkit_batch::pg::postgres::types::ToSql;
+    /// # struct Event { id: i64, payload: String }
+    /// # impl PgRow for Event {
+    /// #     fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+    /// #         out.push(&self.id);
+    /// #         out.push(&self.payload);
+    /// #     }
+    /// # }
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// let columns = [("id", Type::INT8), ("payload", Type::TEXT)];
+    /// let target = PgTarget::new("postgresql://app@db.internal/app", "events", &columns)?
+    ///     .observe(move |phase, backend_pid| log.lock().unwrap().push((phase, backend_pid)));
+    /// let batcher = Batcher::builder().build(move || target.open())?;
+    /// batcher.submit(Event { id: 1, payload: "signed up".into() })?.wait()?;
+    /// let phases: Vec<Phase> = seen.lock().unwrap().iter().map(|&(phase, _)| phase).collect();
+    /// assert_eq!(phases, [Phase::Begun, Phase::HalfSent, Phase::Committing]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn observe(mut self, f: impl Fn(Phase, i32) + Send + Sync + 'static) -> PgTarget {
         self.observer = Some(Arc::new(f));
@@ -271,6 +543,32 @@ impl PgTarget {
     /// that does not exist; permanent); a zero `write_timeout` (permanent); a
     /// server that does not finish connecting or answer the checks within
     /// `connect_timeout` (transient).
+    ///
+    /// ```no_run
+    /// use prodkit_batch::{Batcher, Sink};
+    /// use prodkit_batch::pg::PgTarget;
+    /// use prodkit_batch::pg::postgres::types::Type;
+    /// # use prodkit_batch::pg::PgRow;
+    /// # use prodkit_batch::pg::postgres::types::ToSql;
+    /// # struct Event { id: i64, payload: String }
+    /// # impl PgRow for Event {
+    /// #     fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+    /// #         out.push(&self.id);
+    /// #         out.push(&self.payload);
+    /// #     }
+    /// # }
+    ///
+    /// let columns = [("id", Type::INT8), ("payload", Type::TEXT)];
+    /// let target = PgTarget::new("postgresql://app@db.internal/app", "events", &columns)?;
+    /// // A sink on its own: one connection, one transaction per write.
+    /// let mut sink = target.open()?;
+    /// sink.write(&[Event { id: 1, payload: "signed up".into() }])?;
+    ///
+    /// // What a batcher does: one sink per flusher.
+    /// let batcher = Batcher::builder().flushers(2).build(move || target.open())?;
+    /// assert!(batcher.submit(Event { id: 2, payload: "logged in".into() })?.wait().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open<T: PgRow>(&self) -> Result<PgSink<T>, SinkError> {
         PgSink::open(self.clone())
     }

@@ -37,6 +37,31 @@ const END_GRACE: Duration = Duration::from_millis(300);
 /// that stopped answering (a backend stopped with SIGSTOP, a network that
 /// drops packets, a server that accepts and stays mute), and `close` returns
 /// within about 0.7 s of its deadline.
+///
+/// ```no_run
+/// use prodkit_batch::{Failure, Sink};
+/// use prodkit_batch::pg::{PgSink, PgTarget};
+/// use prodkit_batch::pg::postgres::types::Type;
+/// # use prodkit_batch::pg::PgRow;
+/// # use prodkit_batch::pg::postgres::types::ToSql;
+/// # struct Event { id: i64, payload: String }
+/// # impl PgRow for Event {
+/// #     fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+/// #         out.push(&self.id);
+/// #         out.push(&self.payload);
+/// #     }
+/// # }
+///
+/// // `events` has a primary key on `id`.
+/// let columns = [("id", Type::INT8), ("payload", Type::TEXT)];
+/// let target = PgTarget::new("postgresql://app@db.internal/app", "events", &columns)?;
+/// let mut sink: PgSink<Event> = target.open()?;
+/// sink.write(&[Event { id: 1, payload: "signed up".into() }])?; // committed
+/// // A row that breaks a constraint fails as a row's failure, with its SQLSTATE.
+/// let error = sink.write(&[Event { id: 1, payload: "again".into() }]).unwrap_err();
+/// assert_eq!((error.failure, error.code.as_deref()), (Failure::Row, Some("23505")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct PgSink<T> {
     target: PgTarget,
     runtime: Runtime,
@@ -89,6 +114,28 @@ impl<T> PgSink<T> {
     }
 
     /// The backend process id of the current connection.
+    ///
+    /// ```no_run
+    /// use prodkit_batch::pg::{PgSink, PgTarget};
+    /// use prodkit_batch::pg::postgres::types::Type;
+    /// # use prodkit_batch::pg::PgRow;
+    /// # use prodkit_batch::pg::postgres::types::ToSql;
+    /// # struct Event { id: i64, payload: String }
+    /// # impl PgRow for Event {
+    /// #     fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+    /// #         out.push(&self.id);
+    /// #         out.push(&self.payload);
+    /// #     }
+    /// # }
+    ///
+    /// let columns = [("id", Type::INT8), ("payload", Type::TEXT)];
+    /// let target = PgTarget::new("postgresql://app@db.internal/app", "events", &columns)?;
+    /// let sink: PgSink<Event> = target.open()?;
+    /// // The pid in pg_stat_activity, e.g. for pg_terminate_backend.
+    /// let pid = sink.backend_pid().expect("connected after open");
+    /// assert!(pid > 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn backend_pid(&self) -> Option<i32> {
         self.conn.as_ref().map(|c| c.pid)
     }
