@@ -347,8 +347,18 @@ impl<T: Send + 'static> Batcher<T> {
             match timeout {
                 None => return Err(Refused::Full(row)),
                 Some(timeout) => {
-                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
-                    if shared.room.wait_until(&mut state, deadline).timed_out() {
+                    // A timeout too long for an `Instant` (Duration::MAX) waits
+                    // without a deadline.
+                    let deadline =
+                        *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
+                    let timed_out = match deadline {
+                        Some(deadline) => shared.room.wait_until(&mut state, deadline).timed_out(),
+                        None => {
+                            shared.room.wait(&mut state);
+                            false
+                        }
+                    };
+                    if timed_out {
                         let full = state.queue.len() >= shared.queue_rows
                             || state.bytes + size > shared.queue_bytes;
                         if full && !state.closing {
@@ -588,17 +598,19 @@ impl<T> Shared<T> {
     /// socket's recovery does not follow a mock clock); the deadline is read on
     /// the batcher's clock, so a test's mock deadline ends it too.
     pub(crate) fn back_off(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+        // A wait too long for an `Instant` lasts until the shutdown's deadline.
+        let until = Instant::now().checked_add(wait);
         let mut state = self.state.lock();
         loop {
             let now = Instant::now();
-            if now >= until || self.past_deadline() {
+            if until.is_some_and(|until| now >= until) || self.past_deadline() {
                 return;
             }
+            let left = until.map_or(Duration::MAX, |until| until - now);
             // Woken when the shutdown sets a deadline; then look at it every 10 ms.
             let step = match self.deadline.remaining() {
-                None => until - now,
-                Some(left) => (until - now).min(left).min(Duration::from_millis(10)),
+                None => left,
+                Some(remaining) => left.min(remaining).min(Duration::from_millis(10)),
             };
             let _ = self.closed.wait_for(&mut state, step);
         }

@@ -422,7 +422,11 @@ impl<T: Send + 'static> Builder<T> {
     /// The clock for linger, retry budgets and the shutdown's deadline (default
     /// `quanta::Clock::new()`). With `quanta::Clock::mock()` time moves only
     /// when the test advances the mock: a linger, a retry budget or
-    /// [`Batcher::shutdown`]'s deadline does not pass until it does.
+    /// [`Batcher::shutdown`]'s deadline does not pass until it does. The waits
+    /// between looks at the clock are real time: a lingering flusher looks
+    /// again after what is left of the linger in real time (or when a row
+    /// arrives), so a test that moves the mock past a long linger sees the
+    /// batch up to that long later; keep lingers short in such tests.
     ///
     /// ```
     /// use std::time::Duration;

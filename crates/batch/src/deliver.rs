@@ -353,11 +353,12 @@ pub(crate) fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duratio
     let full = doubled.min(max);
     let half = full / 2;
     let spread = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-    half + Duration::from_nanos(if spread == 0 {
-        0
-    } else {
-        random() % (spread + 1)
-    })
+    let jitter = match spread.checked_add(1) {
+        Some(1) => 0,
+        Some(range) => random() % range,
+        None => random(), // the whole u64 range
+    };
+    half.saturating_add(Duration::from_nanos(jitter))
 }
 
 /// A per-thread xorshift generator: jitter needs spread, not secrecy.

@@ -119,7 +119,9 @@ pub enum Mode {
 pub enum Phase {
     /// The transaction has begun.
     Begun,
-    /// Half of the batch's rows have been sent.
+    /// With [`Mode::Copy`], half of the batch's rows have been sent; with
+    /// [`Mode::Insert`], every row is encoded and the one INSERT is about to be
+    /// sent (none has been sent yet).
     HalfSent,
     /// COMMIT is about to be sent.
     Committing,
@@ -666,6 +668,10 @@ fn quote(name: &str) -> String {
 
 /// The `postgres` crate, re-exported for its types (`ToSql`, `Type`).
 pub use postgres;
+
+/// The `native-tls` crate, re-exported for the connector that
+/// [`PgTarget::tls_connector`] takes (the same version the sink links).
+pub use native_tls;
 
 #[cfg(test)]
 mod tests {

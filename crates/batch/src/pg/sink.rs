@@ -289,7 +289,8 @@ where
     F: std::future::Future<Output = R>,
 {
     let mut work = std::pin::pin!(work);
-    let end = tokio::time::Instant::now() + limit;
+    // A limit too long for an `Instant` (Duration::MAX) never passes.
+    let end = tokio::time::Instant::now().checked_add(limit);
     let why = loop {
         tokio::select! {
             done = &mut work => return Ok(done),
@@ -297,7 +298,7 @@ where
                 if deadline.passed() {
                     break Abandoned::Deadline;
                 }
-                if tokio::time::Instant::now() >= end {
+                if end.is_some_and(|end| tokio::time::Instant::now() >= end) {
                     break Abandoned::Limit(limit);
                 }
             }

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use crossbeam_channel::bounded;
 use parking_lot::Mutex;
-use prodkit_batch::{Batcher, BuildError, ConfigError, NackReason, SubmitError, TrySubmitError};
+use prodkit_batch::{
+    Batcher, BuildError, ConfigError, Failure, NackReason, RetryPolicy, SinkError, SubmitError,
+    Ticket, TrySubmitError,
+};
 
 use crate::{Fake, builder, start};
 
@@ -331,4 +334,67 @@ fn configuration_errors() {
         ConfigError::Zero("queue_rows").to_string(),
         "queue_rows is zero: give at least 1"
     );
+}
+
+/// `Duration::MAX` means "no limit", never an overflow: a submit into a full
+/// queue with it waits for room, and a retry back-off of `Duration::MAX` is
+/// cut short by the shutdown's deadline, which refuses the row.
+#[test]
+fn the_longest_durations_mean_no_limit_not_a_panic() {
+    let gate = Arc::new(Mutex::new(()));
+    let held = gate.lock();
+    let sink = {
+        let gate = Arc::clone(&gate);
+        Fake::new(move |_, _| {
+            drop(gate.lock());
+            Ok(())
+        })
+    };
+    let b = builder()
+        .max_rows(1)
+        .queue_rows(1)
+        .submit_timeout(Duration::MAX);
+    let batcher = Arc::new(start(b, &sink));
+    batcher.submit_detached(1).unwrap();
+    // The flusher takes row 1 and blocks in the sink; row 2 fills the queue.
+    let (_, _) = crate::timed(Duration::from_secs(10), {
+        let batcher = Arc::clone(&batcher);
+        move || {
+            while batcher.stats().queued_rows > 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    });
+    batcher.submit_detached(2).unwrap();
+    let waiter = {
+        let batcher = Arc::clone(&batcher);
+        std::thread::spawn(move || batcher.submit(3).map(Ticket::wait))
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(
+        !waiter.is_finished(),
+        "a full queue made room out of nothing"
+    );
+    drop(held);
+    let (outcome, _) = crate::timed(Duration::from_secs(10), move || waiter.join());
+    assert!(
+        matches!(outcome, Ok(Ok(Ok(())))),
+        "the waiting submit failed or panicked"
+    );
+
+    let sink = Fake::new(|_, _| Err(SinkError::new(Failure::Transient, "down")));
+    let forever = RetryPolicy {
+        max_attempts: u32::MAX,
+        max_elapsed: Duration::MAX,
+        initial_backoff: Duration::MAX,
+        max_backoff: Duration::MAX,
+    };
+    let batcher = start(builder().max_rows(1).retry(forever), &sink);
+    let ticket = batcher.submit(1).unwrap();
+    let ((report, outcome), _) = crate::timed(Duration::from_secs(10), move || {
+        let report = batcher.shutdown(Duration::from_millis(50));
+        (report, ticket.wait())
+    });
+    assert_eq!(outcome.unwrap_err().reason, NackReason::Closed);
+    assert_eq!((report.nacked, report.cut_by_deadline), (1, 1));
 }
