@@ -144,7 +144,7 @@ impl<F> Job<F> {
     }
 
     /// The job resolves [`JobError::Cancelled`] without running if it has not
-    /// started by `deadline`, read on the pool's clock ([`Pool::clock`]): a
+    /// started by `deadline`, read on the pool's clock ([`Pool::clock`](crate::Pool::clock)): a
     /// worker that finds `now >= deadline` does not start it, so a deadline of
     /// now has passed already.
     ///
