@@ -127,10 +127,8 @@ fn missing_examples(json: &Value) -> Result<Vec<(String, String, String)>, Strin
                     todo.push((key(child), path.clone()));
                 }
             }
-            "use" => {
-                if !inner["use"]["id"].is_null() {
-                    todo.push((key(&inner["use"]["id"]), prefix));
-                }
+            "use" if !inner["use"]["id"].is_null() => {
+                todo.push((key(&inner["use"]["id"]), prefix));
             }
             k @ ("struct" | "enum" | "union" | "trait" | "function" | "macro") => {
                 let path = [prefix.as_slice(), &[name.to_string()]].concat().join("::");

@@ -470,25 +470,6 @@ impl<T: Send + 'static> Batcher<T> {
         self.shutdown(timeout).stats
     }
 
-    /// The former name of [`shutdown_async`](Batcher::shutdown_async), which
-    /// returns a report; this returns its counters.
-    ///
-    /// ```
-    /// # #![allow(deprecated)]
-    /// # use std::time::Duration;
-    /// # use prodkit_batch::{Batcher, FnSink};
-    /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_rows: &[u32]| Ok(()))))?;
-    /// batcher.submit_detached(1)?;
-    /// let rt = tokio::runtime::Builder::new_current_thread().build()?;
-    /// let stats = rt.block_on(batcher.close_async(Duration::from_secs(10)));
-    /// assert_eq!(stats.acked, 1);
-    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
-    /// ```
-    #[deprecated(since = "0.1.0", note = "renamed `shutdown_async`, as in prodkit-pool")]
-    pub async fn close_async(&self, timeout: Duration) -> Stats {
-        self.shutdown_async(timeout).await.stats
-    }
-
     /// Stops accepting rows and sets the shutdown's deadline (the first call
     /// only), waking everyone who waits.
     fn begin_shutdown(&self, timeout: Duration) {

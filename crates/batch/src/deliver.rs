@@ -142,7 +142,8 @@ fn judge<T, S: Sink<T>>(
             .ack_all(shared);
             Verdict::Uncommitted
         }
-        Err(e) => {
+        // These rows are of unknown outcome already: a panic leaves them so.
+        Err(Wrote::Failed(e) | Wrote::Panicked(e)) => {
             shared.counters.failed(&e);
             if e.already_stored {
                 Verdict::ProbablyWritten
@@ -204,7 +205,21 @@ pub(crate) fn deliver<T, S: Sink<T>>(shared: &Shared<T>, sink: &mut S, batch: Ba
                     batch.ack_all(shared);
                     break;
                 }
-                Err(error) => error,
+                Err(Wrote::Failed(error)) => error,
+                // A sink that panicked may have committed first: the rows'
+                // outcome is unknown, and the sink is not asked to write them
+                // again.
+                Err(Wrote::Panicked(error)) => {
+                    shared.counters.failed(&error);
+                    tracing::error!(%error, rows = batch.len(), "prodkit-batch: the sink panicked during a write: outcome unknown");
+                    let reason = NackReason::Unknown(Box::new(Unknown {
+                        cause: unknown.clone().unwrap_or_else(|| error.clone()),
+                        probably_written: false,
+                        last: Some(error),
+                    }));
+                    batch.nack_all(shared, &reason);
+                    break;
+                }
             };
             shared.counters.failed(&error);
             if error.failure == Failure::UnknownOutcome && unknown.is_none() {
@@ -326,9 +341,18 @@ fn bisect<T>(
 }
 
 /// `sink.write_until`, with a panic turned into a permanent failure of the batch.
-fn write<T, S: Sink<T>>(sink: &mut S, rows: &[T], deadline: &Deadline) -> Result<(), SinkError> {
-    catch_unwind(AssertUnwindSafe(|| sink.write_until(rows, deadline)))
-        .unwrap_or_else(|panic| Err(panicked(&*panic)))
+fn write<T, S: Sink<T>>(sink: &mut S, rows: &[T], deadline: &Deadline) -> Result<(), Wrote> {
+    match catch_unwind(AssertUnwindSafe(|| sink.write_until(rows, deadline))) {
+        Ok(result) => result.map_err(Wrote::Failed),
+        Err(panic) => Err(Wrote::Panicked(panicked(&*panic))),
+    }
+}
+
+/// How a write failed: the sink said so, or it panicked, perhaps after its
+/// COMMIT, so that whether the rows are stored is unknown.
+enum Wrote {
+    Failed(SinkError),
+    Panicked(SinkError),
 }
 
 /// `sink.reconnect_until`, with a panic turned into a permanent failure.

@@ -191,6 +191,12 @@ impl std::fmt::Debug for Deadline {
 /// Where batches go. Each flusher thread owns one sink (for PostgreSQL: one
 /// long-lived connection), so a sink needs `Send` but not `Sync`.
 ///
+/// A panic in [`write`](Sink::write) is caught: the batch's rows get
+/// [`NackReason::Unknown`](crate::NackReason::Unknown) (the sink may have
+/// committed before it panicked) and are not written again; the flusher goes
+/// on with the next batch. A panic in [`reconnect`](Sink::reconnect) fails
+/// the batch as [`Failure::Permanent`](crate::Failure::Permanent).
+///
 /// ```
 /// use std::sync::{Arc, Mutex};
 /// use prodkit_batch::{Batcher, Failure, Sink, SinkError};

@@ -98,7 +98,7 @@ pub mod ratelimit {
 #[cfg_attr(docsrs, doc(cfg(feature = "batch")))]
 pub mod batch {
     //! Batched writes through a sink (PostgreSQL binary COPY or INSERT in
-    //! [`pg`]), each row acknowledged only after its batch's COMMIT, every
+    //! `prodkit::batch::pg`), each row acknowledged only after its batch's COMMIT, every
     //! outcome reported: written, refused with the row handed back, or
     //! unknown.
     //!
@@ -113,7 +113,7 @@ pub mod batch {
     //! // A sink writes a whole batch or nothing; this one stands in for a table.
     //! let batcher = Batcher::builder()
     //!     .max_rows(500)
-    //!     .build(|| Ok(FnSink(|rows: &[u64]| Ok(()))))?;
+    //!     .build(|| Ok(FnSink(|_rows: &[u64]| Ok(()))))?;
     //! let ticket = batcher.submit(1)?;
     //! assert!(ticket.wait().is_ok()); // written
     //! let report = batcher.shutdown(Duration::from_secs(10));

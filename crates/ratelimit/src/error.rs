@@ -273,9 +273,11 @@ impl fmt::Display for WaitError {
 }
 
 impl Error for WaitError {
+    /// `None`: `InsufficientCapacity` is transparent (its Display is the
+    /// inner error's), so that a chain printer says it once.
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            WaitError::InsufficientCapacity(e) => Some(e),
+            WaitError::InsufficientCapacity(e) => e.source(),
             WaitError::Timeout { .. } => None,
         }
     }

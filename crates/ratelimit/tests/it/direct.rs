@@ -184,6 +184,10 @@ fn errors_read_well() {
         w.to_string(),
         "not admitted before the deadline: it would need to wait 5ms"
     );
+    // Transparent: a chain printer says the cause once, not twice.
+    let w = WaitError::from(e);
+    assert_eq!(w.to_string(), e.to_string());
+    assert!(std::error::Error::source(&w).is_none());
     assert_eq!(
         Quota::per_second(0).unwrap_err().to_string(),
         "rate is zero: a quota must admit at least one request per period"
