@@ -445,6 +445,89 @@ impl<T> fmt::Display for Nack<T> {
 
 impl<T> Error for Nack<T> {}
 
+impl<T> Nack<T> {
+    /// The row, as it was submitted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use prodkit_batch::{Batcher, Failure, FnSink, SinkError};
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|| Ok(FnSink(|_: &[u32]| Err(SinkError::new(Failure::Permanent, "read-only")))))?;
+    /// let nack = batcher.submit(7)?.wait().unwrap_err();
+    /// assert!(nack.is_refused());
+    /// assert_eq!(nack.into_inner(), 7);
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.row
+    }
+
+    /// Whether the row is certainly not stored ([`NackReason::is_refused`]).
+    ///
+    /// ```
+    /// use prodkit_batch::{Batcher, Failure, FnSink, SinkError};
+    ///
+    /// let batcher = Batcher::builder()
+    ///     .build(|| Ok(FnSink(|_: &[u32]| Err(SinkError::new(Failure::Permanent, "read-only")))))?;
+    /// let nack = batcher.submit(7)?.wait().unwrap_err();
+    /// assert!(nack.is_refused() && !nack.is_unknown());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
+    pub fn is_refused(&self) -> bool {
+        self.reason.is_refused()
+    }
+
+    /// Whether the row's outcome is unknown: it may be stored
+    /// ([`NackReason::Unknown`]).
+    ///
+    /// ```
+    /// use prodkit_batch::{Batcher, FnSink};
+    ///
+    /// // A sink that panics may have committed first: the outcome is unknown.
+    /// let batcher = Batcher::builder().build(|| Ok(FnSink(|_: &[u32]| panic!("driver bug"))))?;
+    /// let nack = batcher.submit(7)?.wait().unwrap_err();
+    /// assert!(nack.is_unknown() && !nack.is_refused());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
+    pub fn is_unknown(&self) -> bool {
+        matches!(self.reason, NackReason::Unknown(_))
+    }
+}
+
+/// The payload-free form of a [`Nack`]: `Error + Send + Sync + 'static`
+/// whatever the row type, so that `?` into `anyhow::Error` or
+/// `Box<dyn Error + Send + Sync>` works for any row:
+/// `ticket.wait().map_err(NackReason::from)?`. Its Display is the whole
+/// sentence, the sink's error included, so `source()` is `None` (a chain
+/// printer says it once); the sink's error itself is [`NackReason::error`].
+///
+/// ```
+/// use std::cell::Cell;
+/// use prodkit_batch::{Batcher, Failure, FnSink, NackReason, SinkError, SubmitErrorKind};
+///
+/// fn store(batcher: &Batcher<Cell<u32>>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+///     // `Cell` is not `Sync`, so neither are the errors that carry it: drop the row.
+///     let ticket = batcher.submit(Cell::new(1)).map_err(SubmitErrorKind::from)?;
+///     ticket.wait().map_err(NackReason::from)?;
+///     Ok(())
+/// }
+/// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let batcher = Batcher::builder()
+///     .build(|| Ok(FnSink(|_: &[Cell<u32>]| Err(SinkError::new(Failure::Permanent, "full")))))?;
+/// let err = store(&batcher).unwrap_err();
+/// assert_eq!(err.to_string(), "batch failed, not stored: full (permanent)");
+/// # Ok(())
+/// # }
+/// ```
+impl Error for NackReason {}
+
+impl<T> From<Nack<T>> for NackReason {
+    fn from(nack: Nack<T>) -> NackReason {
+        nack.reason
+    }
+}
+
 /// A row not accepted by [`submit`](crate::Batcher::submit); the row comes back.
 ///
 /// ```
