@@ -4,20 +4,20 @@
 //! a primary key; rows are about 64 bytes. Eight producer threads.
 //!
 //! `batch/100k-rows` (rows/s), closed loop:
-//! - `prodkit_copy`, `prodkit_insert`: 100,000 rows submitted to a `Batcher`
+//! - `prodkit_tuned`, `prodkit_insert_tuned`: 100,000 rows submitted to a `Batcher`
 //!   tuned for throughput (two flushers, batches of up to 10,000, the default
 //!   linger of zero) through the COPY or the unnest INSERT sink; the rows are
-//!   formatted before the clock starts, as for `raw_copy`; each producer keeps
+//!   formatted before the clock starts, as for `floor`; each producer keeps
 //!   up to 2000 tickets outstanding and waits for every one. The time ends when
 //!   the last ticket resolved.
-//! - `prodkit_copy_default`: the same through `Batcher::builder()`'s defaults
+//! - `prodkit`: the same through `Batcher::builder()`'s defaults
 //!   (one flusher, batches of up to 1000).
 //! - `naive`: the seed's `BatchWriter` translated (single-row INSERTs in a
 //!   transaction, results before COMMIT), with a batch size of 8, one per
 //!   producer, so that it flushes on size rather than on its 100 ms ticker.
 //! - `single_row`: one autocommit INSERT per row through a prepared statement, a
 //!   connection per producer.
-//! - `raw_copy`: the physical limit with the tuned batcher's resources: the
+//! - `floor`: the physical limit with the tuned batcher's resources: the
 //!   100,000 rows formatted before the clock starts, then two connections (as
 //!   many as its flushers), each one transaction with one binary COPY of half.
 //!
@@ -26,7 +26,7 @@
 //! Every figure is the median of 7 runs (3 with `--quick`), each on an empty
 //! table.
 //!
-//! `batch/latency-5k-rows-s-p50` and `-p99` (us), open loop: the eight producers
+//! `batch/latency-5k-rows-s/p50` and `/p99` (us), open loop: the eight producers
 //! offer 5000 rows/s in all (a rate every implementation sustains) for 2 s (1 s
 //! with `--quick`), three times (once with `--quick`), and each figure is the
 //! median of the runs' percentiles; a row's latency runs from the moment it was due to be
@@ -47,8 +47,8 @@ use prodkit_benches::{Better, Figures};
 use prodkit_testkit::{Durability, PgServer};
 
 const GROUP: &str = "batch/100k-rows";
-const P50: &str = "batch/latency-5k-rows-s-p50";
-const P99: &str = "batch/latency-5k-rows-s-p99";
+const P50: &str = "batch/latency-5k-rows-s/p50";
+const P99: &str = "batch/latency-5k-rows-s/p99";
 const ROWS: i64 = 100_000;
 const PRODUCERS: i64 = 8;
 /// Tickets each producer keeps outstanding in the throughput runs.
@@ -126,7 +126,7 @@ fn written(ticket: Ticket<Row>) {
 /// prodkit, closed loop: rows/s.
 fn prodkit(pg: &PgServer, mode: Mode, config: Config) -> f64 {
     let batcher = batcher(pg, mode, config);
-    // Formatted before the clock starts, as for raw_copy.
+    // Formatted before the clock starts, as for floor.
     let mut rows: Vec<Vec<Row>> = (0..PRODUCERS)
         .map(|p| (p..ROWS).step_by(PRODUCERS as usize).map(row).collect())
         .collect();
@@ -325,12 +325,12 @@ fn naive_insert(writer: &BatchWriter, id: i64) {
 )]
 fn main() {
     let names = [
-        "prodkit_copy",
-        "prodkit_insert",
-        "prodkit_copy_default",
+        "prodkit_tuned",
+        "prodkit_insert_tuned",
+        "prodkit",
         "naive",
         "single_row",
-        "raw_copy",
+        "floor",
     ];
     if std::env::args().any(|a| a == "--list") {
         for n in names {
@@ -378,9 +378,9 @@ fn main() {
             figures.record(GROUP, name, rate, "rows/s", Better::Higher);
         };
     let ours = [
-        ("prodkit_copy", Mode::Copy, Config::Tuned),
-        ("prodkit_insert", Mode::Insert, Config::Tuned),
-        ("prodkit_copy_default", Mode::Copy, Config::Default),
+        ("prodkit_tuned", Mode::Copy, Config::Tuned),
+        ("prodkit_insert_tuned", Mode::Insert, Config::Tuned),
+        ("prodkit", Mode::Copy, Config::Default),
     ];
     for (name, mode, config) in ours {
         throughput(&mut figures, name, &mut |admin| {
@@ -397,7 +397,7 @@ fn main() {
     throughput(&mut figures, "single_row", &mut |_| {
         for_a_while(span, |p, id| connections.insert(p, id))
     });
-    throughput(&mut figures, "raw_copy", &mut |_| raw_copy(pg));
+    throughput(&mut figures, "floor", &mut |_| raw_copy(pg));
 
     let mut latency = |figures: &mut Figures, name: &str, run: &mut dyn FnMut() -> Vec<f64>| {
         figures.start("batch/latency-5k-rows-s", name);

@@ -29,7 +29,7 @@ pub(crate) fn svg(group: &Group<'_>) -> Result<String, String> {
         .max(f64::MIN_POSITIVE)
         * 1.25;
     let n = bars.len().max(1);
-    let height = 70 + 30 * n as u32;
+    let height = 80 + 30 * n as u32;
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (760, height)).into_drawing_area();
@@ -42,25 +42,47 @@ pub(crate) fn svg(group: &Group<'_>) -> Result<String, String> {
         let mut chart = ChartBuilder::on(&root)
             .caption(caption, ("sans-serif", 16))
             .margin(8)
-            .x_label_area_size(28)
+            .x_label_area_size(40)
             .y_label_area_size(150)
-            .build_cartesian_2d(0.0..x_max, (0..n).into_segmented())
+            .build_cartesian_2d(0.0..x_max, (0..n - 1).into_segmented())
             .map_err(|e| e.to_string())?;
-        let names: Vec<String> = bars.iter().map(|m| m.implementation.clone()).collect();
+        // The best at the top: row i from the top is segment n - 1 - i.
+        let names: Vec<String> = bars
+            .iter()
+            .rev()
+            .map(|m| m.implementation.clone())
+            .collect();
         chart
             .configure_mesh()
             .disable_y_mesh()
+            .light_line_style(TRANSPARENT)
             .y_labels(n)
             .y_label_formatter(&|y| match y {
                 SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
             .x_labels(6)
+            .x_desc(match group.floor {
+                Some(f) => format!(
+                    "dashed line: {} {}",
+                    f.implementation,
+                    human(f.value, &f.unit)
+                ),
+                None => String::new(),
+            })
             .x_label_formatter(&|x| human(*x, unit))
             .label_style(("sans-serif", 12))
             .draw()
             .map_err(|e| e.to_string())?;
-        for (i, m) in bars.iter().enumerate() {
+        let top = |i: usize| {
+            if i + 1 < n {
+                SegmentValue::Exact(i + 1)
+            } else {
+                SegmentValue::Last
+            }
+        };
+        for (rank, m) in bars.iter().enumerate() {
+            let i = n - 1 - rank;
             let color = if is_ours(&m.implementation) {
                 OURS
             } else {
@@ -68,10 +90,7 @@ pub(crate) fn svg(group: &Group<'_>) -> Result<String, String> {
             };
             chart
                 .draw_series(std::iter::once(Rectangle::new(
-                    [
-                        (0.0, SegmentValue::Exact(i)),
-                        (m.value, SegmentValue::Exact(i + 1)),
-                    ],
+                    [(0.0, SegmentValue::Exact(i)), (m.value, top(i))],
                     color.filled(),
                 )))
                 .map_err(|e| e.to_string())?;
@@ -101,28 +120,12 @@ pub(crate) fn svg(group: &Group<'_>) -> Result<String, String> {
                 .draw_series(DashedLineSeries::new(
                     vec![
                         (floor.value, SegmentValue::Exact(0)),
-                        (floor.value, SegmentValue::Exact(n)),
+                        (floor.value, SegmentValue::Last),
                     ],
                     6,
                     4,
                     FLOOR.stroke_width(2),
                 ))
-                .map_err(|e| e.to_string())?
-                .label(format!(
-                    "{} {}",
-                    floor.implementation,
-                    human(floor.value, &floor.unit)
-                ))
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], FLOOR.stroke_width(2))
-                });
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.8))
-                .border_style(OTHERS)
-                .label_font(("sans-serif", 12))
-                .draw()
                 .map_err(|e| e.to_string())?;
         }
         root.present().map_err(|e| e.to_string())?;

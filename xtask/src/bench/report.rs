@@ -52,11 +52,19 @@ pub(crate) enum Verdict {
 }
 
 impl Verdict {
+    /// A tie when the spreads overlap; without a spread on either side,
+    /// when the two are within 2 % of each other.
     pub(crate) fn of(ours: &Measurement, other: &Measurement) -> Option<Verdict> {
         let r = ratio(ours, other)?;
         let (lo, hi) = ours.range();
         let (olo, ohi) = other.range();
-        Some(if lo <= ohi && olo <= hi {
+        let no_spread = ours.low.is_none() && other.low.is_none();
+        let tie = if no_spread {
+            (r - 1.0).abs() < 0.02
+        } else {
+            lo <= ohi && olo <= hi
+        };
+        Some(if tie {
             Verdict::Tie
         } else if r > 1.0 {
             Verdict::Win
@@ -285,7 +293,7 @@ pub(crate) fn markdown(summary: &Summary, notes: &[String], previous: Option<&Su
         "How to read: times are criterion medians (figure programs: the median of their \
          repetitions); the spread is criterion's 95 % confidence interval, or the min and max \
          of the repetitions. `N×` is how many times better ours is (above 1: ours wins); a win \
-         or loss needs the two spreads apart, else it is a tie. `prodkit` is ours with its \
+         or loss needs the two spreads apart (without spreads: 2 %), else it is a tie. `prodkit` is ours with its \
          defaults, `prodkit_<variant>` another setting of ours, compared with the others, not \
          with each other; `naive` is the seed's design translated; `floor` is the physical \
          limit on this machine, and \"of floor\" how close ours comes to it (100 % = at the \

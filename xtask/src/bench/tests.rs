@@ -409,7 +409,11 @@ fn the_report_is_written_with_a_chart_per_group_and_a_page_that_stands_alone() {
         assert!(wake.contains(name), "{name} missing from the chart");
     }
     assert!(wake.contains("#1F6FD1"), "ours highlighted");
-    assert!(wake.contains("stroke-dasharray") || wake.matches("<line").count() > 10);
+    // The floor: a dashed line (several segments) and its label, in its colour.
+    assert!(
+        wake.matches("#2CA02C").count() >= 3,
+        "the floor's line and label"
+    );
     // The page inlines every chart and references no other file.
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert_eq!(html.matches("<svg").count(), 6);
