@@ -261,7 +261,7 @@ fn main() {
         s.sort_by(f64::total_cmp);
         let median = s[s.len() / 2];
         let (low, high) = (s[0], s[s.len() - 1]);
-        figures.record_spread(GROUP, name, median, low, high, "ns", Better::Lower);
+        figures.record_spread(GROUP, name, median, low, high, "ns/job", Better::Lower);
     }
     figures.note(&format!(
         "pool/tiny-jobs-1m: ns per job, median of {rounds} interleaved rounds of 1,000,000 jobs (spread: min-max); floor: the raw handoff through a bounded array queue"

@@ -138,7 +138,15 @@ fn measure(figures: &mut Figures, group: &str, mut imps: Vec<Imp>) {
     for (imp, mut s) in imps.iter().zip(samples) {
         s.sort_by(f64::total_cmp);
         let (median, low, high) = (s[s.len() / 2], s[0], s[s.len() - 1]);
-        figures.record_spread(group, imp.name, median, low, high, "ns", Better::Lower);
+        figures.record_spread(
+            group,
+            imp.name,
+            median,
+            low,
+            high,
+            "ns/check",
+            Better::Lower,
+        );
         eprintln!(
             "{group}/{}: {median:.2} ns ({low:.2} - {high:.2})",
             imp.name

@@ -556,7 +556,7 @@ pub(crate) fn readme_table(summary: &Summary, krate: &str) -> String {
     let mut w = String::new();
     let _ = writeln!(
         w,
-        "Measured by `{}`{} on {}, commit {}, {}:\n",
+        "Measured by `{}`{} on {}, commit {}{}, {}:\n",
         if meta.command.is_empty() {
             "cargo xtask bench"
         } else {
@@ -565,6 +565,11 @@ pub(crate) fn readme_table(summary: &Summary, krate: &str) -> String {
         if meta.quick { " (quick)" } else { "" },
         meta.machine_line(),
         meta.commit,
+        if meta.dirty {
+            " with uncommitted changes"
+        } else {
+            ""
+        },
         meta.date
     );
     let _ = writeln!(
@@ -585,8 +590,12 @@ pub(crate) fn readme_table(summary: &Summary, krate: &str) -> String {
                 human(p.value, &p.unit)
             )),
             g.best_peer
-                .and_then(|p| ratio(ours, p))
-                .map_or(String::new(), times),
+                .and_then(|p| Some(format!(
+                    "{} {}",
+                    times(ratio(ours, p)?),
+                    Verdict::of(ours, p)?.mark()
+                )))
+                .unwrap_or_default(),
             cell(g.naive),
             g.naive
                 .and_then(|n| ratio(ours, n))

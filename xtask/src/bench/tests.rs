@@ -445,7 +445,10 @@ fn the_readme_table_names_the_machine_and_quotes_one_crate() {
     assert!(table.starts_with(
         "Measured by `cargo xtask bench --quick` (quick) on AMD EPYC, 2 cores, 23.5 GiB, rustc 1.95.0, commit 0123456789ab, 2026-12-02 20:00 UTC:"
     ));
-    assert!(table.contains("| wake | 250 ns | rayon 500 ns | 2.00× | 4.00 µs | 16.00× | 50 % |"));
+    assert!(
+        table.contains("| wake | 250 ns | rayon 500 ns | 2.00× win | 4.00 µs | 16.00× | 50 % |")
+    );
+    assert!(table.contains("| lost | 2.17 s | peer 1.00 s | 0.46× **LOSS** |"));
     assert!(!table.contains("other/x") && !table.contains("| x |"));
 }
 
