@@ -278,9 +278,14 @@ fn blocking_latency(span: Duration, work: impl Fn(i64, i64) + Sync) -> Vec<f64> 
     })
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median of `values` and their spread (min, max).
+fn median(mut values: Vec<f64>) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    (
+        values[values.len() / 2],
+        values[0],
+        values[values.len() - 1],
+    )
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -373,9 +378,9 @@ fn main() {
                     run(&mut admin)
                 })
                 .collect();
-            let rate = median(rates);
+            let (rate, low, high) = median(rates);
             eprintln!("{name}: {rate:.0} rows/s (median of {runs})");
-            figures.record(GROUP, name, rate, "rows/s", Better::Higher);
+            figures.record_spread(GROUP, name, rate, low, high, "rows/s", Better::Higher);
         };
     let ours = [
         ("prodkit_tuned", Mode::Copy, Config::Tuned),
@@ -409,10 +414,10 @@ fn main() {
             p50s.push(quantile(&latencies, 0.5));
             p99s.push(quantile(&latencies, 0.99));
         }
-        let (p50, p99) = (median(p50s), median(p99s));
+        let ((p50, p50_lo, p50_hi), (p99, p99_lo, p99_hi)) = (median(p50s), median(p99s));
         eprintln!("{name}: p50 {p50:.0} us, p99 {p99:.0} us (medians of {latency_runs})");
-        figures.record(P50, name, p50, "us", Better::Lower);
-        figures.record(P99, name, p99, "us", Better::Lower);
+        figures.record_spread(P50, name, p50, p50_lo, p50_hi, "us", Better::Lower);
+        figures.record_spread(P99, name, p99, p99_lo, p99_hi, "us", Better::Lower);
     };
     for (name, mode, config) in ours {
         latency(&mut figures, name, &mut || {
@@ -429,7 +434,7 @@ fn main() {
 
     figures.note(&format!(
         "{GROUP}: {PRODUCERS} producers, table (id int8 primary key, body text), ~64-byte rows, \
-         server default durability (fsync, synchronous_commit on); each figure the median of \
+         server default durability (fsync, synchronous_commit on); each figure the median (spread: min-max) of \
          {runs} runs on an empty table; naive and single_row ran for {span:?} a run, the others \
          wrote {ROWS} rows"
     ));
