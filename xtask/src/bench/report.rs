@@ -82,6 +82,27 @@ impl Verdict {
     }
 }
 
+/// The ratio cell of `m`'s row: on another implementation's row, how many
+/// times better our headline is than it; on a row of ours that is not the
+/// headline, how many times better that setting is than the best peer.
+fn ratio_cell(g: &Group<'_>, m: &Measurement) -> String {
+    let compare = |ours: &Measurement, other: &Measurement| {
+        let verdict = Verdict::of(ours, other).map_or("", Verdict::mark);
+        ratio(ours, other).map_or("n/a".into(), |r| format!("{} {verdict}", times(r)))
+    };
+    if is_floor(&m.implementation) {
+        return String::new();
+    }
+    if is_ours(&m.implementation) {
+        let headline = g.ours.is_some_and(|o| std::ptr::eq(o, m));
+        return match g.best_peer {
+            Some(peer) if !headline => format!("{} vs {}", compare(m, peer), peer.implementation),
+            _ => String::new(),
+        };
+    }
+    g.ours.map_or(String::new(), |ours| compare(ours, m))
+}
+
 /// One group, read: its rows best first and the implementations that matter.
 #[derive(Debug)]
 pub(crate) struct Group<'a> {
@@ -292,7 +313,9 @@ pub(crate) fn markdown(summary: &Summary, notes: &[String], previous: Option<&Su
         w,
         "How to read: times are criterion medians (figure programs: the median of their \
          repetitions); the spread is criterion's 95 % confidence interval, or the min and max \
-         of the repetitions. `N×` is how many times better ours is (above 1: ours wins); a win \
+         of the repetitions. `N×` is how many times better ours is (above 1: ours wins): on \
+         another implementation's row, our defaults against it; on the row of another \
+         setting of ours, that setting against the best peer. A win \
          or loss needs the two spreads apart (without spreads: 2 %), else it is a tie. `prodkit` is ours with its \
          defaults, `prodkit_<variant>` another setting of ours, compared with the others, not \
          with each other; `naive` is the seed's design translated; `floor` is the physical \
@@ -445,7 +468,7 @@ fn group_section(w: &mut String, g: &Group<'_>, changes: Option<&Changes>) {
     let has_change = changes.is_some();
     let _ = writeln!(
         w,
-        "| impl | value | spread | samples | ours is | of floor |{}\n|---|---:|---:|---:|---:|---:|{}",
+        "| impl | value | spread | samples | ratio | of floor |{}\n|---|---:|---:|---:|---:|---:|{}",
         if has_change { " change |" } else { "" },
         if has_change { "---:|" } else { "" }
     );
@@ -465,13 +488,7 @@ fn group_section(w: &mut String, g: &Group<'_>, changes: Option<&Changes>) {
             _ => String::new(),
         };
         // Ours against the others only; our variants against the floor.
-        let vs = match g.ours {
-            Some(ours) if !is_ours(&m.implementation) && !is_floor(&m.implementation) => {
-                let verdict = Verdict::of(ours, m).map_or("", Verdict::mark);
-                ratio(ours, m).map_or("n/a".into(), |r| format!("{} {verdict}", times(r)))
-            }
-            _ => String::new(),
-        };
+        let vs = ratio_cell(g, m);
         let floor = match g.floor {
             Some(f) if is_ours(&m.implementation) => {
                 percent_of_floor(m, f).map_or(String::new(), |p| format!("{p:.0} %"))
@@ -511,7 +528,7 @@ fn percentile_section(w: &mut String, base: &str, family: &[&Group<'_>]) {
     }
     let _ = write!(w, "| impl |");
     for p in &ps {
-        let _ = write!(w, " {p} | ours is |");
+        let _ = write!(w, " {p} | ratio |");
     }
     let _ = write!(w, "\n|---|");
     for _ in &ps {
@@ -528,13 +545,7 @@ fn percentile_section(w: &mut String, base: &str, family: &[&Group<'_>]) {
         for g in family {
             let m = g.rows.iter().find(|m| m.implementation == *i);
             let value = m.map_or(String::new(), |m| human(m.value, &m.unit));
-            let vs = match (g.ours, m) {
-                (Some(ours), Some(m)) if !is_ours(i) && !is_floor(i) => {
-                    let verdict = Verdict::of(ours, m).map_or("", Verdict::mark);
-                    ratio(ours, m).map_or("n/a".into(), |r| format!("{} {verdict}", times(r)))
-                }
-                _ => String::new(),
-            };
+            let vs = m.map_or(String::new(), |m| ratio_cell(g, m));
             let _ = write!(w, " {value} | {vs} |");
         }
         let _ = writeln!(w);
