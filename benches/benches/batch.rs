@@ -379,6 +379,7 @@ fn main() {
                 })
                 .collect();
             let (rate, low, high) = median(rates);
+            figures.samples(runs as u64);
             eprintln!("{name}: {rate:.0} rows/s (median of {runs})");
             figures.record_spread(GROUP, name, rate, low, high, "rows/s", Better::Higher);
         };
@@ -415,6 +416,7 @@ fn main() {
             p99s.push(quantile(&latencies, 0.99));
         }
         let ((p50, p50_lo, p50_hi), (p99, p99_lo, p99_hi)) = (median(p50s), median(p99s));
+        figures.samples(latency_runs as u64);
         eprintln!("{name}: p50 {p50:.0} us, p99 {p99:.0} us (medians of {latency_runs})");
         figures.record_spread(P50, name, p50, p50_lo, p50_hi, "us", Better::Lower);
         figures.record_spread(P99, name, p99, p99_lo, p99_hi, "us", Better::Lower);

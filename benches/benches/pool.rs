@@ -257,6 +257,7 @@ fn main() {
             }
         }
     }
+    figures.samples(rounds as u64);
     for (name, mut s) in names.iter().zip(samples) {
         s.sort_by(f64::total_cmp);
         let median = s[s.len() / 2];

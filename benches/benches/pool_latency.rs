@@ -48,6 +48,7 @@ fn measure(
             .map(|_| sample(idle, submit).as_nanos() as u64)
             .collect();
         ns.sort_unstable();
+        figures.samples(samples as u64);
         let at = |q: f64| ns[((ns.len() as f64 * q) as usize).min(ns.len() - 1)] as f64;
         figures.record(&format!("{group}/p50"), name, at(0.50), "ns", Better::Lower);
         figures.record(&format!("{group}/p99"), name, at(0.99), "ns", Better::Lower);

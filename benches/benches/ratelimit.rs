@@ -127,6 +127,7 @@ fn measure(figures: &mut Figures, group: &str, mut imps: Vec<Imp>) {
             n *= 10;
         }
     }
+    figures.samples(rounds as u64);
     let mut samples = vec![Vec::new(); imps.len()];
     for round in 0..rounds {
         for k in 0..imps.len() {
@@ -408,9 +409,11 @@ fn main() {
     let mut figures = Figures::new("ratelimit");
     direct(&mut figures);
     keyed(&mut figures);
-    figures.note(
-        "ratelimit: ns per check, median of 9 interleaved rounds of about 100 ms each (spread: min-max)",
-    );
+    figures.note(if prodkit_benches::quick() {
+        "ratelimit: ns per check, median of 3 interleaved rounds of about 30 ms each (spread: min-max; --quick)"
+    } else {
+        "ratelimit: ns per check, median of 9 interleaved rounds of about 100 ms each (spread: min-max)"
+    });
     let path = figures.write().expect("write figures");
     eprintln!("figures written to {}", path.display());
 }

@@ -35,6 +35,7 @@ pub struct Figures {
     program: String,
     measurements: Vec<serde_json::Value>,
     notes: Vec<String>,
+    samples: Option<u64>,
 }
 
 impl Figures {
@@ -44,6 +45,7 @@ impl Figures {
             program: program.to_string(),
             measurements: Vec::new(),
             notes: Vec::new(),
+            samples: None,
         }
     }
 
@@ -51,6 +53,12 @@ impl Figures {
     /// `cargo xtask bench` can show progress.
     pub fn start(&self, group: &str, implementation: &str) {
         eprintln!("Benchmarking {group}/{implementation}");
+    }
+
+    /// How many repetitions (or samples) the figures recorded from now on
+    /// rest on; `summary.json` carries it as `samples`.
+    pub fn samples(&mut self, n: u64) {
+        self.samples = Some(n);
     }
 
     /// Records one figure.
@@ -68,6 +76,7 @@ impl Figures {
             "value": value,
             "unit": unit,
             "better": better.as_str(),
+            "samples": self.samples,
         }));
     }
 
@@ -95,6 +104,7 @@ impl Figures {
             "high": high,
             "unit": unit,
             "better": better.as_str(),
+            "samples": self.samples,
         }));
     }
 

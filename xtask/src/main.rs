@@ -11,12 +11,15 @@ use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 usage: cargo xtask <command>
   ci                     what CI runs: fmt, clippy, test, doc, loom, examples, miri, lint
   lint                   tidy checks of the workspace's layout and documentation rules
-  bench [CRATE ...] [--quick]
+  bench [CRATE ...] [--quick] [--compare PATH]
                          run the comparison benchmarks, write target/bench-report/
+                         (report.html, report.md, charts/, summary.json), compared
+                         with the previous run or with the summary.json at PATH
+  bench --readme CRATE   print the table a crate's README quotes, from the last report
   pg [--server-default]  start a private PostgreSQL server until Ctrl-C";
 
 fn main() -> ExitCode {

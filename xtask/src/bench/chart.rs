@@ -1,10 +1,13 @@
 //! A group's chart: a horizontal bar per implementation with its spread as a
 //! whisker, ours highlighted, the floor a dashed line. Drawn by plotters'
-//! SVG backend (text stays SVG text: no font files needed).
+//! SVG backend (text stays SVG text: no font files needed). A group whose
+//! figures span more than 20x is drawn on a log scale, so that the bars that
+//! matter are not slivers beside a slow baseline.
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::data::Measurement;
 use super::report::{Group, human, is_floor, is_ours};
 
 const OURS: RGBColor = RGBColor(0x1f, 0x6f, 0xd1);
@@ -13,122 +16,178 @@ const FLOOR: RGBColor = RGBColor(0x2c, 0xa0, 0x2c);
 
 /// The SVG of `group`'s chart.
 pub(crate) fn svg(group: &Group<'_>) -> Result<String, String> {
-    let bars: Vec<_> = group
+    let floor = group.floor;
+    // One unit per chart: the headline's (a group never mixes units today;
+    // a row in another unit would be drawn on the wrong scale).
+    let unit = group
+        .ours
+        .or(group.rows.first().copied())
+        .map_or("", |m| m.unit.as_str());
+    let bars: Vec<&Measurement> = group
         .rows
         .iter()
         .copied()
-        .filter(|m| !is_floor(&m.implementation))
+        .filter(|m| m.unit == unit && !floor.is_some_and(|f| std::ptr::eq(f, *m)))
         .collect();
-    let unit = group.rows.first().map_or("", |m| m.unit.as_str());
-    let higher = group.rows.first().is_some_and(|m| !m.lower_is_better());
-    let x_max = group
+    let higher = bars.first().is_some_and(|m| !m.lower_is_better());
+    let positive = group
         .rows
         .iter()
-        .map(|m| m.range().1.max(m.value))
-        .fold(0.0_f64, f64::max)
-        .max(f64::MIN_POSITIVE)
-        * 1.25;
+        .filter(|m| m.unit == unit)
+        .flat_map(|m| [m.value, m.range().0, m.range().1])
+        .filter(|v| *v > 0.0);
+    let (min, max) = positive.fold((f64::MAX, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let log = max > 0.0 && min < f64::MAX && max / min > 20.0;
     let n = bars.len().max(1);
-    let height = 80 + 30 * n as u32;
+    let height = 90 + 30 * n as u32;
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (760, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let caption = format!(
-            "{} ({} is better)",
+            "{} ({} is better{})",
             group.name,
-            if higher { "higher" } else { "lower" }
+            if higher { "higher" } else { "lower" },
+            if log { ", log scale" } else { "" }
         );
-        let mut chart = ChartBuilder::on(&root)
-            .caption(caption, ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(40)
-            .y_label_area_size(150)
-            .build_cartesian_2d(0.0..x_max, (0..n - 1).into_segmented())
-            .map_err(|e| e.to_string())?;
-        // The best at the top: row i from the top is segment n - 1 - i.
+        // Each bar's name and value, best at the top (row i from the top is
+        // segment n - 1 - i).
         let names: Vec<String> = bars
             .iter()
             .rev()
-            .map(|m| m.implementation.clone())
+            .map(|m| format!("{} {}", m.implementation, human(m.value, &m.unit)))
             .collect();
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .light_line_style(TRANSPARENT)
-            .y_labels(n)
-            .y_label_formatter(&|y| match y {
-                SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
-            .x_labels(6)
-            .x_desc(match group.floor {
-                Some(f) => format!(
-                    "dashed line: {} {}",
-                    f.implementation,
-                    human(f.value, &f.unit)
-                ),
-                None => String::new(),
-            })
-            .x_label_formatter(&|x| human(*x, unit))
-            .label_style(("sans-serif", 12))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        let top = |i: usize| {
-            if i + 1 < n {
-                SegmentValue::Exact(i + 1)
-            } else {
-                SegmentValue::Last
-            }
+        let x_desc = match floor {
+            Some(f) => format!(
+                "dashed line: {} {}",
+                f.implementation,
+                human(f.value, &f.unit)
+            ),
+            None => String::new(),
         };
-        for (rank, m) in bars.iter().enumerate() {
-            let i = n - 1 - rank;
-            let color = if is_ours(&m.implementation) {
-                OURS
-            } else {
-                OTHERS
-            };
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(0.0, SegmentValue::Exact(i)), (m.value, top(i))],
-                    color.filled(),
-                )))
-                .map_err(|e| e.to_string())?;
-            let (lo, hi) = m.range();
-            if hi > lo {
-                chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![
-                            (lo, SegmentValue::CenterOf(i)),
-                            (hi, SegmentValue::CenterOf(i)),
-                        ],
-                        BLACK.stroke_width(2),
-                    )))
-                    .map_err(|e| e.to_string())?;
-            }
-            let label = Pos::new(HPos::Left, VPos::Center);
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    format!(" {}", human(m.value, &m.unit)),
-                    (hi.max(m.value), SegmentValue::CenterOf(i)),
-                    ("sans-serif", 12).into_font().color(&BLACK).pos(label),
-                )))
-                .map_err(|e| e.to_string())?;
-        }
-        if let Some(floor) = group.floor {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![
-                        (floor.value, SegmentValue::Exact(0)),
-                        (floor.value, SegmentValue::Last),
-                    ],
-                    6,
-                    4,
-                    FLOOR.stroke_width(2),
-                ))
-                .map_err(|e| e.to_string())?;
+        if log {
+            let range = (min / 2.0)..(max * 2.0);
+            draw(
+                &root,
+                &caption,
+                range.clone().log_scale(),
+                range.start,
+                &names,
+                &x_desc,
+                unit,
+                &bars,
+                floor,
+            )?;
+        } else {
+            draw(
+                &root,
+                &caption,
+                0.0..max.max(f64::MIN_POSITIVE) * 1.15,
+                0.0,
+                &names,
+                &x_desc,
+                unit,
+                &bars,
+                floor,
+            )?;
         }
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(out)
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one chart's parts, shared by the linear and the log scale"
+)]
+fn draw<X>(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    caption: &str,
+    x: X,
+    base: f64,
+    names: &[String],
+    x_desc: &str,
+    unit: &str,
+    bars: &[&Measurement],
+    floor: Option<&Measurement>,
+) -> Result<(), String>
+where
+    X: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+    X::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    let n = bars.len().max(1);
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 16))
+        .margin(8)
+        .margin_right(36)
+        .x_label_area_size(40)
+        .y_label_area_size(210)
+        .build_cartesian_2d(x, (0..n - 1).into_segmented())
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .light_line_style(TRANSPARENT)
+        .y_labels(n)
+        .y_label_formatter(&|y| match y {
+            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .x_labels(6)
+        .x_label_formatter(&|x| human(*x, unit))
+        .x_desc(x_desc)
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let top = |i: usize| {
+        if i + 1 < n {
+            SegmentValue::Exact(i + 1)
+        } else {
+            SegmentValue::Last
+        }
+    };
+    for (rank, m) in bars.iter().enumerate() {
+        let i = n - 1 - rank;
+        let color = if is_ours(&m.implementation) {
+            OURS
+        } else if is_floor(&m.implementation) {
+            FLOOR
+        } else {
+            OTHERS
+        };
+        let mut bar = Rectangle::new(
+            [(base, SegmentValue::Exact(i)), (m.value, top(i))],
+            color.filled(),
+        );
+        bar.set_margin(4, 4, 0, 0);
+        chart
+            .draw_series(std::iter::once(bar))
+            .map_err(|e| e.to_string())?;
+        let (lo, hi) = m.range();
+        if hi > lo {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![
+                        (lo.max(base), SegmentValue::CenterOf(i)),
+                        (hi, SegmentValue::CenterOf(i)),
+                    ],
+                    BLACK.stroke_width(2),
+                )))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    if let Some(floor) = floor {
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![
+                    (floor.value, SegmentValue::Exact(0)),
+                    (floor.value, SegmentValue::Last),
+                ],
+                6,
+                4,
+                FLOOR.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

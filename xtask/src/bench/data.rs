@@ -65,6 +65,12 @@ impl Measurement {
         self.better == "lower"
     }
 
+    /// Whether the figure has a spread of some width (one repetition has
+    /// none).
+    pub(crate) fn has_spread(&self) -> bool {
+        matches!((self.low, self.high), (Some(lo), Some(hi)) if hi > lo)
+    }
+
     /// The spread, or the value alone when there is none.
     pub(crate) fn range(&self) -> (f64, f64) {
         (
@@ -211,7 +217,8 @@ fn read_criterion_result(new_dir: &Path, since: Option<SystemTime>) -> Result<Op
     }))
 }
 
-/// The measurements and notes of every `figures/*.json`.
+/// The measurements and notes of every `figures/*.json`; an invalid
+/// measurement is left out with a note.
 pub(crate) fn collect_figures(dir: &Path) -> Result<(Vec<Measurement>, Vec<String>)> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
@@ -229,9 +236,16 @@ pub(crate) fn collect_figures(dir: &Path) -> Result<(Vec<Measurement>, Vec<Strin
         let doc: Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         for m in doc["measurements"].as_array().into_iter().flatten() {
-            let m = Measurement::from_json(m)
-                .ok_or_else(|| format!("{}: malformed measurement {m}", path.display()))?;
-            measurements.push(m);
+            // One bad figure (NaN is written as null) must not cost the run's
+            // other results: it is left out, and the report says so.
+            match Measurement::from_json(m) {
+                Some(m) if m.value.is_finite() => measurements.push(m),
+                _ => notes.push(format!(
+                    "left out an invalid figure of {}: {m}",
+                    path.file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                )),
+            }
         }
         notes.extend(
             doc["notes"]

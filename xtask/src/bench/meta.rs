@@ -55,6 +55,7 @@ impl Meta {
         command: &str,
         quick: bool,
         load_before: Option<f64>,
+        uses_postgres: bool,
     ) -> Meta {
         let cpuinfo = read("/proc/cpuinfo");
         let cpu = cpuinfo
@@ -102,7 +103,11 @@ impl Meta {
             date: utc_date(secs),
             quick,
             command: command.to_string(),
-            postgres: postgres_version(),
+            postgres: if uses_postgres {
+                postgres_version()
+            } else {
+                "not used".into()
+            },
             load_before,
             load_after: None,
         }
@@ -164,9 +169,13 @@ impl Meta {
     }
 }
 
-/// The PostgreSQL server the batch groups run against, as testkit finds it
-/// (`postgres --version`), or "none found".
+/// The PostgreSQL server the batch groups run against: the one testkit
+/// starts (`postgres --version` of the binaries it finds), unless
+/// `DATABASE_URL` names another.
 fn postgres_version() -> String {
+    if std::env::var_os("DATABASE_URL").is_some_and(|u| !u.is_empty()) {
+        return "the server of DATABASE_URL (version not probed)".into();
+    }
     prodkit_testkit::Discovery::from_env()
         .find()
         .ok()

@@ -58,14 +58,22 @@ fn parse_args(args: &[String]) -> Result<Args> {
         match arg.as_str() {
             "--quick" => out.quick = true,
             "--compare" => {
-                let path = it.next().ok_or("bench: --compare needs a path")?;
+                let path = it
+                    .next()
+                    .filter(|p| !p.starts_with("--"))
+                    .ok_or("bench: --compare needs a path")?;
                 out.compare = Some(PathBuf::from(path));
             }
             "--readme" => {
-                let name = it.next().ok_or("bench: --readme needs a crate")?;
+                let name = it
+                    .next()
+                    .filter(|n| !n.starts_with('-'))
+                    .ok_or("bench: --readme needs a crate")?;
                 out.readme = Some(name.strip_prefix("prodkit-").unwrap_or(name).to_string());
             }
-            flag if flag.starts_with('-') => return Err(format!("bench: unknown flag {flag}")),
+            flag if flag.starts_with('-') => {
+                return Err(format!("bench: unknown flag {flag}\n{}", crate::USAGE));
+            }
             name => out
                 .crates
                 .push(name.strip_prefix("prodkit-").unwrap_or(name).to_string()),
@@ -90,6 +98,24 @@ pub(crate) fn run(args: &[String]) -> Result {
                 "bench --readme: no report to quote ({e}); run `cargo xtask bench {krate}` first"
             )
         })?;
+        let prefix = format!("{krate}/");
+        if !summary.results.iter().any(|m| m.group.starts_with(&prefix)) {
+            let mut have: Vec<&str> = summary
+                .results
+                .iter()
+                .filter_map(|m| m.group.split('/').next())
+                .collect();
+            have.dedup();
+            return Err(format!(
+                "bench --readme: the last report has no group of {krate} (it has: {}); run \
+                 `cargo xtask bench {krate}` first",
+                if have.is_empty() {
+                    "none".to_string()
+                } else {
+                    have.join(", ")
+                }
+            ));
+        }
         print!("{}", report::readme_table(&summary, krate));
         return Ok(());
     }
@@ -99,34 +125,49 @@ pub(crate) fn run(args: &[String]) -> Result {
     // An explicit comparison is read before this run can overwrite it.
     let compare_with = parsed.compare.as_deref().map(Summary::read).transpose()?;
 
+    if selected.is_empty() {
+        // Nothing to run: an error, and the last report stays as it is.
+        return Err(format!(
+            "bench: no bench target for {} (bench targets: {}); the last report is left as it was",
+            if parsed.crates.is_empty() {
+                "this workspace".to_string()
+            } else {
+                parsed.crates.join(", ")
+            },
+            if all.is_empty() {
+                "none".to_string()
+            } else {
+                all.join(", ")
+            }
+        ));
+    }
+
     // Stale figures of an earlier run must not leak into this report.
     let figures_dir = report_dir.join("figures");
     let _ = std::fs::remove_dir_all(&figures_dir);
     std::fs::create_dir_all(&figures_dir).map_err(|e| format!("{}: {e}", figures_dir.display()))?;
 
+    // The command as a README quotes it: the crates and --quick, not the
+    // comparison file.
     let command = format!(
-        "cargo xtask bench{}",
-        args.iter().map(|a| format!(" {a}")).collect::<String>()
+        "cargo xtask bench{}{}",
+        parsed
+            .crates
+            .iter()
+            .map(|c| format!(" {c}"))
+            .collect::<String>(),
+        if parsed.quick { " --quick" } else { "" }
     );
-    let load_before = meta::load_average();
     let started = SystemTime::now();
     let mut failures = Vec::new();
-    if selected.is_empty() {
-        match parsed.crates.is_empty() {
-            true => println!("bench: no benchmark group exists yet"),
-            false => println!(
-                "bench: no benchmark group exists yet for {} (bench targets: {})",
-                parsed.crates.join(", "),
-                if all.is_empty() {
-                    "none".to_string()
-                } else {
-                    all.join(", ")
-                }
-            ),
-        }
-    } else {
-        build(&selected)?;
-        let ids = list(&selected)?;
+    let uses_postgres = selected
+        .iter()
+        .any(|t| t == "batch" || t.starts_with("batch_"));
+    build(&selected)?;
+    let ids = list(&selected)?;
+    // The load of the machine itself, not of the build.
+    let load_before = meta::load_average();
+    {
         println!(
             "bench: {} benchmark(s) in {} target(s): {}",
             ids.len(),
@@ -154,16 +195,24 @@ pub(crate) fn run(args: &[String]) -> Result {
     let mut results = data::collect_criterion(&criterion_dir, Some(since))?;
     let (figures, notes) = data::collect_figures(&figures_dir)?;
     results.extend(figures);
-    let mut run_meta = meta::Meta::detect(&root, &command, parsed.quick, load_before);
+    let mut run_meta =
+        meta::Meta::detect(&root, &command, parsed.quick, load_before, uses_postgres);
     run_meta.load_after = meta::load_average();
     let summary = Summary {
         meta: run_meta.to_json(),
         results,
     };
-    let previous = match compare_with {
-        Some(s) => Some(s),
-        None => Summary::read(&report_dir.join("summary.json")).ok(),
-    };
+    // The run compared with, and where it came from (for the report).
+    let previous = match (compare_with, &parsed.compare) {
+        (Some(s), Some(path)) => Some((s, path.display().to_string())),
+        _ => Summary::read(&report_dir.join("summary.json"))
+            .ok()
+            .map(|s| (s, "the previous run".to_string())),
+    }
+    .map(|(mut s, source)| {
+        s.meta["source"] = serde_json::json!(source);
+        s
+    });
     let written = write_report(&report_dir, &summary, &notes, previous.as_ref())?;
     println!();
     println!(

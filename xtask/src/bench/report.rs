@@ -46,9 +46,14 @@ pub(crate) fn ratio(ours: &Measurement, other: &Measurement) -> Option<f64> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
     Win,
-    /// The two spreads overlap: the run cannot tell them apart.
+    /// The two spreads overlap (without spreads: within 2 %): the run cannot
+    /// tell them apart.
     Tie,
     Loss,
+    /// Apart by more than 2 %, but a figure without a spread (a single run,
+    /// a percentile) cannot say whether that is more than noise.
+    WinNoSpread,
+    LossNoSpread,
 }
 
 impl Verdict {
@@ -58,13 +63,17 @@ impl Verdict {
         let r = ratio(ours, other)?;
         let (lo, hi) = ours.range();
         let (olo, ohi) = other.range();
-        let no_spread = ours.low.is_none() && other.low.is_none();
-        let tie = if no_spread {
-            (r - 1.0).abs() < 0.02
-        } else {
-            lo <= ohi && olo <= hi
-        };
-        Some(if tie {
+        // A spread of zero width (one repetition) is no spread.
+        let no_spread = !(ours.has_spread() || other.has_spread());
+        Some(if no_spread {
+            if (r - 1.0).abs() < 0.02 {
+                Verdict::Tie
+            } else if r > 1.0 {
+                Verdict::WinNoSpread
+            } else {
+                Verdict::LossNoSpread
+            }
+        } else if lo <= ohi && olo <= hi {
             Verdict::Tie
         } else if r > 1.0 {
             Verdict::Win
@@ -78,6 +87,8 @@ impl Verdict {
             Verdict::Win => "win",
             Verdict::Tie => "tie",
             Verdict::Loss => "**LOSS**",
+            Verdict::WinNoSpread => "win (no spread)",
+            Verdict::LossNoSpread => "**loss** (no spread)",
         }
     }
 }
@@ -86,10 +97,7 @@ impl Verdict {
 /// times better our headline is than it; on a row of ours that is not the
 /// headline, how many times better that setting is than the best peer.
 fn ratio_cell(g: &Group<'_>, m: &Measurement) -> String {
-    let compare = |ours: &Measurement, other: &Measurement| {
-        let verdict = Verdict::of(ours, other).map_or("", Verdict::mark);
-        ratio(ours, other).map_or("n/a".into(), |r| format!("{} {verdict}", times(r)))
-    };
+    let compare = versus;
     if is_floor(&m.implementation) {
         return String::new();
     }
@@ -152,6 +160,16 @@ pub(crate) fn groups(measurements: &[Measurement]) -> Vec<Group<'_>> {
         .collect()
 }
 
+/// "NN %" of the floor; above 100 % ours measured faster than the physical
+/// limit, which only noise (or a wrong floor) can do, and the cell says so.
+fn floor_cell(ours: &Measurement, floor: &Measurement) -> String {
+    match percent_of_floor(ours, floor) {
+        Some(p) if p > 100.5 => format!("{p:.0} % (above: noise)"),
+        Some(p) => format!("{p:.0} %"),
+        None => String::new(),
+    }
+}
+
 /// How close ours is to the floor, in percent (100 % is at the floor).
 pub(crate) fn percent_of_floor(ours: &Measurement, floor: &Measurement) -> Option<f64> {
     // Reaching the floor is ratio 1; a floor ten times faster is 10 %.
@@ -188,6 +206,11 @@ pub(crate) fn human(value: f64, unit: &str) -> String {
         } else {
             (value, "")
         };
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix} ")
+        };
         return format!("{} {prefix}{what}/s", digits(v));
     }
     match unit {
@@ -215,6 +238,12 @@ fn times(r: f64) -> String {
     format!("{r:.2}×")
 }
 
+/// "N× mark": how many times better `ours` is than `other`, and the verdict.
+fn versus(ours: &Measurement, other: &Measurement) -> String {
+    let verdict = Verdict::of(ours, other).map_or("", Verdict::mark);
+    ratio(ours, other).map_or("n/a".into(), |r| format!("{} {verdict}", times(r)))
+}
+
 /// A file name for a group's chart: `ratelimit/direct-1-thread` ->
 /// `ratelimit_direct-1-thread.svg`.
 pub(crate) fn chart_file(group: &str) -> String {
@@ -238,9 +267,17 @@ fn percentile(group: &str) -> Option<(&str, &str)> {
         .then_some((base, p))
 }
 
-/// The change of each figure from an earlier run: (group, impl) -> (percent,
-/// beyond both runs' spreads).
-type Changes = BTreeMap<(String, String), (f64, bool)>;
+/// The change of one figure from an earlier run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Change {
+    /// Percent, beyond both runs' spreads (2 % without spreads), better.
+    Percent(f64, bool, bool),
+    /// The earlier figure was 0.
+    FromZero,
+}
+
+/// The change of each figure: (group, impl) -> change.
+type Changes = BTreeMap<(String, String), Change>;
 
 pub(crate) fn changes(now: &[Measurement], before: &[Measurement]) -> Changes {
     let mut out = Changes::new();
@@ -250,17 +287,26 @@ pub(crate) fn changes(now: &[Measurement], before: &[Measurement]) -> Changes {
         }) else {
             continue;
         };
-        if old.value == 0.0 {
-            continue;
-        }
-        let pct = 100.0 * (m.value - old.value) / old.value;
-        let (lo, hi) = m.range();
-        let (olo, ohi) = old.range();
-        let spread_known = m.low.is_some() && old.low.is_some();
-        out.insert(
-            (m.group.clone(), m.implementation.clone()),
-            (pct, spread_known && (lo > ohi || hi < olo)),
-        );
+        let change = if old.value == 0.0 {
+            if m.value == 0.0 {
+                Change::Percent(0.0, false, true)
+            } else {
+                Change::FromZero
+            }
+        } else {
+            let pct = 100.0 * (m.value - old.value) / old.value;
+            let (lo, hi) = m.range();
+            let (olo, ohi) = old.range();
+            // Without spreads, a change of 2 % or more counts (as for verdicts).
+            let beyond = if m.has_spread() && old.has_spread() {
+                lo > ohi || hi < olo
+            } else {
+                pct.abs() >= 2.0
+            };
+            let better = (pct < 0.0) == m.lower_is_better();
+            Change::Percent(pct, beyond, better)
+        };
+        out.insert((m.group.clone(), m.implementation.clone()), change);
     }
     out
 }
@@ -269,8 +315,12 @@ fn change_cell(changes: Option<&Changes>, m: &Measurement) -> Option<String> {
     let changes = changes?;
     Some(
         match changes.get(&(m.group.clone(), m.implementation.clone())) {
-            Some((pct, true)) => format!("**{pct:+.1} %**"),
-            Some((pct, false)) => format!("{pct:+.1} %"),
+            Some(Change::Percent(pct, true, better)) => format!(
+                "**{pct:+.1} %** ({})",
+                if *better { "better" } else { "worse" }
+            ),
+            Some(Change::Percent(pct, false, _)) => format!("{pct:+.1} %"),
+            Some(Change::FromZero) => "from 0".into(),
             None => "new".into(),
         },
     )
@@ -311,9 +361,9 @@ pub(crate) fn markdown(summary: &Summary, notes: &[String], previous: Option<&Su
     machine_table(w, &meta, previous);
     let _ = writeln!(
         w,
-        "How to read: times are criterion medians (figure programs: the median of their \
-         repetitions); the spread is criterion's 95 % confidence interval, or the min and max \
-         of the repetitions. `N×` is how many times better ours is (above 1: ours wins): on \
+        "How to read: each figure is a median (of criterion's samples, or of a figure \
+         program's repetitions); the spread is criterion's 95 % confidence interval, or the \
+         min and max of the repetitions (a percentile or a single run has none). `N×` is how many times better ours is (above 1: ours wins): on \
          another implementation's row, our defaults against it; on the row of another \
          setting of ours, that setting against the best peer. A win \
          or loss needs the two spreads apart (without spreads: 2 %), else it is a tie. `prodkit` is ours with its \
@@ -322,7 +372,8 @@ pub(crate) fn markdown(summary: &Summary, notes: &[String], previous: Option<&Su
          limit on this machine, and \"of floor\" how close ours comes to it (100 % = at the \
          floor).{}\n",
         if changes.is_some() {
-            " \"change\" is against the previous run, in bold when beyond both runs' spreads."
+            " \"change\" is against the earlier run, in bold (better or worse) when beyond both \
+             runs' spreads, or by 2 % or more where there are none."
         } else {
             ""
         }
@@ -335,7 +386,7 @@ pub(crate) fn markdown(summary: &Summary, notes: &[String], previous: Option<&Su
                     .iter()
                     .filter(|o| percentile(o.name).is_some_and(|(b, _)| b == base))
                     .collect();
-                percentile_section(w, base, &family);
+                percentile_section(w, base, &family, changes.as_ref());
             }
             continue;
         }
@@ -353,7 +404,7 @@ pub(crate) fn markdown(summary: &Summary, notes: &[String], previous: Option<&Su
 /// One line per group: ours, the best peer, the seed's design, the floor.
 pub(crate) fn summary_table(groups: &[Group<'_>]) -> String {
     let mut w = String::new();
-    let (mut wins, mut ties, mut losses) = (0, 0, Vec::new());
+    let (mut wins, mut ties, mut losses, mut unsure) = (0, 0, Vec::new(), 0);
     let _ = writeln!(w, "## Summary\n");
     let _ = writeln!(
         w,
@@ -370,6 +421,14 @@ pub(crate) fn summary_table(groups: &[Group<'_>]) -> String {
                     Some(Verdict::Win) => wins += 1,
                     Some(Verdict::Tie) => ties += 1,
                     Some(Verdict::Loss) => losses.push(g.name),
+                    Some(Verdict::WinNoSpread) => {
+                        wins += 1;
+                        unsure += 1;
+                    }
+                    Some(Verdict::LossNoSpread) => {
+                        losses.push(g.name);
+                        unsure += 1;
+                    }
                     None => {}
                 }
                 format!(
@@ -382,14 +441,8 @@ pub(crate) fn summary_table(groups: &[Group<'_>]) -> String {
             }
             None => "none | ".into(),
         };
-        let naive = g
-            .naive
-            .and_then(|n| ratio(ours, n))
-            .map_or(String::new(), times);
-        let floor = g
-            .floor
-            .and_then(|f| percent_of_floor(ours, f))
-            .map_or(String::new(), |p| format!("{p:.0} %"));
+        let naive = g.naive.map_or(String::new(), |n| versus(ours, n));
+        let floor = g.floor.map_or(String::new(), |f| floor_cell(ours, f));
         let _ = writeln!(
             w,
             "| {} | {} {} | {peer} | {naive} | {floor} |",
@@ -400,12 +453,20 @@ pub(crate) fn summary_table(groups: &[Group<'_>]) -> String {
     }
     let _ = writeln!(
         w,
-        "\nAgainst the best peer: {wins} win(s), {ties} tie(s), {} loss(es){}.",
+        "\nAgainst the best peer: {wins} win(s), {ties} tie(s), {} loss(es){}.{}",
         losses.len(),
         if losses.is_empty() {
             String::new()
         } else {
             format!(": {}", losses.join(", "))
+        },
+        if unsure > 0 {
+            format!(
+                " {unsure} of these rest on figures without a spread (one run, or a \
+                 percentile), which cannot tell a difference from noise."
+            )
+        } else {
+            String::new()
         }
     );
     w
@@ -439,9 +500,11 @@ fn machine_table(w: &mut String, meta: &Meta, previous: Option<&Summary>) {
     );
     if let Some(p) = previous {
         let before = Meta::from_json(&p.meta);
+        let source = p.meta["source"].as_str().unwrap_or("an earlier run");
         let _ = writeln!(
             w,
-            "| compared with | {} ({}, commit {}) |",
+            "| compared with | {source}: {}{} ({}, commit {}) |",
+            if before.quick { "a quick run of " } else { "" },
             if before.date.is_empty() {
                 "an earlier run"
             } else {
@@ -507,7 +570,12 @@ fn group_section(w: &mut String, g: &Group<'_>, changes: Option<&Changes>) {
 }
 
 /// Latency percentiles of one measurement, as columns of one table.
-fn percentile_section(w: &mut String, base: &str, family: &[&Group<'_>]) {
+fn percentile_section(
+    w: &mut String,
+    base: &str,
+    family: &[&Group<'_>],
+    changes: Option<&Changes>,
+) {
     let _ = writeln!(w, "## {base}\n");
     for g in family {
         let _ = write!(w, "![{}](charts/{}) ", g.name, chart_file(g.name));
@@ -529,10 +597,16 @@ fn percentile_section(w: &mut String, base: &str, family: &[&Group<'_>]) {
     let _ = write!(w, "| impl |");
     for p in &ps {
         let _ = write!(w, " {p} | ratio |");
+        if changes.is_some() {
+            let _ = write!(w, " change |");
+        }
     }
     let _ = write!(w, "\n|---|");
     for _ in &ps {
         let _ = write!(w, "---:|---:|");
+        if changes.is_some() {
+            let _ = write!(w, "---:|");
+        }
     }
     let _ = writeln!(w);
     for i in &impls {
@@ -547,6 +621,10 @@ fn percentile_section(w: &mut String, base: &str, family: &[&Group<'_>]) {
             let value = m.map_or(String::new(), |m| human(m.value, &m.unit));
             let vs = m.map_or(String::new(), |m| ratio_cell(g, m));
             let _ = write!(w, " {value} | {vs} |");
+            if changes.is_some() {
+                let change = m.and_then(|m| change_cell(changes, m)).unwrap_or_default();
+                let _ = write!(w, " {change} |");
+            }
         }
         let _ = writeln!(w);
     }
@@ -600,20 +678,10 @@ pub(crate) fn readme_table(summary: &Summary, krate: &str) -> String {
                 p.implementation,
                 human(p.value, &p.unit)
             )),
-            g.best_peer
-                .and_then(|p| Some(format!(
-                    "{} {}",
-                    times(ratio(ours, p)?),
-                    Verdict::of(ours, p)?.mark()
-                )))
-                .unwrap_or_default(),
+            g.best_peer.map_or(String::new(), |p| versus(ours, p)),
             cell(g.naive),
-            g.naive
-                .and_then(|n| ratio(ours, n))
-                .map_or(String::new(), times),
-            g.floor
-                .and_then(|f| percent_of_floor(ours, f))
-                .map_or(String::new(), |p| format!("{p:.0} %")),
+            g.naive.map_or(String::new(), |n| versus(ours, n)),
+            g.floor.map_or(String::new(), |f| floor_cell(ours, f)),
         );
     }
     w

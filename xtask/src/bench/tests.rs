@@ -170,7 +170,7 @@ fn results_older_than_the_run_are_left_out() {
 }
 
 #[test]
-fn figures_are_merged_and_malformed_ones_rejected() {
+fn figures_are_merged_and_invalid_ones_left_out_with_a_note() {
     let dir = scratch("figures");
     let doc = json!({
         "measurements": [m("cache/hit-ratio", "prodkit", 0.42, "ratio", "higher").to_json()],
@@ -185,14 +185,20 @@ fn figures_are_merged_and_malformed_ones_rejected() {
     assert_eq!(notes, vec!["cache: generated trace".to_string()]);
     std::fs::write(
         dir.join("bad.json"),
-        r#"{"measurements":[{"group":"g","impl":"x","value":1,"unit":"ns","better":"up"}]}"#,
+        r#"{"measurements":[{"group":"g","impl":"x","value":1,"unit":"ns","better":"up"},
+            {"group":"g","impl":"nan","value":null,"unit":"ns","better":"lower"},
+            {"group":"g","impl":"ok","value":2,"unit":"ns","better":"lower"}]}"#,
     )
     .unwrap();
-    assert!(
-        data::collect_figures(&dir)
-            .unwrap_err()
-            .contains("malformed")
-    );
+    // The bad ones are left out with a note each; the rest of the run stays.
+    let (got, notes) = data::collect_figures(&dir).unwrap();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().any(|m| m.implementation == "ok"));
+    let left_out = notes
+        .iter()
+        .filter(|n| n.contains("left out an invalid figure of bad.json"))
+        .count();
+    assert_eq!(left_out, 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -243,8 +249,8 @@ fn figures_are_shown_in_units_people_read() {
     assert_eq!(human(309_510_145.0, "ns"), "310 ms");
     assert_eq!(human(7.698, "ns"), "7.70 ns");
     assert_eq!(human(1500.0, "ns"), "1.50 µs");
-    assert_eq!(human(1_000_049.0, "admits/s"), "1.00 Madmits/s");
-    assert_eq!(human(10_547.0, "rows/s"), "10.5 krows/s");
+    assert_eq!(human(1_000_049.0, "admits/s"), "1.00 M admits/s");
+    assert_eq!(human(10_547.0, "rows/s"), "10.5 k rows/s");
     assert_eq!(human(69.5, "%"), "69.5 %");
     assert_eq!(human(22.6, "B/key"), "22.6 B/key");
 }
@@ -261,13 +267,20 @@ fn the_summary_flags_wins_ties_and_losses_at_the_top() {
     assert!(top.contains("(**quick**: short measurements, rough figures)"));
     assert!(top.contains("AMD EPYC, 2 cores, 23.5 GiB, rustc 1.95.0"));
     assert!(
-        top.contains("| demo/wake | prodkit 250 ns | rayon 500 ns | 2.00× win | 16.00× | 50 % |")
+        top.contains(
+            "| demo/wake | prodkit 250 ns | rayon 500 ns | 2.00× win | 16.00× win | 50 % |"
+        )
     );
     assert!(top.contains("| demo/tie | prodkit 100 ns | governor 105 ns | 1.05× tie |  |  |"));
     assert!(top.contains("| demo/lost | prodkit 2.17 s | peer 1.00 s | 0.46× **LOSS** |  |  |"));
-    assert!(top.contains("| demo/rows | prodkit 1.00 Mrows/s | none |  | 100.00× |  |"));
+    assert!(
+        top.contains(
+            "| demo/rows | prodkit 1.00 M rows/s | none |  | 100.00× win (no spread) |  |"
+        )
+    );
     assert!(top.contains(
-        "Against the best peer: 2 win(s), 1 tie(s), 2 loss(es): demo/latency/p99, demo/lost."
+        "Against the best peer: 2 win(s), 1 tie(s), 2 loss(es): demo/latency/p99, demo/lost. \
+         2 of these rest on figures without a spread"
     ));
     assert!(top.contains("| PostgreSQL | postgres (PostgreSQL) 15.8 |"));
     assert!(top.contains("| load average (1 min) | 0.50 before, 1.25 after |"));
@@ -294,8 +307,8 @@ fn group_tables_compare_ours_with_the_others_not_with_each_other() {
             "",
             "| impl | value | spread | samples | ratio | of floor |",
             "|---|---:|---:|---:|---:|---:|",
-            "| **prodkit** (defaults) | 1.00 Mrows/s |  |  |  |  |",
-            "| **prodkit_insert** | 400 krows/s |  |  |  |  |",
+            "| **prodkit** (defaults) | 1.00 M rows/s |  |  |  |  |",
+            "| **prodkit_insert** | 400 k rows/s |  |  |  |  |",
         ]
     );
     let wake: Vec<&str> = md.lines().skip_while(|l| *l != "## demo/wake").collect();
@@ -349,7 +362,7 @@ fn latency_percentiles_are_columns_of_one_table() {
             "| impl | p50 | ratio | p99 | ratio |",
             "|---|---:|---:|---:|---:|",
             "| **prodkit** | 900 ns |  | 9.00 µs |  |",
-            "| rayon | 1.80 µs | 2.00× win | 4.50 µs | 0.50× **LOSS** |",
+            "| rayon | 1.80 µs | 2.00× win (no spread) | 4.50 µs | 0.50× **loss** (no spread) |",
         ]
     );
 }
@@ -357,7 +370,8 @@ fn latency_percentiles_are_columns_of_one_table() {
 #[test]
 fn a_change_beyond_both_spreads_is_flagged() {
     let before = Summary {
-        meta: json!({"date": "2026-12-01 10:00 UTC", "cpu": "Intel Xeon", "commit": "abc"}),
+        meta: json!({"date": "2026-12-01 10:00 UTC", "cpu": "Intel Xeon", "commit": "abc",
+            "quick": true, "source": "old/summary.json"}),
         results: vec![
             spread(
                 m("demo/wake", "prodkit", 500.0, "ns", "lower"),
@@ -372,12 +386,14 @@ fn a_change_beyond_both_spreads_is_flagged() {
         results: run(),
     };
     let md = report::markdown(&summary, &[], Some(&before));
-    assert!(md.contains("| compared with | 2026-12-01 10:00 UTC (Intel Xeon, commit abc) |"));
+    assert!(md.contains(
+        "| compared with | old/summary.json: a quick run of 2026-12-01 10:00 UTC (Intel Xeon, commit abc) |"
+    ));
     let wake: Vec<&str> = md.lines().skip_while(|l| *l != "## demo/wake").collect();
     assert!(wake.contains(&"| impl | value | spread | samples | ratio | of floor | change |"));
     assert!(
         wake.contains(
-            &"| **prodkit** (defaults) | 250 ns | 240 ns – 260 ns |  |  | 50 % | **-50.0 %** |"
+            &"| **prodkit** (defaults) | 250 ns | 240 ns – 260 ns |  |  | 50 % | **-50.0 %** (better) |"
         ),
         "beyond both spreads: bold"
     );
@@ -468,7 +484,8 @@ fn the_readme_table_names_the_machine_and_quotes_one_crate() {
         "Measured by `cargo xtask bench --quick` (quick) on AMD EPYC, 2 cores, 23.5 GiB, rustc 1.95.0, commit 0123456789ab, 2026-12-02 20:00 UTC:"
     ));
     assert!(
-        table.contains("| wake | 250 ns | rayon 500 ns | 2.00× win | 4.00 µs | 16.00× | 50 % |")
+        table
+            .contains("| wake | 250 ns | rayon 500 ns | 2.00× win | 4.00 µs | 16.00× win | 50 % |")
     );
     assert!(table.contains("| lost | 2.17 s | peer 1.00 s | 0.46× **LOSS** |"));
     assert!(!table.contains("other/x") && !table.contains("| x |"));
@@ -538,4 +555,46 @@ fn dates_are_civil_utc() {
     assert_eq!(utc_date(0), "1970-01-01 00:00 UTC");
     assert_eq!(utc_date(951_782_400), "2000-02-29 00:00 UTC");
     assert_eq!(utc_date(1_795_484_100), "2026-11-24 01:35 UTC");
+}
+
+#[test]
+fn changes_without_spreads_from_zero_and_of_percentiles_are_shown() {
+    let before = Summary {
+        meta: json!({}),
+        results: vec![
+            m("demo/rows", "prodkit", 500_000.0, "rows/s", "higher"),
+            m("demo/rows", "naive", 0.0, "rows/s", "higher"),
+            m("demo/latency/p50", "prodkit", 1000.0, "ns", "lower"),
+            m("demo/latency/p99", "prodkit", 9100.0, "ns", "lower"),
+        ],
+    };
+    let summary = Summary {
+        meta: meta().to_json(),
+        results: run(),
+    };
+    let md = report::markdown(&summary, &[], Some(&before));
+    let rows: Vec<&str> = md.lines().skip_while(|l| *l != "## demo/rows").collect();
+    // Doubled with no spread on either side: 2 % or more counts; higher is better.
+    assert!(rows.contains(
+        &"| **prodkit** (defaults) | 1.00 M rows/s |  |  |  |  | **+100.0 %** (better) |"
+    ));
+    assert!(
+        rows.contains(&"| naive | 10.0 k rows/s |  |  | 100.00× win (no spread) |  | from 0 |")
+    );
+    let latency: Vec<&str> = md.lines().skip_while(|l| *l != "## demo/latency").collect();
+    assert!(latency.contains(&"| impl | p50 | ratio | change | p99 | ratio | change |"));
+    assert!(
+        latency
+            .contains(&"| **prodkit** | 900 ns |  | **-10.0 %** (better) | 9.00 µs |  | -1.1 % |")
+    );
+}
+
+#[test]
+fn a_figure_beyond_the_floor_is_called_noise() {
+    let results = vec![
+        spread(m("demo/k", "prodkit", 45.5, "ns", "lower"), 40.0, 50.0),
+        spread(m("demo/k", "floor", 62.7, "ns", "lower"), 26.5, 77.9),
+    ];
+    let g = &report::groups(&results)[0];
+    assert!(report::summary_table(std::slice::from_ref(g)).contains("| 138 % (above: noise) |"));
 }
