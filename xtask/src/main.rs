@@ -20,6 +20,7 @@ usage: cargo xtask <command>
                          (report.html, report.md, charts/, summary.json), compared
                          with the previous run or with the summary.json at PATH
   bench --readme CRATE   print the table a crate's README quotes, from the last report
+  bench --rerender       write the last run's report again (after an xtask change)
   pg [--server-default]  start a private PostgreSQL server until Ctrl-C";
 
 fn main() -> ExitCode {

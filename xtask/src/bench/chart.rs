@@ -37,7 +37,15 @@ pub(crate) fn svg(group: &Group<'_>) -> Result<String, String> {
         .flat_map(|m| [m.value, m.range().0, m.range().1])
         .filter(|v| *v > 0.0);
     let (min, max) = positive.fold((f64::MAX, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let log = max > 0.0 && min < f64::MAX && max / min > 20.0;
+    // Log when the figures themselves (not their spreads) span more than 20x.
+    let (vmin, vmax) = group
+        .rows
+        .iter()
+        .filter(|m| m.unit == unit && m.value > 0.0)
+        .fold((f64::MAX, 0.0_f64), |(lo, hi), m| {
+            (lo.min(m.value), hi.max(m.value))
+        });
+    let log = vmax > 0.0 && vmin < f64::MAX && vmax / vmin > 20.0;
     let n = bars.len().max(1);
     let height = 90 + 30 * n as u32;
     let mut out = String::new();

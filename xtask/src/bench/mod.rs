@@ -49,6 +49,8 @@ struct Args {
     quick: bool,
     compare: Option<PathBuf>,
     readme: Option<String>,
+    /// Write the report again from the last run's files, running nothing.
+    rerender: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Args> {
@@ -57,6 +59,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => out.quick = true,
+            "--rerender" => out.rerender = true,
             "--compare" => {
                 let path = it
                     .next()
@@ -117,6 +120,23 @@ pub(crate) fn run(args: &[String]) -> Result {
             ));
         }
         print!("{}", report::readme_table(&summary, krate));
+        return Ok(());
+    }
+    if parsed.rerender {
+        let summary = Summary::read(&report_dir).map_err(|e| {
+            format!(
+                "bench --rerender: no report to render again ({e}); run `cargo xtask bench` first"
+            )
+        })?;
+        let (_, notes) = data::collect_figures(&report_dir.join("figures"))?;
+        let previous = Summary::read(&report_dir.join("previous"))
+            .ok()
+            .map(|mut s| {
+                s.meta["source"] = serde_json::json!("the previous run");
+                s
+            });
+        let written = write_report(&report_dir, &summary, &notes, previous.as_ref(), false)?;
+        println!("bench: wrote {}", written.join(", "));
         return Ok(());
     }
     let criterion_dir = target_dir.join("criterion");
@@ -213,7 +233,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         s.meta["source"] = serde_json::json!(source);
         s
     });
-    let written = write_report(&report_dir, &summary, &notes, previous.as_ref())?;
+    let written = write_report(&report_dir, &summary, &notes, previous.as_ref(), true)?;
     println!();
     println!(
         "{}",
@@ -231,20 +251,21 @@ pub(crate) fn run(args: &[String]) -> Result {
 }
 
 /// Writes `summary.json`, `report.md`, `report.html` and `charts/*.svg`
-/// under `dir`, keeping the summary found there in `previous/`. Returns the
-/// paths written.
+/// under `dir`; a new run first keeps the summary found there in
+/// `previous/`. Returns the paths written.
 fn write_report(
     dir: &Path,
     summary: &Summary,
     notes: &[String],
     previous: Option<&Summary>,
+    new_run: bool,
 ) -> Result<Vec<String>> {
     let io = |path: &Path, e: std::io::Error| format!("{}: {e}", path.display());
     let charts_dir = dir.join("charts");
     let _ = std::fs::remove_dir_all(&charts_dir);
     std::fs::create_dir_all(&charts_dir).map_err(|e| io(&charts_dir, e))?;
     let old = dir.join("summary.json");
-    if old.exists() {
+    if new_run && old.exists() {
         let keep = dir.join("previous");
         std::fs::create_dir_all(&keep).map_err(|e| io(&keep, e))?;
         std::fs::copy(&old, keep.join("summary.json")).map_err(|e| io(&old, e))?;

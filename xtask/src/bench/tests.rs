@@ -412,7 +412,7 @@ fn the_report_is_written_with_a_chart_per_group_and_a_page_that_stands_alone() {
         meta: meta().to_json(),
         results: run(),
     };
-    let written = write_report(&dir, &summary, &[], None).unwrap();
+    let written = write_report(&dir, &summary, &[], None, true).unwrap();
     assert_eq!(written.len(), 4, "{written:?}");
     // summary.json is an object: the run's meta and its results.
     let back = Summary::read(&dir).unwrap();
@@ -501,6 +501,7 @@ fn arguments_are_parsed() {
             quick: true,
             compare: Some("old.json".into()),
             readme: None,
+            rerender: false,
         }
     );
     assert_eq!(
