@@ -246,8 +246,15 @@ fn max_keys_bounds_the_limiter_and_shards_evict_under_one_percent_early() {
             b = b.shards(n);
         }
         let lim = b.build().unwrap();
+        // A new key is refused only when the sketch holds debts where it
+        // hashes, and only an early eviction (a full shard while the limiter
+        // is not) puts debts there before the bound: both stay under 1 %.
+        // How many depends on the hash seed, which is random.
+        let mut refused = 0usize;
         for key in 0..max_keys as u64 {
-            assert!(lim.check(&key).is_allowed());
+            if !lim.check(&key).is_allowed() {
+                refused += 1;
+            }
         }
         let stats = lim.stats();
         assert!(
@@ -256,13 +263,19 @@ fn max_keys_bounds_the_limiter_and_shards_evict_under_one_percent_early() {
             stats.evictions_early,
             lim.shard_count()
         );
+        assert!(
+            refused * 100 <= max_keys,
+            "{refused} of {max_keys} new keys refused ({} shards)",
+            lim.shard_count()
+        );
         assert_eq!(stats.evictions, stats.evictions_early);
-        assert_eq!(stats.keys + stats.evictions as usize, max_keys);
+        // A refused key is not held.
+        assert_eq!(stats.keys + stats.evictions as usize + refused, max_keys);
         // Beyond the bound: one more key evicts one, the count stays.
         assert!(lim.check(&u64::MAX).is_allowed());
         assert!(lim.len() <= max_keys);
         eprintln!(
-            "max_keys {max_keys}, {} shards: {} evicted early",
+            "max_keys {max_keys}, {} shards: {} evicted early, {refused} refused",
             lim.shard_count(),
             stats.evictions_early
         );
