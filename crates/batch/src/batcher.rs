@@ -126,6 +126,21 @@ struct State<T> {
     queue: VecDeque<Pending<T>>,
     bytes: usize,
     closing: bool,
+    /// Tasks awaiting room (`submit_async`), each under its own id; all are
+    /// woken when a flusher takes a batch or the batcher shuts down.
+    room_waiters: Vec<(u64, Waker)>,
+    next_waiter: u64,
+}
+
+/// How a submit into a full queue waits.
+enum Wait<'a> {
+    /// Not at all: the row comes back.
+    No,
+    /// Blocking, up to a timeout.
+    Until(Duration),
+    /// A task's waker is kept under the id (assigned on the first wait), and
+    /// the row comes back; the task polls again when woken.
+    Register(&'a Waker, &'a mut Option<u64>),
 }
 
 struct Pending<T> {
@@ -160,6 +175,8 @@ impl<T: Send + 'static> Batcher<T> {
                 queue: VecDeque::new(),
                 bytes: 0,
                 closing: false,
+                room_waiters: Vec::new(),
+                next_waiter: 0,
             }),
             work: Condvar::new(),
             room: Condvar::new(),
@@ -225,7 +242,7 @@ impl<T: Send + 'static> Batcher<T> {
     pub fn submit(&self, row: T) -> Result<Ticket<T>, SubmitError<T>> {
         let (ack, ticket) = Ack::ticket(self.shared.dead_letter.clone());
         let timeout = self.shared.submit_timeout;
-        self.enqueue(row, ack, Some(timeout))
+        self.enqueue(row, ack, Wait::Until(timeout))
             .map(|()| ticket)
             .map_err(Refused::into_submit)
     }
@@ -261,7 +278,7 @@ impl<T: Send + 'static> Batcher<T> {
     /// ```
     pub fn submit_timeout(&self, row: T, timeout: Duration) -> Result<Ticket<T>, SubmitError<T>> {
         let (ack, ticket) = Ack::ticket(self.shared.dead_letter.clone());
-        self.enqueue(row, ack, Some(timeout))
+        self.enqueue(row, ack, Wait::Until(timeout))
             .map(|()| ticket)
             .map_err(Refused::into_submit)
     }
@@ -295,7 +312,7 @@ impl<T: Send + 'static> Batcher<T> {
     /// ```
     pub fn try_submit(&self, row: T) -> Result<Ticket<T>, TrySubmitError<T>> {
         let (ack, ticket) = Ack::ticket(self.shared.dead_letter.clone());
-        self.enqueue(row, ack, None)
+        self.enqueue(row, ack, Wait::No)
             .map(|()| ticket)
             .map_err(Refused::into_try)
     }
@@ -324,11 +341,11 @@ impl<T: Send + 'static> Batcher<T> {
     /// ```
     pub fn submit_detached(&self, row: T) -> Result<(), SubmitError<T>> {
         let timeout = self.shared.submit_timeout;
-        self.enqueue(row, Ack::Detached, Some(timeout))
+        self.enqueue(row, Ack::Detached, Wait::Until(timeout))
             .map_err(Refused::into_submit)
     }
 
-    fn enqueue(&self, row: T, ack: Ack<T>, timeout: Option<Duration>) -> Result<(), Refused<T>> {
+    fn enqueue(&self, row: T, ack: Ack<T>, mut wait: Wait<'_>) -> Result<(), Refused<T>> {
         let shared = &*self.shared;
         let size = (shared.row_size)(&row);
         if size > shared.queue_bytes {
@@ -344,9 +361,30 @@ impl<T: Send + 'static> Batcher<T> {
             if state.queue.len() < shared.queue_rows && state.bytes + size <= shared.queue_bytes {
                 break;
             }
-            match timeout {
-                None => return Err(Refused::Full(row)),
-                Some(timeout) => {
+            match &mut wait {
+                Wait::No => return Err(Refused::Full(row)),
+                Wait::Register(waker, id) => {
+                    // Under the lock that saw the queue full: a flusher taking
+                    // a batch after this finds the waker.
+                    let known =
+                        id.and_then(|i| state.room_waiters.iter_mut().find(|(w, _)| *w == i));
+                    match known {
+                        Some((_, kept)) => {
+                            if !kept.will_wake(waker) {
+                                kept.clone_from(waker);
+                            }
+                        }
+                        None => {
+                            let i = state.next_waiter;
+                            state.next_waiter += 1;
+                            **id = Some(i);
+                            state.room_waiters.push((i, (*waker).clone()));
+                        }
+                    }
+                    return Err(Refused::Full(row));
+                }
+                Wait::Until(timeout) => {
+                    let timeout = *timeout;
                     // A timeout too long for an `Instant` (Duration::MAX) waits
                     // without a deadline.
                     let deadline =
@@ -474,16 +512,18 @@ impl<T: Send + 'static> Batcher<T> {
     /// only), waking everyone who waits.
     fn begin_shutdown(&self, timeout: Duration) {
         let shared = &*self.shared;
-        {
+        let waiters = {
             let mut state = shared.state.lock();
             if !state.closing {
                 state.closing = true;
                 shared.deadline.0.set(timeout);
             }
-        }
+            std::mem::take(&mut state.room_waiters)
+        };
         shared.work.notify_all();
         shared.room.notify_all();
         shared.closed.notify_all();
+        wake_all(waiters);
     }
 
     fn join_flushers(&self) -> ShutdownReport {
@@ -494,6 +534,28 @@ impl<T: Send + 'static> Batcher<T> {
             let _ = flusher.join();
         }
         ShutdownReport::new(self.stats())
+    }
+
+    /// A submit that does not wait: queued (its ticket), or, when the queue
+    /// is full, the row back with `waker` kept under `waiter` until room comes.
+    pub(crate) fn submit_or_register(
+        &self,
+        row: T,
+        waker: &Waker,
+        waiter: &mut Option<u64>,
+    ) -> Result<Ticket<T>, Refused<T>> {
+        let (ack, ticket) = Ack::ticket(self.shared.dead_letter.clone());
+        self.enqueue(row, ack, Wait::Register(waker, waiter))
+            .map(|()| ticket)
+    }
+
+    /// Forgets the waker kept under `waiter` (a future resolved or dropped).
+    pub(crate) fn forget_waiter(&self, waiter: u64) {
+        self.shared
+            .state
+            .lock()
+            .room_waiters
+            .retain(|(i, _)| *i != waiter);
     }
 
     /// The counters and the queue now.
@@ -542,7 +604,15 @@ impl<T: Send + 'static> fmt::Debug for Batcher<T> {
     }
 }
 
-enum Refused<T> {
+/// Wakes each task, outside every lock; a waker that panics must not unwind
+/// into a flusher or a shutdown.
+fn wake_all(waiters: Vec<(u64, Waker)>) {
+    for (_, waker) in waiters {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
+    }
+}
+
+pub(crate) enum Refused<T> {
     Full(T),
     Timeout(T),
     Closed(T),
@@ -550,7 +620,7 @@ enum Refused<T> {
 }
 
 impl<T> Refused<T> {
-    fn into_submit(self) -> SubmitError<T> {
+    pub(crate) fn into_submit(self) -> SubmitError<T> {
         match self {
             Refused::Full(row) | Refused::Timeout(row) => SubmitError::Timeout(row),
             Refused::Closed(row) => SubmitError::Closed(row),
@@ -662,7 +732,9 @@ fn next_batch<T>(shared: &Shared<T>) -> Option<(Batch<T>, Reason)> {
     if !state.queue.is_empty() {
         shared.work.notify_one();
     }
+    let waiters = std::mem::take(&mut state.room_waiters);
     drop(state);
     shared.room.notify_all();
+    wake_all(waiters);
     Some((batch, reason))
 }

@@ -8,6 +8,7 @@ mod error;
 pub mod pg;
 mod sink;
 mod stats;
+mod submit;
 mod ticket;
 
 pub use batcher::Batcher;
@@ -21,4 +22,5 @@ pub use error::{
 pub use quanta;
 pub use sink::{Deadline, FnSink, Sink};
 pub use stats::{ShutdownReport, Stats};
+pub use submit::SubmitFuture;
 pub use ticket::{Ticket, TicketFuture};

@@ -4,7 +4,7 @@
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -317,4 +317,121 @@ fn two_tasks_awaiting_shutdown_async_both_finish() {
     let (a, b) = both.expect("a task awaiting shutdown_async was never woken");
     assert_eq!((a.acked, b.acked), (1, 1));
     assert!(ticket.wait().is_ok());
+}
+
+/// A queue held full: one row in a write that waits until `open` is set, one
+/// queued.
+fn full() -> (Arc<AtomicBool>, Fake, Arc<prodkit_batch::Batcher<u64>>) {
+    let open = Arc::new(AtomicBool::new(false));
+    let sink = {
+        let open = Arc::clone(&open);
+        Fake::new(move |_, _| {
+            while !open.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        })
+    };
+    let batcher = Arc::new(start(builder().max_rows(1).queue_rows(1), &sink));
+    batcher.submit_detached(1).unwrap();
+    let b = Arc::clone(&batcher);
+    watchdog(Duration::from_secs(10), move || {
+        while b.stats().queued_rows > 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    batcher.submit_detached(2).unwrap();
+    (open, sink, batcher)
+}
+
+/// `submit_async` into a full queue waits for room without blocking the
+/// runtime's thread: a heartbeat on the same thread keeps ticking until a
+/// flusher takes a batch and wakes it; the row is then queued and written.
+#[test]
+fn submit_async_waits_for_room_without_blocking_the_runtime_thread() {
+    let (open, sink, batcher) = full();
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        open.store(true, Ordering::Release);
+    });
+    let b = Arc::clone(&batcher);
+    let (outcome, beats, elapsed) = watchdog(Duration::from_secs(30), move || {
+        with_heartbeat(async move {
+            let ticket = b.submit_async(3).await.expect("queued once there is room");
+            ticket.await
+        })
+    });
+    opener.join().unwrap();
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert!(
+        elapsed >= Duration::from_millis(90),
+        "it waited for room: {elapsed:?}"
+    );
+    assert_kept_beating(beats, elapsed);
+    batcher.shutdown(Duration::from_secs(10));
+    assert_eq!(sink.committed(), vec![1, 2, 3]);
+}
+
+/// A shutdown wakes a `submit_async` waiting for room, and the row comes back;
+/// `cancel` hands back the row of one that is still waiting.
+#[test]
+fn shutdown_wakes_a_waiting_submit_async_and_cancel_hands_the_row_back() {
+    let (open, _sink, batcher) = full();
+    let mut waiting = batcher.submit_async(4);
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(Pin::new(&mut waiting).poll(&mut cx).is_pending());
+    assert_eq!(waiting.cancel(), Some(4));
+
+    let b = Arc::clone(&batcher);
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        // The deadline passes while the write is held: the queued row is cut.
+        b.shutdown(Duration::from_millis(10))
+    });
+    let b = Arc::clone(&batcher);
+    let (outcome, beats, elapsed) = watchdog(Duration::from_secs(30), move || {
+        with_heartbeat(async move { b.submit_async(5).await })
+    });
+    match outcome {
+        Err(prodkit_batch::SubmitError::Closed(row)) => assert_eq!(row, 5),
+        other => panic!("expected Closed(5), got {other:?}"),
+    }
+    assert_kept_beating(beats, elapsed);
+    open.store(true, Ordering::Release);
+    let report = closer.join().unwrap();
+    assert_eq!(report.stats.submitted, 2, "rows 4 and 5 were never queued");
+}
+
+/// 200 tasks on one runtime thread push through a queue of 4 rows: every row
+/// is written, none is lost or left waiting (each flusher batch wakes the
+/// waiting tasks, which race for the room again).
+#[test]
+fn many_tasks_submit_async_through_a_small_queue() {
+    let sink = Fake::new(|_, _| {
+        std::thread::sleep(Duration::from_millis(1));
+        Ok(())
+    });
+    let batcher = Arc::new(start(builder().max_rows(4).queue_rows(4), &sink));
+    let b = Arc::clone(&batcher);
+    let (written, beats, elapsed) = watchdog(Duration::from_secs(60), move || {
+        with_heartbeat(async move {
+            let tasks: Vec<_> = (0..200u64)
+                .map(|row| {
+                    let b = Arc::clone(&b);
+                    tokio::spawn(async move { b.submit_async(row).await.unwrap().await })
+                })
+                .collect();
+            let mut written = 0;
+            for t in tasks {
+                if t.await.unwrap().is_ok() {
+                    written += 1;
+                }
+            }
+            written
+        })
+    });
+    assert_eq!(written, 200);
+    assert_kept_beating(beats, elapsed);
+    batcher.shutdown(Duration::from_secs(10));
+    assert_eq!(sink.committed(), (0..200).collect::<Vec<_>>());
 }
