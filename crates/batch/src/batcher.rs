@@ -1,4 +1,4 @@
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -126,9 +126,9 @@ struct State<T> {
     queue: VecDeque<Pending<T>>,
     bytes: usize,
     closing: bool,
-    /// Tasks awaiting room (`submit_async`), each under its own id; all are
-    /// woken when a flusher takes a batch or the batcher shuts down.
-    room_waiters: Vec<(u64, Waker)>,
+    /// Tasks awaiting room (`submit_async`) by id, oldest first. A flusher
+    /// that takes a batch of n rows wakes the n oldest; a shutdown wakes all.
+    room_waiters: BTreeMap<u64, Waker>,
     next_waiter: u64,
 }
 
@@ -175,7 +175,7 @@ impl<T: Send + 'static> Batcher<T> {
                 queue: VecDeque::new(),
                 bytes: 0,
                 closing: false,
-                room_waiters: Vec::new(),
+                room_waiters: BTreeMap::new(),
                 next_waiter: 0,
             }),
             work: Condvar::new(),
@@ -366,10 +366,9 @@ impl<T: Send + 'static> Batcher<T> {
                 Wait::Register(waker, id) => {
                     // Under the lock that saw the queue full: a flusher taking
                     // a batch after this finds the waker.
-                    let known =
-                        id.and_then(|i| state.room_waiters.iter_mut().find(|(w, _)| *w == i));
+                    let known = id.and_then(|i| state.room_waiters.get_mut(&i));
                     match known {
-                        Some((_, kept)) => {
+                        Some(kept) => {
                             if !kept.will_wake(waker) {
                                 kept.clone_from(waker);
                             }
@@ -378,7 +377,7 @@ impl<T: Send + 'static> Batcher<T> {
                             let i = state.next_waiter;
                             state.next_waiter += 1;
                             **id = Some(i);
-                            state.room_waiters.push((i, (*waker).clone()));
+                            state.room_waiters.insert(i, (*waker).clone());
                         }
                     }
                     return Err(Refused::Full(row));
@@ -519,6 +518,8 @@ impl<T: Send + 'static> Batcher<T> {
                 shared.deadline.0.set(timeout);
             }
             std::mem::take(&mut state.room_waiters)
+                .into_values()
+                .collect()
         };
         shared.work.notify_all();
         shared.room.notify_all();
@@ -549,13 +550,21 @@ impl<T: Send + 'static> Batcher<T> {
             .map(|()| ticket)
     }
 
-    /// Forgets the waker kept under `waiter` (a future resolved or dropped).
-    pub(crate) fn forget_waiter(&self, waiter: u64) {
-        self.shared
-            .state
-            .lock()
-            .room_waiters
-            .retain(|(i, _)| *i != waiter);
+    /// Forgets the waker kept under `waiter`: its future resolved (`queued`:
+    /// it took room) or was dropped. A future dropped after its wake, which
+    /// was meant to give it room it will not use, passes the wake on to the
+    /// oldest waiting task.
+    pub(crate) fn forget_waiter(&self, waiter: u64, queued: bool) {
+        let passed = {
+            let mut state = self.shared.state.lock();
+            let woken = state.room_waiters.remove(&waiter).is_none();
+            if woken && !queued && !state.closing {
+                oldest(&mut state.room_waiters, 1)
+            } else {
+                Vec::new()
+            }
+        };
+        wake_all(passed);
     }
 
     /// The counters and the queue now.
@@ -604,10 +613,17 @@ impl<T: Send + 'static> fmt::Debug for Batcher<T> {
     }
 }
 
+/// Takes the `n` oldest waiting tasks' wakers.
+fn oldest(waiters: &mut BTreeMap<u64, Waker>, n: usize) -> Vec<Waker> {
+    std::iter::from_fn(|| waiters.pop_first().map(|(_, w)| w))
+        .take(n)
+        .collect()
+}
+
 /// Wakes each task, outside every lock; a waker that panics must not unwind
 /// into a flusher or a shutdown.
-fn wake_all(waiters: Vec<(u64, Waker)>) {
-    for (_, waker) in waiters {
+fn wake_all(waiters: Vec<Waker>) {
+    for waker in waiters {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
     }
 }
@@ -732,7 +748,9 @@ fn next_batch<T>(shared: &Shared<T>) -> Option<(Batch<T>, Reason)> {
     if !state.queue.is_empty() {
         shared.work.notify_one();
     }
-    let waiters = std::mem::take(&mut state.room_waiters);
+    // As many tasks as rows of room freed, oldest first: a task woken that
+    // gives up without queueing passes its wake on (`forget_waiter`).
+    let waiters = oldest(&mut state.room_waiters, batch.len());
     drop(state);
     shared.room.notify_all();
     wake_all(waiters);

@@ -12,8 +12,10 @@ use crate::ticket::Ticket;
 
 impl<T: Send + 'static> Batcher<T> {
     /// As [`submit`](Batcher::submit) for async callers: while the queue is
-    /// full the future waits for room, woken when a flusher takes a batch
-    /// (no runtime is required), instead of blocking the executor's thread.
+    /// full the future waits for room instead of blocking the executor's
+    /// thread (no runtime is required). A flusher that takes a batch of n rows
+    /// wakes the n oldest waiting futures; one woken that is then dropped
+    /// passes its wake on.
     /// It has no timeout of its own (a timer needs a runtime): bound it with
     /// the runtime's, and take the row back from a future that has not
     /// resolved with [`SubmitFuture::cancel`]. Dropped unresolved, it drops
@@ -125,7 +127,7 @@ impl<T: Send + 'static> Future for SubmitFuture<'_, T> {
             }
             done => {
                 if let Some(waiter) = this.waiter.take() {
-                    this.batcher.forget_waiter(waiter);
+                    this.batcher.forget_waiter(waiter, done.is_ok());
                 }
                 Poll::Ready(done.map_err(Refused::into_submit))
             }
@@ -136,7 +138,7 @@ impl<T: Send + 'static> Future for SubmitFuture<'_, T> {
 impl<T: Send + 'static> Drop for SubmitFuture<'_, T> {
     fn drop(&mut self) {
         if let Some(waiter) = self.waiter.take() {
-            self.batcher.forget_waiter(waiter);
+            self.batcher.forget_waiter(waiter, false);
         }
     }
 }

@@ -435,3 +435,57 @@ fn many_tasks_submit_async_through_a_small_queue() {
     batcher.shutdown(Duration::from_secs(10));
     assert_eq!(sink.committed(), (0..200).collect::<Vec<_>>());
 }
+
+/// Counts its wakes.
+struct Counting(AtomicUsize);
+
+impl Wake for Counting {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A batch of one row wakes one waiting task, the oldest, not every one; a
+/// woken task that gives up without queueing passes its wake on.
+#[test]
+fn a_batch_wakes_as_many_waiting_tasks_as_it_frees_rows_and_a_dropped_one_passes_it_on() {
+    let (open, _sink, batcher) = full();
+    let counters: Vec<Arc<Counting>> = (0..3)
+        .map(|_| Arc::new(Counting(AtomicUsize::new(0))))
+        .collect();
+    let mut futures: Vec<_> = (10..13).map(|row| batcher.submit_async(row)).collect();
+    for (f, c) in futures.iter_mut().zip(&counters) {
+        let waker = Waker::from(Arc::clone(c));
+        assert!(
+            Pin::new(f)
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+    }
+    let wakes = || {
+        counters
+            .iter()
+            .map(|c| c.0.load(Ordering::SeqCst))
+            .collect::<Vec<_>>()
+    };
+    // The flusher finishes row 1 and takes row 2: one row of room, one wake.
+    open.store(true, Ordering::Release);
+    let start = Instant::now();
+    while wakes() == [0, 0, 0] {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no task was woken"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(wakes(), [1, 0, 0], "the oldest only");
+    let mut futures = futures.into_iter();
+    // The woken task gives up: its wake goes to the next oldest...
+    drop(futures.next());
+    assert_eq!(wakes(), [1, 1, 0]);
+    // ...which gives up too, and the last one is woken.
+    assert_eq!(futures.next().unwrap().cancel(), Some(11));
+    assert_eq!(wakes(), [1, 1, 1]);
+    batcher.shutdown(Duration::from_secs(10));
+}
