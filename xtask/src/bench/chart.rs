@@ -30,21 +30,20 @@ pub(crate) fn svg(group: &Group<'_>) -> Result<String, String> {
         .filter(|m| m.unit == unit && !floor.is_some_and(|f| std::ptr::eq(f, *m)))
         .collect();
     let higher = bars.first().is_some_and(|m| !m.lower_is_better());
-    let positive = group
-        .rows
-        .iter()
-        .filter(|m| m.unit == unit)
-        .flat_map(|m| [m.value, m.range().0, m.range().1])
-        .filter(|v| *v > 0.0);
-    let (min, max) = positive.fold((f64::MAX, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    // Log when the figures themselves (not their spreads) span more than 20x.
-    let (vmin, vmax) = group
-        .rows
-        .iter()
-        .filter(|m| m.unit == unit && m.value > 0.0)
-        .fold((f64::MAX, 0.0_f64), |(lo, hi), m| {
-            (lo.min(m.value), hi.max(m.value))
-        });
+    // The positive extremes of `values` of the rows in this unit.
+    let extremes = |values: &dyn Fn(&Measurement) -> [f64; 3]| {
+        group
+            .rows
+            .iter()
+            .filter(|m| m.unit == unit)
+            .flat_map(|m| values(m))
+            .filter(|v| *v > 0.0)
+            .fold((f64::MAX, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)))
+    };
+    // The scale covers the spreads; it is log when the figures themselves
+    // span more than 20x.
+    let (min, max) = extremes(&|m| [m.value, m.range().0, m.range().1]);
+    let (vmin, vmax) = extremes(&|m| [m.value; 3]);
     let log = vmax > 0.0 && vmin < f64::MAX && vmax / vmin > 20.0;
     let n = bars.len().max(1);
     let height = 90 + 30 * n as u32;
@@ -73,56 +72,56 @@ pub(crate) fn svg(group: &Group<'_>) -> Result<String, String> {
             ),
             None => String::new(),
         };
+        let parts = Parts {
+            caption,
+            names,
+            x_desc,
+            unit,
+            bars,
+            floor,
+        };
         if log {
             let range = (min / 2.0)..(max * 2.0);
-            draw(
-                &root,
-                &caption,
-                range.clone().log_scale(),
-                range.start,
-                &names,
-                &x_desc,
-                unit,
-                &bars,
-                floor,
-            )?;
+            draw(&root, &parts, range.clone().log_scale(), range.start)?;
         } else {
-            draw(
-                &root,
-                &caption,
-                0.0..max.max(f64::MIN_POSITIVE) * 1.15,
-                0.0,
-                &names,
-                &x_desc,
-                unit,
-                &bars,
-                floor,
-            )?;
+            draw(&root, &parts, 0.0..max.max(f64::MIN_POSITIVE) * 1.15, 0.0)?;
         }
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(out)
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one chart's parts, shared by the linear and the log scale"
-)]
+/// What a chart shows, whatever its scale.
+struct Parts<'a> {
+    caption: String,
+    /// Each bar's name and value, from the bottom row up.
+    names: Vec<String>,
+    x_desc: String,
+    unit: &'a str,
+    /// Best first.
+    bars: Vec<&'a Measurement>,
+    floor: Option<&'a Measurement>,
+}
+
+/// Draws `parts` on the x scale `x`, bars starting at `base`.
 fn draw<X>(
     root: &DrawingArea<SVGBackend<'_>, Shift>,
-    caption: &str,
+    parts: &Parts<'_>,
     x: X,
     base: f64,
-    names: &[String],
-    x_desc: &str,
-    unit: &str,
-    bars: &[&Measurement],
-    floor: Option<&Measurement>,
 ) -> Result<(), String>
 where
     X: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
     X::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
 {
+    let Parts {
+        caption,
+        names,
+        x_desc,
+        unit,
+        bars,
+        floor,
+    } = parts;
     let n = bars.len().max(1);
     let mut chart = ChartBuilder::on(root)
         .caption(caption, ("sans-serif", 16))

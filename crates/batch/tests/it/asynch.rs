@@ -436,22 +436,13 @@ fn many_tasks_submit_async_through_a_small_queue() {
     assert_eq!(sink.committed(), (0..200).collect::<Vec<_>>());
 }
 
-/// Counts its wakes.
-struct Counting(AtomicUsize);
-
-impl Wake for Counting {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 /// A batch of one row wakes one waiting task, the oldest, not every one; a
 /// woken task that gives up without queueing passes its wake on.
 #[test]
 fn a_batch_wakes_as_many_waiting_tasks_as_it_frees_rows_and_a_dropped_one_passes_it_on() {
     let (open, _sink, batcher) = full();
-    let counters: Vec<Arc<Counting>> = (0..3)
-        .map(|_| Arc::new(Counting(AtomicUsize::new(0))))
+    let counters: Vec<Arc<Count>> = (0..3)
+        .map(|_| Arc::new(Count(AtomicUsize::new(0))))
         .collect();
     let mut futures: Vec<_> = (10..13).map(|row| batcher.submit_async(row)).collect();
     for (f, c) in futures.iter_mut().zip(&counters) {
