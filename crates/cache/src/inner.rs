@@ -1,0 +1,367 @@
+//! The state every handle of a cache shares: the shards, the settings, and
+//! the operations under the shards' locks. `cache.rs` is the public face.
+//!
+//! A shard is a readers-writer lock around its entries and policy, with a
+//! read buffer beside it. A hit takes the lock shared, records itself in the
+//! buffer and goes; anything that changes entries takes it exclusively and
+//! first replays the buffer into the policy, so the policy sees reads and
+//! writes in order (exactly, with one thread; nearly, under contention).
+
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_utils::CachePadded;
+use hashbrown::HashTable;
+use parking_lot::{Mutex, RwLock};
+
+use crate::buffer::ReadBuffer;
+use crate::config::{Listener, Loader, Weigher};
+use crate::expiry::Expire;
+use crate::load::Flight;
+use crate::shard::{REFRESHING, Shard, Sink};
+use crate::stats::Counters;
+use crate::{RemovalCause, TooHeavy};
+
+/// Expired entries a write looks at besides its own (the sweep): every
+/// expired entry goes within `len / SWEEP_STEPS` writes to its shard.
+const SWEEP_STEPS: usize = 2;
+
+pub(crate) struct Slot<K, V> {
+    pub(crate) lock: RwLock<Shard<K, V>>,
+    pub(crate) buffer: ReadBuffer,
+    pub(crate) misses: AtomicU64,
+    /// Loads under way, by key: at most one per key (single-flight).
+    pub(crate) flights: Mutex<HashTable<(K, Arc<Flight<V>>)>>,
+}
+
+pub(crate) struct Inner<K, V, S> {
+    pub(crate) slots: Box<[CachePadded<Slot<K, V>>]>,
+    pub(crate) mask: usize,
+    pub(crate) hasher: S,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) expire: Expire<K, V>,
+    /// Whether entries carry times (expiry or refresh configured).
+    pub(crate) timed: bool,
+    pub(crate) refresh_after: Option<u64>,
+    pub(crate) loader: Option<Loader<K, V>>,
+    pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) clock: quanta::Clock,
+    pub(crate) epoch: quanta::Instant,
+    pub(crate) capacity: u64,
+    pub(crate) counters: Counters,
+}
+
+/// A read that found a live entry; `refresh` is its key when this read
+/// claimed its refresh.
+pub(crate) struct Hit<K, V> {
+    pub(crate) value: V,
+    pub(crate) refresh: Option<K>,
+}
+
+impl<K, V, S> Inner<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    #[inline]
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The shard of a hash: bits 40 and up, which the index table uses for
+    /// neither its position (low bits) nor its tag (top 7 bits).
+    #[inline]
+    pub(crate) fn slot(&self, hash: u64) -> &Slot<K, V> {
+        &self.slots[(hash >> 40) as usize & self.mask]
+    }
+
+    /// Nanoseconds since the cache was built, on its clock.
+    pub(crate) fn now(&self) -> u64 {
+        let d = self.clock.now().saturating_duration_since(self.epoch);
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    pub(crate) fn now_if_timed(&self) -> u64 {
+        if self.timed { self.now() } else { 0 }
+    }
+
+    fn weigh(&self, key: &K, value: &V) -> u32 {
+        self.weigher.as_ref().map_or(1, |w| w(key, value).max(1))
+    }
+
+    /// Runs `f` under the shard's write lock, after replaying its read buffer
+    /// and sweeping a few expired entries; the entries removed go to the
+    /// listener once the lock is released.
+    pub(crate) fn write<R>(
+        &self,
+        slot: &Slot<K, V>,
+        f: impl FnOnce(&mut Shard<K, V>, u64, &mut Sink<'_, K, V>) -> R,
+    ) -> R {
+        let mut removed = Vec::new();
+        let result = {
+            let mut sink = self.listener.as_ref().map(|_| &mut removed);
+            let mut shard = slot.lock.write();
+            self.drain(slot, &mut shard);
+            let now = self.now_if_timed();
+            shard.sweep(SWEEP_STEPS, now, &self.hasher, &mut sink);
+            f(&mut shard, now, &mut sink)
+        };
+        self.notify(removed);
+        result
+    }
+
+    pub(crate) fn notify(&self, removed: Vec<(K, V, RemovalCause)>) {
+        if let Some(listener) = &self.listener {
+            for (k, v, cause) in removed {
+                listener(k, v, cause);
+            }
+        }
+    }
+
+    /// Replays the reads recorded since the last drain into the policy.
+    pub(crate) fn drain(&self, slot: &Slot<K, V>, shard: &mut Shard<K, V>) {
+        let mut drained = shard.drained;
+        if slot.buffer.recorded() == drained {
+            return;
+        }
+        let len = shard.len() as u32;
+        let mut any = false;
+        slot.buffer.drain(&mut drained, |i| {
+            // A record may name a position that has since changed hands (a
+            // removal moved another entry there): the policy is credited
+            // with the wrong read, never corrupted.
+            if i < len {
+                shard.on_hit(i, &self.hasher);
+                any = true;
+            }
+        });
+        shard.drained = drained;
+        if any {
+            shard.after_reads();
+        }
+    }
+
+    /// A read: the live value, recorded for the policy and the hit count;
+    /// an expired entry is removed and reads as a miss.
+    #[inline]
+    pub(crate) fn read<Q>(&self, hash: u64, key: &Q) -> Option<Hit<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let slot = self.slot(hash);
+        let shard = slot.lock.read();
+        let Some(i) = shard.find(hash, key) else {
+            drop(shard);
+            slot.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let node = shard.node(i);
+        let mut refresh = None;
+        if self.timed {
+            if let Some(t) = shard.times(i) {
+                let now = self.now();
+                if t.expires.load(Ordering::Relaxed) <= now {
+                    drop(shard);
+                    slot.misses.fetch_add(1, Ordering::Relaxed);
+                    self.expire_entry(slot, hash, key);
+                    return None;
+                }
+                self.expire.on_read(&node.key, &node.value, t, now);
+                if let Some(after) = self.refresh_after {
+                    let w = t.written.load(Ordering::Relaxed);
+                    if w & REFRESHING == 0
+                        && now.saturating_sub(w) >= after
+                        && t.written
+                            .compare_exchange(
+                                w,
+                                w | REFRESHING,
+                                Ordering::Relaxed,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok()
+                    {
+                        refresh = Some(node.key.clone());
+                    }
+                }
+            }
+        }
+        let value = node.value.clone();
+        let full = slot.buffer.record(i);
+        drop(shard);
+        if full {
+            if let Some(mut shard) = slot.lock.try_write() {
+                self.drain(slot, &mut shard);
+            }
+        }
+        Some(Hit { value, refresh })
+    }
+
+    /// The live value, without counting a read or telling the policy.
+    pub(crate) fn peek<Q>(&self, hash: u64, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let now = self.now_if_timed();
+        let shard = self.slot(hash).lock.read();
+        let i = shard.find(hash, key)?;
+        (!shard.is_expired(i, now)).then(|| shard.node(i).value.clone())
+    }
+
+    fn expire_entry<Q>(&self, slot: &Slot<K, V>, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.write(slot, |shard, now, sink| {
+            if let Some(i) = shard.find(hash, key) {
+                if shard.is_expired(i, now) {
+                    shard.evict(i, RemovalCause::Expired, &self.hasher, sink);
+                }
+            }
+        });
+    }
+
+    /// Inserts or replaces under the write lock, then evicts what no longer
+    /// fits. An entry heavier than the shard comes back (and a value it
+    /// would have replaced is removed).
+    pub(crate) fn insert_locked(
+        &self,
+        shard: &mut Shard<K, V>,
+        hash: u64,
+        key: K,
+        value: V,
+        now: u64,
+        sink: &mut Sink<'_, K, V>,
+    ) -> Result<(), TooHeavy<K, V>> {
+        let weight = self.weigh(&key, &value);
+        let limit = shard.policy.max_weight;
+        let found = shard.find(hash, &key);
+        if u64::from(weight) > limit {
+            if let Some(i) = found {
+                shard.evict(i, RemovalCause::Replaced, &self.hasher, sink);
+            }
+            shard.counts.rejected += 1;
+            return Err(TooHeavy {
+                key,
+                value,
+                weight,
+                limit,
+            });
+        }
+        match found {
+            Some(i) => {
+                let expired = shard.is_expired(i, now);
+                let previous = match shard.times(i) {
+                    Some(t) if !expired => Some(t.expires.load(Ordering::Relaxed)),
+                    _ => None,
+                };
+                let expires = self.expire.on_write(&key, &value, now, previous);
+                let old = shard.replace(i, value, weight);
+                shard.set_times(i, expires, now);
+                let cause = if expired {
+                    shard.counts.expired += 1;
+                    RemovalCause::Expired
+                } else {
+                    shard.counts.replaced += 1;
+                    RemovalCause::Replaced
+                };
+                if let Some(sink) = sink {
+                    sink.push((key, old, cause));
+                }
+                shard.on_access(i, hash);
+            }
+            None => {
+                let expires = self.expire.on_write(&key, &value, now, None);
+                shard.push(hash, key, value, weight, (expires, now), &self.hasher);
+                shard.on_insert(hash);
+            }
+        }
+        shard.maintain(now, &self.hasher, sink);
+        Ok(())
+    }
+
+    /// Inserts; an entry too heavy to hold comes back.
+    pub(crate) fn insert(&self, hash: u64, key: K, value: V) -> Result<(), TooHeavy<K, V>> {
+        self.write(self.slot(hash), |shard, now, sink| {
+            self.insert_locked(shard, hash, key, value, now, sink)
+        })
+    }
+
+    /// Inserts; an entry too heavy to hold goes to the listener as `Size`.
+    pub(crate) fn insert_or_report(&self, hash: u64, key: K, value: V) {
+        if let Err(e) = self.insert(hash, key, value) {
+            if let Some(listener) = &self.listener {
+                listener(e.key, e.value, RemovalCause::Size);
+            }
+        }
+    }
+
+    pub(crate) fn remove<Q>(&self, hash: u64, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.write(self.slot(hash), |shard, now, sink| {
+            let i = shard.find(hash, key)?;
+            if shard.is_expired(i, now) {
+                shard.evict(i, RemovalCause::Expired, &self.hasher, sink);
+                return None;
+            }
+            let (k, v, _) = shard.remove_index(i, &self.hasher);
+            shard.counts.explicit += 1;
+            if let Some(sink) = sink {
+                sink.push((k, v.clone(), RemovalCause::Explicit));
+            }
+            Some(v)
+        })
+    }
+
+    /// Ends a refresh: the new value replaces the old one if the entry is
+    /// still the one whose refresh was claimed (not rewritten or removed
+    /// meanwhile); a failed reload releases the claim and tries again a
+    /// refresh interval later.
+    pub(crate) fn refreshed(&self, hash: u64, key: K, value: Option<V>) {
+        self.write(self.slot(hash), |shard, now, sink| {
+            let Some(i) = shard.find(hash, &key) else {
+                return;
+            };
+            let Some(t) = shard.times(i) else { return };
+            if t.written.load(Ordering::Relaxed) & REFRESHING == 0 || shard.is_expired(i, now) {
+                return;
+            }
+            match value {
+                Some(value) => {
+                    let previous = t.expires.load(Ordering::Relaxed);
+                    let expires = self.expire.on_write(&key, &value, now, Some(previous));
+                    let weight = self.weigh(&key, &value);
+                    if u64::from(weight) > shard.policy.max_weight {
+                        shard.evict(i, RemovalCause::Replaced, &self.hasher, sink);
+                        shard.counts.rejected += 1;
+                        return;
+                    }
+                    let old = shard.replace(i, value, weight);
+                    shard.set_times(i, expires, now);
+                    shard.counts.replaced += 1;
+                    if let Some(sink) = sink {
+                        sink.push((key, old, RemovalCause::Replaced));
+                    }
+                    shard.maintain(now, &self.hasher, sink);
+                }
+                None => t.written.store(now, Ordering::Relaxed),
+            }
+        });
+    }
+
+    /// Gives up a refresh claim that could not be scheduled.
+    pub(crate) fn release_refresh(&self, hash: u64, key: &K) {
+        let shard = self.slot(hash).lock.read();
+        if let Some(t) = shard.find(hash, key).and_then(|i| shard.times(i)) {
+            t.written.fetch_and(!REFRESHING, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Single-flight loading: the first caller to miss a key leads its load, the
+//! others wait for the leader's outcome (blocking, or as a future that parks
+//! no thread). A leader that panics, or whose future is dropped, abandons the
+//! load: its waiters wake and one of them leads with its own loader, so a
+//! failed leader poisons nothing.
+
+use std::any::Any;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::inner::{Hit, Inner};
+use crate::stats::Counters;
+
+/// A loader's error, shared by every waiter and told apart by its type.
+pub(crate) type SharedError = Arc<dyn Any + Send + Sync>;
+
+enum State<V> {
+    Running(Vec<Option<Waker>>),
+    Done(Result<V, SharedError>),
+    Abandoned,
+}
+
+/// One load under way.
+pub(crate) struct Flight<V> {
+    state: Mutex<State<V>>,
+    done: Condvar,
+}
+
+/// What a waiter learns.
+pub(crate) enum Outcome<V> {
+    Value(V),
+    Error(SharedError),
+    /// The leader gave up: load again.
+    Abandoned,
+}
+
+impl<V: Clone> Flight<V> {
+    fn new() -> Flight<V> {
+        Flight {
+            state: Mutex::new(State::Running(Vec::new())),
+            done: Condvar::new(),
+        }
+    }
+
+    fn settle(&self, end: State<V>) {
+        let wakers = match std::mem::replace(&mut *self.state.lock(), end) {
+            State::Running(wakers) => wakers,
+            _ => Vec::new(),
+        };
+        self.done.notify_all();
+        for waker in wakers.into_iter().flatten() {
+            waker.wake();
+        }
+    }
+
+    fn outcome(state: &State<V>) -> Option<Outcome<V>> {
+        match state {
+            State::Running(_) => None,
+            State::Done(Ok(v)) => Some(Outcome::Value(v.clone())),
+            State::Done(Err(e)) => Some(Outcome::Error(e.clone())),
+            State::Abandoned => Some(Outcome::Abandoned),
+        }
+    }
+
+    /// Blocks until the leader settles.
+    pub(crate) fn wait(&self) -> Outcome<V> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(outcome) = Self::outcome(&state) {
+                return outcome;
+            }
+            self.done.wait(&mut state);
+        }
+    }
+}
+
+/// A future waiting for a flight; its waker sits in the flight's list at
+/// `slot` and is taken out when the future is dropped.
+pub(crate) struct WaitFlight<V: Clone> {
+    pub(crate) flight: Arc<Flight<V>>,
+    slot: Option<usize>,
+}
+
+impl<V: Clone> WaitFlight<V> {
+    pub(crate) fn new(flight: Arc<Flight<V>>) -> WaitFlight<V> {
+        WaitFlight { flight, slot: None }
+    }
+}
+
+impl<V: Clone> Future for WaitFlight<V> {
+    type Output = Outcome<V>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<V>> {
+        let this = self.get_mut();
+        let mut state = this.flight.state.lock();
+        if let Some(outcome) = Flight::outcome(&state) {
+            return Poll::Ready(outcome);
+        }
+        if let State::Running(wakers) = &mut *state {
+            match this.slot {
+                Some(i) => match &mut wakers[i] {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    w => *w = Some(cx.waker().clone()),
+                },
+                None => {
+                    wakers.push(Some(cx.waker().clone()));
+                    this.slot = Some(wakers.len() - 1);
+                }
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<V: Clone> Drop for WaitFlight<V> {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot {
+            if let State::Running(wakers) = &mut *self.flight.state.lock() {
+                wakers[i] = None;
+            }
+        }
+    }
+}
+
+/// How a load starts for one caller.
+pub(crate) enum Begin<'a, K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    Hit(Hit<K, V>),
+    Lead(LoadGuard<'a, K, V, S>),
+    Wait(Arc<Flight<V>>),
+}
+
+/// The leader's duty: settle the flight. Dropped unsettled (the loader
+/// panicked, the future was dropped), it abandons the flight.
+pub(crate) struct LoadGuard<'a, K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    inner: &'a Inner<K, V, S>,
+    hash: u64,
+    key: Option<K>,
+    flight: Arc<Flight<V>>,
+    start: quanta::Instant,
+}
+
+impl<K, V, S> Inner<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    /// A hit, the lead of a new load, or a load to wait for. `count`: whether
+    /// this is a caller's read (counted, and told to the policy) or a
+    /// prefetch's look.
+    pub(crate) fn begin(&self, hash: u64, key: &K, count: bool) -> Begin<'_, K, V, S> {
+        let found = if count {
+            self.read(hash, key)
+        } else {
+            self.peek(hash, key).map(|value| Hit {
+                value,
+                refresh: None,
+            })
+        };
+        if let Some(hit) = found {
+            return Begin::Hit(hit);
+        }
+        let slot = self.slot(hash);
+        let mut flights = slot.flights.lock();
+        if let Some((_, flight)) = flights.find(hash, |(k, _)| k == key) {
+            return Begin::Wait(flight.clone());
+        }
+        // A leader inserts its value before it leaves the table: looked at
+        // under the table's lock, no flight means the value is in (or was
+        // never loaded), so no key is loaded twice for one miss.
+        if let Some(value) = self.peek(hash, key) {
+            return Begin::Hit(Hit {
+                value,
+                refresh: None,
+            });
+        }
+        let flight = Arc::new(Flight::new());
+        flights.insert_unique(hash, (key.clone(), flight.clone()), |(k, _)| {
+            self.hasher.hash_one(k)
+        });
+        Begin::Lead(LoadGuard {
+            inner: self,
+            hash,
+            key: Some(key.clone()),
+            flight,
+            start: self.clock.now(),
+        })
+    }
+
+    /// Whether a load of `key` is under way.
+    pub(crate) fn loading(&self, hash: u64, key: &K) -> bool {
+        self.slot(hash)
+            .flights
+            .lock()
+            .find(hash, |(k, _)| k == key)
+            .is_some()
+    }
+}
+
+impl<K, V, S> LoadGuard<'_, K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    /// Settles the flight with the loader's result: a value is cached and
+    /// handed to every waiter, an error is handed to every waiter.
+    pub(crate) fn finish<E: Send + Sync + 'static>(
+        mut self,
+        result: Result<V, E>,
+    ) -> Result<V, Arc<E>> {
+        let inner = self.inner;
+        let elapsed = inner.clock.now().saturating_duration_since(self.start);
+        Counters::add(
+            &inner.counters.load_nanos,
+            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+        );
+        let Some(key) = self.key.take() else {
+            unreachable!("a guard is finished once: finish consumes it")
+        };
+        match result {
+            Ok(value) => {
+                Counters::add(&inner.counters.loads_ok, 1);
+                inner.insert_or_report(self.hash, key, value.clone());
+                self.leave();
+                self.flight.settle(State::Done(Ok(value.clone())));
+                Ok(value)
+            }
+            Err(e) => {
+                Counters::add(&inner.counters.loads_failed, 1);
+                let e = Arc::new(e);
+                self.leave();
+                self.flight.settle(State::Done(Err(e.clone())));
+                Err(e)
+            }
+        }
+    }
+
+    fn leave(&self) {
+        let mut flights = self.inner.slot(self.hash).flights.lock();
+        if let Ok(entry) = flights.find_entry(self.hash, |(_, f)| Arc::ptr_eq(f, &self.flight)) {
+            entry.remove();
+        }
+    }
+}
+
+impl<K, V, S> Drop for LoadGuard<'_, K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    fn drop(&mut self) {
+        if self.key.is_some() {
+            Counters::add(&self.inner.counters.loads_failed, 1);
+            self.leave();
+            self.flight.settle(State::Abandoned);
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Adaptive W-TinyLFU, as Caffeine describes it: new entries enter a small
+//! LRU admission window; an entry leaving the window is admitted to the main
+//! area only if the frequency sketch says it is used more often than the
+//! entry main would evict in its place; main is a segmented LRU (probation,
+//! protected). A hill climber resizes the window from the hit rate: it grows
+//! for recency-heavy workloads and shrinks for frequency-heavy ones.
+//!
+//! Every method runs under the shard's write lock.
+
+use std::hash::{BuildHasher, Hash};
+
+use crate::RemovalCause;
+use crate::shard::{NIL, Queue, Shard, Sink};
+use crate::sketch::Sketch;
+
+/// The window's starting share of capacity, and main's protected share.
+const WINDOW_SHARE: f64 = 0.01;
+const PROTECTED_SHARE: f64 = 0.80;
+/// The hill climber: a step of 6.25 % of capacity, restarted when the hit
+/// rate moves by 5 points, decaying by 2 % per sample otherwise.
+const STEP_SHARE: f64 = 0.0625;
+const RESTART_THRESHOLD: f64 = 0.05;
+const STEP_DECAY: f64 = 0.98;
+pub(crate) struct Policy {
+    pub(crate) max_weight: u64,
+    pub(crate) window_max: u64,
+    pub(crate) protected_max: u64,
+    pub(crate) sketch: Sketch,
+    hits: u64,
+    misses: u64,
+    previous_rate: f64,
+    step: f64,
+    sample: u64,
+}
+
+impl Policy {
+    pub(crate) fn new(max_weight: u64) -> Policy {
+        let window = max_weight - (max_weight as f64 * (1.0 - WINDOW_SHARE)) as u64;
+        let protected = (PROTECTED_SHARE * (max_weight - window) as f64) as u64;
+        Policy {
+            max_weight,
+            window_max: window,
+            protected_max: protected,
+            sketch: Sketch::new(max_weight),
+            hits: 0,
+            misses: 0,
+            previous_rate: 0.0,
+            step: -STEP_SHARE * max_weight as f64,
+            sample: max_weight.saturating_mul(10).max(16),
+        }
+    }
+
+    /// Whether `candidate` should replace `victim` in main: only if it is
+    /// used more often. Caffeine also admits a frequent candidate at random
+    /// (1 in 128), because Java's hash codes let an attacker aim sketch
+    /// collisions at a victim to pin it; here the sketch hashes with the
+    /// cache's hasher, seeded at random per cache, so collisions cannot be
+    /// aimed, and the random admissions would cost 3 to 5 points of hit
+    /// ratio on the lirs loop trace (measured: 68.8-70.4 % against
+    /// 74.4-74.7 % at 768 entries).
+    fn admit(&self, candidate: u64, victim: u64) -> bool {
+        self.sketch.frequency(candidate) > self.sketch.frequency(victim)
+    }
+}
+
+impl<K: Hash + Eq, V> Shard<K, V> {
+    /// A read of entry `i` (replayed from the read buffer, or made under the
+    /// write lock).
+    pub(crate) fn on_hit<S: BuildHasher>(&mut self, i: u32, hasher: &S) {
+        self.policy.hits += 1;
+        let hash = hasher.hash_one(&self.nodes[i as usize].key);
+        self.on_access(i, hash);
+    }
+
+    /// An access of a present entry: counted in the sketch, moved to the
+    /// most recent end of its queue, promoted from probation to protected.
+    pub(crate) fn on_access(&mut self, i: u32, hash: u64) {
+        self.policy.sketch.increment(hash);
+        let q = match self.nodes[i as usize].queue {
+            Queue::Window => Queue::Window,
+            Queue::Probation | Queue::Protected => Queue::Protected,
+        };
+        self.move_tail(i, q);
+    }
+
+    /// A new entry (a miss the caller filled): counted in the sketch and the
+    /// climber's sample.
+    pub(crate) fn on_insert(&mut self, hash: u64) {
+        self.policy.misses += 1;
+        self.policy.sketch.increment(hash);
+    }
+
+    /// Brings the shard back within its capacity and adapts the window.
+    pub(crate) fn maintain<S: BuildHasher>(
+        &mut self,
+        now: u64,
+        hasher: &S,
+        sink: &mut Sink<'_, K, V>,
+    ) {
+        let candidates = self.evict_from_window();
+        self.evict_from_main(candidates, now, hasher, sink);
+        self.climb();
+        self.demote_protected();
+    }
+
+    /// After a replay of reads: promotions may have overfilled protected.
+    pub(crate) fn after_reads(&mut self) {
+        self.climb();
+        self.demote_protected();
+    }
+
+    /// Moves the window's least recent entries to probation until the window
+    /// fits; returns how many moved (the candidates for admission).
+    fn evict_from_window(&mut self) -> usize {
+        let mut candidates = 0;
+        while self.lists[Queue::Window as usize].weight > self.policy.window_max {
+            let head = self.lists[Queue::Window as usize].head;
+            if head == NIL {
+                break;
+            }
+            self.move_tail(head, Queue::Probation);
+            candidates += 1;
+        }
+        candidates
+    }
+
+    /// Evicts until the shard fits: each round pits the newest candidate
+    /// against probation's least recent entry and evicts the less frequent.
+    fn evict_from_main<S: BuildHasher>(
+        &mut self,
+        mut candidates: usize,
+        now: u64,
+        hasher: &S,
+        sink: &mut Sink<'_, K, V>,
+    ) {
+        let mut candidate = self.lists[Queue::Probation as usize].tail;
+        while self.weight() > self.policy.max_weight {
+            let victim = self.lists[Queue::Probation as usize].head;
+            if candidates == 0 {
+                candidate = NIL;
+            }
+            let (evict, next_candidate) = if victim == NIL && candidate == NIL {
+                // Probation is empty: evict from protected, then the window.
+                let v = [Queue::Protected, Queue::Window]
+                    .into_iter()
+                    .map(|q| self.lists[q as usize].head)
+                    .find(|&h| h != NIL);
+                match v {
+                    Some(v) => (v, NIL),
+                    None => return,
+                }
+            } else if candidate == NIL {
+                (victim, NIL)
+            } else if victim == candidate {
+                candidates = 0;
+                (victim, NIL)
+            } else {
+                let prev = self.nodes[candidate as usize].prev;
+                if self.is_expired(victim, now) {
+                    (victim, candidate)
+                } else if self.is_expired(candidate, now) {
+                    candidates -= 1;
+                    (candidate, prev)
+                } else {
+                    candidates -= 1;
+                    let c = hasher.hash_one(&self.nodes[candidate as usize].key);
+                    let v = hasher.hash_one(&self.nodes[victim as usize].key);
+                    if self.policy.admit(c, v) {
+                        (victim, prev)
+                    } else {
+                        (candidate, prev)
+                    }
+                }
+            };
+            let cause = if self.is_expired(evict, now) {
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Size
+            };
+            let moved_from = self.evict(evict, cause, hasher, sink);
+            // The last node moved into the evicted one's position.
+            candidate = if next_candidate == moved_from {
+                evict
+            } else {
+                next_candidate
+            };
+        }
+    }
+
+    /// Demotes protected's least recent entries to probation while protected
+    /// is over its share.
+    fn demote_protected(&mut self) {
+        while self.lists[Queue::Protected as usize].weight > self.policy.protected_max {
+            let head = self.lists[Queue::Protected as usize].head;
+            if head == NIL {
+                break;
+            }
+            self.move_tail(head, Queue::Probation);
+        }
+    }
+
+    /// Once per sample (ten times the capacity in accesses), moves the window
+    /// size one step in the direction that last raised the hit rate.
+    fn climb(&mut self) {
+        let p = &mut self.policy;
+        let seen = p.hits + p.misses;
+        if seen < p.sample {
+            return;
+        }
+        let rate = p.hits as f64 / seen as f64;
+        let change = rate - p.previous_rate;
+        let amount = if change >= 0.0 { p.step } else { -p.step };
+        p.step = if change.abs() >= RESTART_THRESHOLD {
+            STEP_SHARE * p.max_weight as f64 * amount.signum()
+        } else {
+            STEP_DECAY * amount
+        };
+        p.previous_rate = rate;
+        p.hits = 0;
+        p.misses = 0;
+        if amount >= 1.0 {
+            self.grow_window(amount as u64);
+        } else if amount <= -1.0 {
+            self.shrink_window((-amount) as u64);
+        }
+    }
+
+    fn grow_window(&mut self, amount: u64) {
+        let mut quota = amount.min(self.policy.protected_max);
+        self.policy.protected_max -= quota;
+        self.policy.window_max += quota;
+        self.demote_protected();
+        while quota > 0 {
+            let from = [Queue::Probation, Queue::Protected]
+                .into_iter()
+                .map(|q| self.lists[q as usize].head)
+                .find(|&h| h != NIL);
+            let Some(i) = from else { break };
+            let w = u64::from(self.nodes[i as usize].weight);
+            if w > quota {
+                break;
+            }
+            quota -= w;
+            self.move_tail(i, Queue::Window);
+        }
+        self.policy.protected_max += quota;
+        self.policy.window_max -= quota;
+    }
+
+    fn shrink_window(&mut self, amount: u64) {
+        let mut quota = amount.min(self.policy.window_max.saturating_sub(1));
+        self.policy.protected_max += quota;
+        self.policy.window_max -= quota;
+        while quota > 0 {
+            let i = self.lists[Queue::Window as usize].head;
+            if i == NIL {
+                break;
+            }
+            let w = u64::from(self.nodes[i as usize].weight);
+            if w > quota {
+                break;
+            }
+            quota -= w;
+            self.move_tail(i, Queue::Probation);
+        }
+        self.policy.protected_max -= quota;
+        self.policy.window_max += quota;
+    }
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("max_weight", &self.max_weight)
+            .field("window_max", &self.window_max)
+            .field("protected_max", &self.protected_max)
+            .finish()
+    }
+}

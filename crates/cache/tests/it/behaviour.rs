@@ -1,0 +1,200 @@
+//! Single-threaded behaviour: configuration errors, weights, expiry rules,
+//! the listener's causes, compute, iteration, stats.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prodkit_cache::quanta::Clock;
+use prodkit_cache::{Cache, Compute, ConfigError, Expiry, RemovalCause};
+
+#[test]
+fn bad_configurations_are_refused_with_the_field_named() {
+    let err = |b: prodkit_cache::Builder<u32, u32>| b.build().unwrap_err();
+    assert!(matches!(err(Cache::builder(0)), ConfigError::ZeroCapacity));
+    assert!(matches!(
+        err(Cache::builder(10).time_to_idle(Duration::ZERO)),
+        ConfigError::ZeroDuration {
+            field: "time_to_idle"
+        }
+    ));
+    assert!(matches!(
+        err(Cache::builder(10).shards(3)),
+        ConfigError::Shards { shards: 3 }
+    ));
+    assert!(matches!(
+        err(Cache::builder(10).shards(16)),
+        ConfigError::Shards { shards: 16 }
+    ));
+    assert!(matches!(
+        err(Cache::builder(10)
+            .loader(|k: &u32| Ok::<_, std::io::Error>(*k))
+            .executor(0, 1)),
+        ConfigError::ZeroCount { .. }
+    ));
+    struct Never;
+    impl Expiry<u32, u32> for Never {
+        fn expire_after_create(&self, _: &u32, _: &u32) -> Option<Duration> {
+            None
+        }
+    }
+    assert!(matches!(
+        err(Cache::builder(10)
+            .expire_after(Never)
+            .time_to_live(Duration::from_secs(1))),
+        ConfigError::ConflictingExpiry
+    ));
+    assert!(matches!(
+        err(Cache::builder(u64::MAX).shards(1)),
+        ConfigError::CapacityTooLarge { .. }
+    ));
+    for e in [ConfigError::ZeroCapacity, ConfigError::RefreshWithoutLoader] {
+        let text = e.to_string();
+        assert!(
+            !text.ends_with('.') && text.chars().next().unwrap().is_lowercase(),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn weight_never_exceeds_capacity_and_a_too_heavy_entry_comes_back() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    let cache: Cache<u32, Vec<u8>> = Cache::builder(1000)
+        .weigher(|_, v: &Vec<u8>| v.len() as u32)
+        .eviction_listener(move |k, _, cause| l.lock().unwrap().push((k, cause)))
+        .build()
+        .unwrap();
+    for i in 0..500u32 {
+        cache.insert(i, vec![0; (i % 50) as usize]);
+        assert!(cache.weight() <= 1000);
+    }
+    let back = cache.try_insert(1, vec![1; 2000]).unwrap_err();
+    assert_eq!((back.weight(), back.limit()), (2000, 1000));
+    assert_eq!(back.into_inner().1.len(), 2000);
+    // The value it would have replaced (if held) left as Replaced; plain
+    // insert reports the refused entry itself as Size.
+    cache.insert(7, vec![1; 2000]);
+    assert!(log.lock().unwrap().contains(&(7, RemovalCause::Size)));
+    assert_eq!(cache.get(&7), None);
+    assert_eq!(cache.stats().rejected, 2);
+}
+
+#[test]
+fn per_entry_expiry_follows_the_rule_on_create_update_and_read() {
+    struct Rule;
+    impl Expiry<&'static str, u64> for Rule {
+        fn expire_after_create(&self, _: &&'static str, v: &u64) -> Option<Duration> {
+            (*v > 0).then(|| Duration::from_secs(*v))
+        }
+        fn expire_after_read(
+            &self,
+            k: &&'static str,
+            _: &u64,
+            left: Option<Duration>,
+        ) -> Option<Duration> {
+            if *k == "sliding" {
+                Some(Duration::from_secs(5))
+            } else {
+                left
+            }
+        }
+    }
+    let (clock, mock) = Clock::mock();
+    let cache = Cache::builder(100)
+        .expire_after(Rule)
+        .clock(clock)
+        .build()
+        .unwrap();
+    cache.insert("forever", 0);
+    cache.insert("ten", 10);
+    cache.insert("sliding", 5);
+    for _ in 0..4 {
+        mock.increment(Duration::from_secs(4));
+        assert_eq!(cache.get("sliding"), Some(5));
+    }
+    // 16 s passed: "ten" expired, "sliding" was read every 4 s.
+    assert_eq!(cache.get("ten"), None);
+    assert_eq!(cache.get("forever"), Some(0));
+    // An update gives a new lifetime (the default rule: as on create).
+    cache.insert("ten", 10);
+    mock.increment(Duration::from_secs(9));
+    assert_eq!(cache.get("ten"), Some(10));
+    mock.increment(Duration::from_secs(1));
+    assert_eq!(cache.get("ten"), None);
+    mock.increment(Duration::from_secs(6));
+    assert_eq!(cache.get("sliding"), None);
+    assert_eq!(cache.stats().evictions.expired, 3);
+}
+
+#[test]
+fn expired_entries_are_swept_by_writes_without_a_thread() {
+    let (clock, mock) = Clock::mock();
+    let cache: Cache<u32, u32> = Cache::builder(10_000)
+        .shards(1)
+        .time_to_live(Duration::from_secs(1))
+        .clock(clock)
+        .build()
+        .unwrap();
+    for i in 0..1000 {
+        cache.insert(i, i);
+    }
+    mock.increment(Duration::from_secs(2));
+    // Each write looks at two more entries: 500 writes of one key sweep the
+    // 1000 expired ones, and a few more cover the looks at the live key.
+    for _ in 0..505 {
+        cache.insert(5000, 0);
+    }
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.stats().evictions.expired, 1000);
+}
+
+#[test]
+fn compute_and_get_or_insert_with_are_atomic_per_key() {
+    let cache: Cache<u32, u64> = Cache::builder(100).build().unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let cache = cache.clone();
+            s.spawn(move || {
+                for _ in 0..10_000 {
+                    cache.compute(1, |v| Compute::Insert(v.map_or(1, |n| n + 1)));
+                }
+            });
+        }
+    });
+    assert_eq!(cache.get(&1), Some(40_000));
+    // A panic inside compute changes nothing and poisons nothing.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cache.compute(1, |_| panic!("bad update"));
+    }));
+    assert!(r.is_err());
+    assert_eq!(cache.get(&1), Some(40_000));
+    assert_eq!(cache.get_or_insert_with(2, || 9), 9);
+    assert_eq!(cache.get_or_insert_with(2, || 10), 9);
+}
+
+#[test]
+fn a_full_cache_keeps_frequent_keys_against_a_scan() {
+    // The point of TinyLFU admission: a one-off scan does not flush the
+    // keys that are used again and again (an LRU would lose them all).
+    let cache: Cache<u64, u64> = Cache::builder(1000).build().unwrap();
+    for round in 0..20 {
+        for k in 0..500 {
+            if cache.get(&k).is_none() {
+                cache.insert(k, k);
+            }
+        }
+        if round == 10 {
+            for k in 1_000_000..1_010_000 {
+                if cache.get(&k).is_none() {
+                    cache.insert(k, k);
+                }
+            }
+        }
+    }
+    let kept = (0..500).filter(|k| cache.contains_key(k)).count();
+    assert!(
+        kept >= 490,
+        "only {kept} of 500 hot keys survived a 10,000-key scan"
+    );
+}

@@ -1,0 +1,215 @@
+//! Single-flight loading, a panicking loader, refresh-ahead and prefetch.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use prodkit_cache::Cache;
+use prodkit_cache::quanta::Clock;
+
+use crate::watchdog;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Polls `cond` until it holds; the watchdog around the test bounds it.
+fn until(mut cond: impl FnMut() -> bool) {
+    while !cond() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_panicking_loader_poisons_nothing_and_a_waiter_takes_over() {
+    watchdog(LIMIT, || {
+        let cache: Cache<u32, u32> = Cache::builder(100).build().unwrap();
+        let (entered_tx, entered) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel::<()>();
+        let leader = {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                cache.get_or_load(1, || -> Result<u32, ()> {
+                    entered_tx.send(()).unwrap();
+                    release.recv().unwrap();
+                    panic!("loader failed hard");
+                })
+            })
+        };
+        entered.recv().unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let (cache, calls) = (cache.clone(), calls.clone());
+                std::thread::spawn(move || {
+                    cache.get_or_load(1, || {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        Ok::<_, ()>(7)
+                    })
+                })
+            })
+            .collect();
+        // The waiters are parked on the leader's flight: they missed.
+        until(|| cache.stats().misses == 5);
+        release_tx.send(()).unwrap();
+        assert!(
+            leader.join().is_err(),
+            "the leader's panic reaches its caller"
+        );
+        for w in waiters {
+            assert_eq!(w.join().unwrap(), Ok(7));
+        }
+        // One waiter took over; the others got its value.
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.get(&1), Some(7));
+        let s = cache.stats();
+        assert_eq!((s.loads_ok, s.loads_failed), (1, 1));
+    });
+}
+
+#[test]
+fn a_loader_error_reaches_every_waiter_and_nothing_is_cached() {
+    watchdog(LIMIT, || {
+        let cache: Cache<u32, u32> = Cache::builder(100).build().unwrap();
+        let barrier = Arc::new(Barrier::new(2));
+        let (entered_tx, entered) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel::<()>();
+        let leader = {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                cache.get_or_load(9, || {
+                    entered_tx.send(()).unwrap();
+                    release.recv().unwrap();
+                    Err::<u32, _>(std::io::Error::other("backend down"))
+                })
+            })
+        };
+        entered.recv().unwrap();
+        let own_loads = Arc::new(AtomicUsize::new(0));
+        let waiter = {
+            let (cache, barrier, own) = (cache.clone(), barrier.clone(), own_loads.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                cache.get_or_load(9, || {
+                    own.fetch_add(1, Ordering::SeqCst);
+                    Err(std::io::Error::other("the waiter's own load"))
+                })
+            })
+        };
+        barrier.wait();
+        until(|| cache.stats().misses == 2);
+        release_tx.send(()).unwrap();
+        let a = leader.join().unwrap().unwrap_err();
+        let b = waiter.join().unwrap().unwrap_err();
+        // The waiter missed while the leader was held, so it found the
+        // leader's flight, unless the thread was descheduled between its miss
+        // and the flight table for the whole of the leader's release; then it
+        // led a load of its own. (The async test shows the waiting case
+        // deterministically.)
+        if own_loads.load(Ordering::SeqCst) == 0 {
+            assert!(Arc::ptr_eq(&a, &b), "the waiter gets the leader's error");
+        }
+        assert_eq!(a.to_string(), "backend down");
+        assert_eq!(cache.get(&9), None);
+        assert_eq!(
+            cache.stats().loads_failed,
+            1 + own_loads.load(Ordering::SeqCst) as u64
+        );
+    });
+}
+
+#[test]
+fn refresh_ahead_serves_the_old_value_and_reloads_once_in_the_background() {
+    watchdog(LIMIT, || {
+        let (clock, mock) = Clock::mock();
+        let version = Arc::new(AtomicUsize::new(1));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (v, c) = (version.clone(), calls.clone());
+        let cache: Cache<u32, usize> = Cache::builder(100)
+            .clock(clock)
+            .refresh_after(Duration::from_secs(10))
+            .loader(move |_: &u32| {
+                c.fetch_add(1, Ordering::SeqCst);
+                let v = v.load(Ordering::SeqCst);
+                if v == 0 { Err("backend down") } else { Ok(v) }
+            })
+            .build()
+            .unwrap();
+        cache.insert(1, 1);
+        mock.increment(Duration::from_secs(9));
+        assert_eq!(cache.get(&1), Some(1));
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "not due yet");
+
+        version.store(2, Ordering::SeqCst);
+        mock.increment(Duration::from_secs(2));
+        // Due: every read returns the current value at once; one reload runs.
+        for _ in 0..100 {
+            let v = cache.get(&1).unwrap();
+            assert!(v == 1 || v == 2);
+        }
+        until(|| cache.get(&1) == Some(2));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one reload for many reads");
+        assert_eq!(cache.stats().refreshes, 1);
+
+        // A failed reload keeps the old value, is counted, and is tried again
+        // a refresh interval later.
+        version.store(0, Ordering::SeqCst);
+        mock.increment(Duration::from_secs(11));
+        assert_eq!(cache.get(&1), Some(2));
+        until(|| cache.stats().refreshes_failed == 1);
+        assert_eq!(cache.get(&1), Some(2));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "no retry before the interval"
+        );
+        version.store(3, Ordering::SeqCst);
+        mock.increment(Duration::from_secs(11));
+        cache.get(&1);
+        until(|| cache.get(&1) == Some(3));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    });
+}
+
+#[test]
+fn a_full_executor_drops_and_counts_prefetches_and_refreshes() {
+    watchdog(LIMIT, || {
+        let (clock, mock) = Clock::mock();
+        let (entered_tx, entered) = mpsc::channel();
+        let gate = Arc::new(parking_lot::Mutex::new(()));
+        let held = gate.lock();
+        let g = gate.clone();
+        let cache: Cache<u32, u32> = Cache::builder(100)
+            .clock(clock)
+            .refresh_after(Duration::from_secs(1))
+            .executor(1, 2)
+            .loader(move |k: &u32| {
+                let _ = entered_tx.send(*k);
+                let _open = g.lock();
+                Ok::<_, std::io::Error>(k + 100)
+            })
+            .build()
+            .unwrap();
+        cache.insert(0, 0);
+        // The worker takes key 1 and blocks; 2 and 3 fill the queue of 2.
+        let first = cache.prefetch([1]).unwrap();
+        assert_eq!(first.queued, 1);
+        assert_eq!(entered.recv().unwrap(), 1);
+        let p = cache.prefetch([2, 3, 4, 5, 1]).unwrap();
+        assert_eq!((p.queued, p.dropped, p.skipped), (2, 2, 1), "{p:?}");
+        // A due refresh finds the queue full: dropped, counted, and the old
+        // value is still served.
+        mock.increment(Duration::from_secs(2));
+        assert_eq!(cache.get(&0), Some(0));
+        let s = cache.stats();
+        assert_eq!(
+            (s.prefetches, s.prefetches_dropped, s.refreshes_dropped),
+            (3, 2, 1)
+        );
+        drop(held);
+        until(|| cache.len() == 4);
+        assert_eq!(cache.get(&3), Some(103));
+        // The dropped refresh is tried again by the next read.
+        cache.get(&0);
+        until(|| cache.get(&0) == Some(100));
+    });
+}
