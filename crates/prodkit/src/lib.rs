@@ -1,12 +1,12 @@
 #![cfg_attr(
-    all(feature = "batch", feature = "pool", feature = "ratelimit"),
+    all(feature = "batch", feature = "cache", feature = "pool", feature = "ratelimit"),
     doc = include_str!("../README.md")
 )]
 #![cfg_attr(
-    not(all(feature = "batch", feature = "pool", feature = "ratelimit")),
+    not(all(feature = "batch", feature = "cache", feature = "pool", feature = "ratelimit")),
     doc = "Building blocks for backend services, each re-exported as a module behind a feature: \
-           `pool`, `ratelimit`, `batch`, or `full` for all of them. The crate documentation \
-           with its example is built with all three enabled (as docs.rs builds it)."
+           `pool`, `ratelimit`, `batch`, `cache`, or `full` for all of them. The crate \
+           documentation with its example is built with all of them enabled (as docs.rs builds it)."
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -19,8 +19,8 @@
 // its clock seam, is shown once, at the root.
 
 /// The clock every module's `clock` seam takes ([`pool::Builder::clock`],
-/// [`batch::Builder::clock`], [`ratelimit::Builder::clock`]), once for all of
-/// them: `quanta::Clock::mock()` gives tests a time that moves only when they
+/// [`batch::Builder::clock`], [`ratelimit::Builder::clock`],
+/// [`cache::Builder::clock`]), once for all of them: `quanta::Clock::mock()` gives tests a time that moves only when they
 /// say so.
 ///
 /// ```
@@ -32,7 +32,7 @@
 /// mock.increment(Duration::from_secs(3));
 /// assert_eq!(clock.now() - start, Duration::from_secs(3));
 /// ```
-#[cfg(any(feature = "batch", feature = "pool", feature = "ratelimit"))]
+#[cfg(any(feature = "batch", feature = "cache", feature = "pool", feature = "ratelimit"))]
 #[doc(no_inline)]
 pub use quanta;
 
@@ -122,4 +122,35 @@ pub mod batch {
     //! ```
     #[doc(no_inline)]
     pub use prodkit_batch::*;
+}
+
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub mod cache {
+    //! A bounded concurrent cache: adaptive W-TinyLFU eviction (Caffeine's
+    //! policy), capacity by count or weight never exceeded, time to live,
+    //! time to idle and per-entry expiry without a background thread,
+    //! single-flight loading (blocking or as a future), refresh-ahead and
+    //! prefetch on a bounded executor, an eviction listener and stats.
+    //!
+    //! This module is the whole `prodkit-cache` crate: its documentation is
+    //! the reference, and its examples' `prodkit_cache::X` is
+    //! `prodkit::cache::X` here.
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //! use prodkit::cache::Cache;
+    //!
+    //! let users: Cache<u64, String> = Cache::builder(10_000)
+    //!     .time_to_live(Duration::from_secs(300))
+    //!     .build()?;
+    //! // Concurrent misses of one key run one load between them.
+    //! let name = users.get_or_load(42, || Ok::<_, std::io::Error>("ada".to_string()))?;
+    //! assert_eq!(name, "ada");
+    //! assert_eq!(users.get(&42).as_deref(), Some("ada"));
+    //! assert_eq!(users.stats().hits, 1);
+    //! # Ok::<(), Box<dyn std::error::Error>>(())
+    //! ```
+    #[doc(no_inline)]
+    pub use prodkit_cache::*;
 }

@@ -16,6 +16,16 @@ fn batch_is_the_whole_crate() {
     let _: fn() -> prodkit_batch::Builder<u32> = prodkit::batch::Batcher::<u32>::builder;
 }
 
+#[cfg(feature = "cache")]
+#[test]
+fn cache_is_the_whole_crate() {
+    use prodkit::cache::{Cache, Compute, RemovalCause};
+    let cache: Cache<u32, u32> = Cache::builder(10).build().unwrap();
+    assert_eq!(cache.compute(1, |_| Compute::Insert(2)), Some(2));
+    assert_ne!(RemovalCause::Size, RemovalCause::Expired);
+    let _: fn(u64) -> prodkit_cache::Builder<u32, u32> = prodkit::cache::Cache::<u32, u32>::builder;
+}
+
 #[cfg(feature = "pool")]
 #[test]
 fn pool_is_the_whole_crate() {
