@@ -131,6 +131,19 @@ fn ci() -> Result {
                 "--release",
             ],
         ),
+        // The cache's model is a unit test of its private read buffer.
+        (
+            "loom",
+            &[
+                "test",
+                "--package",
+                "prodkit-cache",
+                "--lib",
+                "--release",
+                "--",
+                "loom",
+            ],
+        ),
         // The pool's models are unit tests of its private engine and job state.
         (
             "loom",

@@ -48,7 +48,10 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             });
         }
     });
-    println!("8 threads x 50 users: {} backend calls", calls.load(Ordering::Relaxed));
+    println!(
+        "8 threads x 50 users: {} backend calls",
+        calls.load(Ordering::Relaxed)
+    );
 
     // Async tasks wait without blocking the runtime's thread.
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
@@ -58,7 +61,9 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 let users = users.clone();
                 tokio::spawn(async move {
                     users
-                        .get_or_load_async(500, || async { Ok::<_, std::io::Error>("user-500".to_string()) })
+                        .get_or_load_async(500, || async {
+                            Ok::<_, std::io::Error>("user-500".to_string())
+                        })
                         .await
                 })
             })
@@ -69,7 +74,11 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         names
     });
-    println!("100 tasks, one key: {} answers, all {:?}", names.len(), names[0]);
+    println!(
+        "100 tasks, one key: {} answers, all {:?}",
+        names.len(),
+        names[0]
+    );
 
     // Warm related keys in the background; a full executor drops, never queues without bound.
     let p = users.prefetch(1_000..1_010)?;

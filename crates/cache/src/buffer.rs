@@ -1,75 +1,132 @@
-//! The lossy read buffer: a hit records its entry here under the shard's read
-//! lock, and whoever next holds the write lock replays the records into the
-//! policy (Caffeine's read buffer, one per shard).
+//! The lossy read buffer: a hit records its entry here under the store's
+//! shared lock, and whoever next holds the shard's order lock replays the
+//! records into the policy (Caffeine's read buffer, one per shard).
 //!
 //! Lossy on purpose: a record may be overwritten before it is replayed when
 //! readers outrun the drainer, and a record read while its writer is between
-//! its two steps may be a stale index. Both only make the policy a little less
-//! exact; neither can corrupt it, because the drainer checks every index it
-//! takes against the shard's entries before it uses it. With one thread (or no
-//! contention) every hit is replayed, in order, before the next write.
+//! its two steps may be a stale token. Both only make the policy a little less
+//! exact; neither can corrupt it, because the drainer checks every position
+//! it takes against the shard's entries before it uses it.
+//!
+//! Sampling: once a shard has seen only hits for a long while (64 full
+//! buffers, 2,048 reads, replayed with no write to the shard between them),
+//! its readers record one read in 2, then 4, then 8; the first write brings it
+//! back to every read. The
+//! policy then sees every read wherever entries come and go (every trace with
+//! misses), and a read-only shard stops paying for records that change
+//! nothing but the order of entries that all stay. The hit count follows the
+//! same rule: a record counts for the reads it stands for, so it is exact
+//! while every read is recorded and an estimate while a shard samples.
 
 #[cfg(prodkit_loom)]
 use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 #[cfg(not(prodkit_loom))]
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// Records per shard between two drains.
+use std::cell::Cell;
+
+/// Records per shard between two replays.
 pub(crate) const SLOTS: usize = 32;
-const EMPTY: u32 = u32::MAX;
+const EMPTY: u64 = u64::MAX;
+/// The sparsest sampling: one read in `2^MAX_LEVEL`.
+const MAX_LEVEL: u32 = 3;
 
 pub(crate) struct ReadBuffer {
-    /// Records ever made: the position of the next one, and the shard's hit
-    /// count (`stats()` reads it, so counting hits costs nothing more).
-    head: AtomicU64,
-    slots: [AtomicU32; SLOTS],
+    /// Hits counted so far (each record adds the reads it stands for); also
+    /// the position of the next record, at the current level.
+    hits: AtomicU64,
+    slots: [AtomicU64; SLOTS],
+    /// The sampling level: record one read in `2^level`. Read by every
+    /// reader, written only when it changes, so its line stays shared.
+    level: AtomicU32,
+}
+
+thread_local! {
+    /// A thread's reads, for sampling: which one in `2^level` it records.
+    static READS: Cell<u32> = const { Cell::new(0) };
 }
 
 impl ReadBuffer {
     pub(crate) fn new() -> ReadBuffer {
         ReadBuffer {
-            head: AtomicU64::new(0),
-            slots: std::array::from_fn(|_| AtomicU32::new(EMPTY)),
+            hits: AtomicU64::new(0),
+            slots: std::array::from_fn(|_| AtomicU64::new(EMPTY)),
+            level: AtomicU32::new(0),
         }
     }
 
-    /// Records a hit on entry `index`; true when this record filled the
-    /// buffer, so the caller should try to drain it.
+    /// Records a hit (a token: the key's hash tag in the high half, the
+    /// entry's position, below 2^30, in the low half), or skips it while the
+    /// shard samples; true when this record filled the
+    /// buffer, so the caller should try to replay it.
     #[inline]
-    pub(crate) fn record(&self, index: u32) -> bool {
-        // Relaxed: the count needs no order; the slot's value is published to
-        // the drainer by the shard lock that the drainer takes afterwards (or
+    pub(crate) fn record(&self, token: u64) -> bool {
+        // Relaxed throughout: the count needs no order, and a token reaches
+        // the drainer through the order lock the drainer takes afterwards (or
         // it is missed, which the buffer allows).
-        let at = self.head.fetch_add(1, Ordering::Relaxed);
-        self.slots[at as usize % SLOTS].store(index, Ordering::Relaxed);
+        let level = self.level.load(Ordering::Relaxed);
+        if level > 0 {
+            let n = READS.with(|r| {
+                let n = r.get().wrapping_add(1);
+                r.set(n);
+                n
+            });
+            if n & ((1 << level) - 1) != 0 {
+                return false;
+            }
+        }
+        let at = self.hits.fetch_add(1 << level, Ordering::Relaxed) >> level;
+        // The level rides in the token (bits 30 and 31 of the position's
+        // half): the replay counts the record for the reads it stands for.
+        let token = token | u64::from(level) << 30;
+        self.slots[at as usize % SLOTS].store(token, Ordering::Relaxed);
         at as usize % SLOTS == SLOTS - 1
     }
 
-    /// Records ever made.
-    pub(crate) fn recorded(&self) -> u64 {
-        self.head.load(Ordering::Relaxed)
+    /// Hits counted (see the module's note on sampling).
+    pub(crate) fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
     }
 
-    /// Hands each record made since `*drained` (at most a buffer's worth, the
-    /// newest) to `f`, and moves `*drained` on. Called with the shard's write
-    /// lock held, so there is one drainer at a time.
-    pub(crate) fn drain(&self, drained: &mut u64, mut f: impl FnMut(u32)) {
-        let head = self.head.load(Ordering::Acquire);
-        let from = head.saturating_sub(SLOTS as u64).max(*drained);
-        for at in from..head {
-            let index = self.slots[at as usize % SLOTS].swap(EMPTY, Ordering::Relaxed);
-            if index != EMPTY {
-                f(index);
+    /// Hands each token recorded since the last replay to `f`. Called with
+    /// the shard's order lock held, so there is one drainer at a time.
+    /// `sparser`: the shard has seen only hits for long enough, so sampling
+    /// goes one level sparser; otherwise it stops.
+    pub(crate) fn drain(&self, sparser: bool, mut f: impl FnMut(u64)) {
+        for slot in &self.slots {
+            let token = slot.load(Ordering::Relaxed);
+            if token != EMPTY {
+                // A plain store, not a swap: a record landing in between is
+                // lost, which the buffer allows, and the drain costs no
+                // read-modify-write per record.
+                slot.store(EMPTY, Ordering::Relaxed);
+                f(token);
             }
         }
-        *drained = head;
+        let level = self.level.load(Ordering::Relaxed);
+        let next = if sparser {
+            (level + 1).min(MAX_LEVEL)
+        } else {
+            0
+        };
+        if next != level {
+            self.level.store(next, Ordering::Relaxed);
+        }
+    }
+
+    /// A write reached the shard: record every read again.
+    #[inline]
+    pub(crate) fn on_write(&self) {
+        if self.level.load(Ordering::Relaxed) != 0 {
+            self.level.store(0, Ordering::Relaxed);
+        }
     }
 }
 
 impl std::fmt::Debug for ReadBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadBuffer")
-            .field("recorded", &self.recorded())
+            .field("hits", &self.hits())
             .finish()
     }
 }
@@ -79,40 +136,72 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_thread_replays_every_record_in_order() {
+    fn with_writes_every_read_is_replayed_in_order_and_counted() {
         let b = ReadBuffer::new();
-        let mut drained = 0;
         let mut seen = Vec::new();
-        for i in 0..(SLOTS as u32 + 5) {
+        for i in 0..(SLOTS as u64 + 5) {
             if b.record(i) {
-                b.drain(&mut drained, |x| seen.push(x));
+                b.drain(false, |x| seen.push(x));
             }
         }
-        b.drain(&mut drained, |x| seen.push(x));
-        assert_eq!(seen, (0..SLOTS as u32 + 5).collect::<Vec<_>>());
-        assert_eq!(b.recorded(), SLOTS as u64 + 5);
+        b.drain(false, |x| seen.push(x));
+        assert_eq!(seen, (0..SLOTS as u64 + 5).collect::<Vec<_>>());
+        assert_eq!(b.hits(), SLOTS as u64 + 5);
     }
 
     #[test]
-    fn an_overrun_keeps_the_newest_records() {
+    fn an_overrun_keeps_the_newest_records_and_a_drain_replays_each_once() {
         let b = ReadBuffer::new();
-        for i in 0..(3 * SLOTS as u32) {
+        for i in 0..(3 * SLOTS as u64) {
             b.record(i);
         }
-        let mut drained = 0;
         let mut seen = Vec::new();
-        b.drain(&mut drained, |x| seen.push(x));
+        b.drain(false, |x| seen.push(x));
+        seen.sort_unstable();
         assert_eq!(
             seen,
-            (2 * SLOTS as u32..3 * SLOTS as u32).collect::<Vec<_>>()
+            (2 * SLOTS as u64..3 * SLOTS as u64).collect::<Vec<_>>()
         );
-        b.drain(&mut drained, |x| seen.push(x));
+        b.drain(false, |x| seen.push(x));
         assert_eq!(seen.len(), SLOTS, "a second drain replays nothing twice");
+    }
+
+    #[test]
+    fn a_read_only_shard_samples_down_to_one_in_eight_and_a_write_stops_it() {
+        let b = ReadBuffer::new();
+        let mut replayed = 0;
+        let mut reads = 0u64;
+        for round in 0..4 {
+            // Read until the buffer fills, then replay with no write between.
+            loop {
+                reads += 1;
+                if b.record(7) {
+                    break;
+                }
+            }
+            b.drain(true, |_| replayed += 1);
+            assert_eq!(b.level.load(Ordering::Relaxed), (round + 1).min(MAX_LEVEL));
+        }
+        // Each round ends on a full buffer; each record stands for 2^level
+        // reads, so the count follows the reads (to within one sampling
+        // period per level change: a thread's phase need not match).
+        assert!(replayed <= 4 * SLOTS);
+        assert!(
+            reads > 32 + 2 * 16 + 4 * 16,
+            "sparser rounds take more reads: {reads}"
+        );
+        assert!(
+            b.hits().abs_diff(reads) <= 16,
+            "{} hits counted for {reads} reads",
+            b.hits()
+        );
+        b.on_write();
+        assert_eq!(b.level.load(Ordering::Relaxed), 0);
     }
 }
 
 /// Loom: two readers record while a drainer drains. Whatever the
-/// interleaving, the drainer sees only indexes that a reader recorded and
+/// interleaving, the drainer sees only tokens that a reader recorded and
 /// none twice; a record whose reader was between its two steps during the
 /// drain may be lost (the buffer is lossy), but not one made before it.
 #[cfg(all(test, prodkit_loom))]
@@ -125,7 +214,7 @@ mod loom_tests {
         loom::model(|| {
             let b = Arc::new(ReadBuffer::new());
             b.record(9);
-            let readers: Vec<_> = (0..2u32)
+            let readers: Vec<_> = (0..2u64)
                 .map(|t| {
                     let b = b.clone();
                     loom::thread::spawn(move || {
@@ -133,17 +222,15 @@ mod loom_tests {
                     })
                 })
                 .collect();
-            let mut drained = 0;
             let mut seen = Vec::new();
-            b.drain(&mut drained, |x| seen.push(x));
+            b.drain(false, |x| seen.push(x));
             for r in readers {
                 r.join().unwrap();
             }
-            b.drain(&mut drained, |x| seen.push(x));
-            assert_eq!(
-                seen.first(),
-                Some(&9),
-                "the settled record is replayed first"
+            b.drain(false, |x| seen.push(x));
+            assert!(
+                seen.contains(&9),
+                "the settled record is replayed: {seen:?}"
             );
             let mut sorted = seen.clone();
             sorted.sort_unstable();
@@ -154,6 +241,7 @@ mod loom_tests {
                 "a record replayed twice: {seen:?}"
             );
             assert!(seen.iter().all(|x| [9, 10, 11].contains(x)), "{seen:?}");
+            assert_eq!(b.hits(), 3);
         });
     }
 }

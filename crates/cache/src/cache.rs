@@ -16,7 +16,7 @@ use prodkit_pool::Pool;
 use crate::buffer::ReadBuffer;
 use crate::inner::{Hit, Inner, Slot};
 use crate::load::{Begin, Outcome, WaitFlight};
-use crate::shard::Shard;
+use crate::shard::{Order, Store, tag};
 use crate::stats::Counters;
 use crate::{
     Builder, ConfigError, DefaultHashBuilder, PrefetchError, RemovalCause, Stats, TooHeavy,
@@ -153,9 +153,17 @@ where
         let slots = (0..n)
             .map(|i| {
                 let max = base + u64::from((i as u64) < extra);
+                // Room for a count-bound shard's entries up front (the slab
+                // never grows past it); a weighed one grows as it fills.
+                let room = if count_based {
+                    usize::try_from(max).unwrap_or(usize::MAX).min(1 << 20)
+                } else {
+                    0
+                };
                 CachePadded::new(Slot {
-                    lock: RwLock::new(Shard::new(max, timed, count_based)),
-                    buffer: ReadBuffer::new(),
+                    store: RwLock::new(Store::new(room, timed)),
+                    order: CachePadded::new(Mutex::new(Order::new(max, room))),
+                    buffer: CachePadded::new(ReadBuffer::new()),
                     misses: AtomicU64::new(0),
                     flights: Mutex::new(HashTable::new()),
                 })
@@ -427,7 +435,7 @@ where
             match (f(found.map(|i| &shard.node(i).value)), found) {
                 (Compute::Keep, None) | (Compute::Remove, None) => None,
                 (Compute::Keep, Some(i)) => {
-                    shard.on_hit(i, &inner.hasher);
+                    shard.order.on_hit(i, tag(hash), 1);
                     Some(shard.node(i).value.clone())
                 }
                 (Compute::Remove, Some(i)) => {
@@ -473,8 +481,8 @@ where
                 .find(hash, &key)
                 .filter(|&i| !shard.is_expired(i, now))
             {
-                shard.counts.hits_locked += 1;
-                shard.on_hit(i, &inner.hasher);
+                shard.order.counts.hits_locked += 1;
+                shard.order.on_hit(i, tag(hash), 1);
                 return shard.node(i).value.clone();
             }
             Counters::add(&slot.misses, 1);
@@ -693,7 +701,7 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn len(&self) -> usize {
-        self.inner.slots.iter().map(|s| s.lock.read().len()).sum()
+        self.inner.slots.iter().map(|s| s.store.read().len()).sum()
     }
 
     /// Whether no entry is held.
@@ -724,7 +732,7 @@ where
         self.inner
             .slots
             .iter()
-            .map(|s| s.lock.read().weight())
+            .map(|s| s.order.lock().weight())
             .sum()
     }
 
@@ -754,18 +762,18 @@ where
     pub fn stats(&self) -> Stats {
         let mut s = Stats::default();
         for slot in self.inner.slots.iter() {
-            s.hits += slot.buffer.recorded();
+            s.hits += slot.buffer.hits();
             s.misses += slot.misses.load(std::sync::atomic::Ordering::Relaxed);
-            let shard = slot.lock.read();
-            let c = shard.counts;
+            s.entries += slot.store.read().len();
+            let order = slot.order.lock();
+            let c = order.counts;
             s.hits += c.hits_locked;
             s.evictions.size += c.evicted_size;
             s.evictions.expired += c.expired;
             s.evictions.explicit += c.explicit;
             s.evictions.replaced += c.replaced;
             s.rejected += c.rejected;
-            s.entries += shard.len();
-            s.weight += shard.weight();
+            s.weight += order.weight();
         }
         s.capacity = self.inner.capacity;
         self.inner.counters.fill(&mut s);
@@ -864,7 +872,7 @@ where
             let slot = self.inner.slots.get(self.next_shard)?;
             self.next_shard += 1;
             let now = self.inner.now_if_timed();
-            let shard = slot.lock.read();
+            let shard = slot.store.read();
             let entries: Vec<(K, V)> = (0..shard.len() as u32)
                 .filter(|&i| !shard.is_expired(i, now))
                 .map(|i| {

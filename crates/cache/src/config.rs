@@ -44,6 +44,9 @@ pub struct Builder<K, V, S = DefaultHashBuilder> {
     pub(crate) hasher: S,
 }
 
+/// A shard's capacity must stay below 2^30 units: positions are 30 bits in a
+/// read-buffer record.
+const MAX_SHARD_CAPACITY: u64 = 1 << 30;
 /// The most shards a cache may have.
 const MAX_SHARDS: usize = 1024;
 /// Capacity per shard below which the default shard count stops growing: a
@@ -357,7 +360,7 @@ impl<K, V, S> Builder<K, V, S> {
         if !shards.is_power_of_two() || shards > MAX_SHARDS || shards as u64 > self.capacity {
             return Err(ConfigError::Shards { shards });
         }
-        if self.capacity.div_ceil(shards as u64) >= u64::from(u32::MAX) {
+        if self.capacity.div_ceil(shards as u64) >= MAX_SHARD_CAPACITY {
             return Err(ConfigError::CapacityTooLarge {
                 capacity: self.capacity,
             });

@@ -40,7 +40,7 @@ pub enum ConfigError {
         /// The shard count asked for.
         shards: usize,
     },
-    /// A shard would hold more than `u32::MAX - 1` weight units.
+    /// A shard would hold 2^30 weight units or more.
     CapacityTooLarge {
         /// The capacity asked for.
         capacity: u64,
@@ -69,7 +69,7 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::CapacityTooLarge { capacity } => write!(
                 f,
-                "capacity {capacity} is too large for the shard count: a shard holds at most u32::MAX - 1 units; raise shards"
+                "capacity {capacity} is too large for the shard count: a shard holds fewer than 2^30 units; raise shards"
             ),
             ConfigError::Spawn(_) => f.write_str("cannot start the refresh executor's threads"),
         }

@@ -20,17 +20,26 @@ use crate::buffer::ReadBuffer;
 use crate::config::{Listener, Loader, Weigher};
 use crate::expiry::Expire;
 use crate::load::Flight;
-use crate::shard::{REFRESHING, Shard, Sink};
+use crate::shard::{Order, REFRESHING, Shard, Sink, Store, tag};
 use crate::stats::Counters;
 use crate::{RemovalCause, TooHeavy};
 
 /// Expired entries a write looks at besides its own (the sweep): every
 /// expired entry goes within `len / SWEEP_STEPS` writes to its shard.
 const SWEEP_STEPS: usize = 2;
+/// Replays of a full read buffer with no write between them after which a
+/// shard's readers start sampling (see `buffer.rs`): 64 x 32 = 2,048 reads
+/// with no write, longer than a hit streak in any trace with misses.
+const QUIET_DRAINS: u32 = 64;
 
+/// One shard. The three parts that different threads write at the same
+/// time sit on cache lines of their own: the store's lock word (every
+/// reader), the read buffer (every reader, and the drainer), and the order
+/// (the drainer), so that a drain does not slow the readers it runs beside.
 pub(crate) struct Slot<K, V> {
-    pub(crate) lock: RwLock<Shard<K, V>>,
-    pub(crate) buffer: ReadBuffer,
+    pub(crate) store: RwLock<Store<K, V>>,
+    pub(crate) order: CachePadded<Mutex<Order>>,
+    pub(crate) buffer: CachePadded<ReadBuffer>,
     pub(crate) misses: AtomicU64,
     /// Loads under way, by key: at most one per key (single-flight).
     pub(crate) flights: Mutex<HashTable<(K, Arc<Flight<V>>)>>,
@@ -98,13 +107,18 @@ where
     pub(crate) fn write<R>(
         &self,
         slot: &Slot<K, V>,
-        f: impl FnOnce(&mut Shard<K, V>, u64, &mut Sink<'_, K, V>) -> R,
+        f: impl FnOnce(&mut Shard<'_, K, V>, u64, &mut Sink<'_, K, V>) -> R,
     ) -> R {
         let mut removed = Vec::new();
         let result = {
             let mut sink = self.listener.as_ref().map(|_| &mut removed);
-            let mut shard = slot.lock.write();
-            self.drain(slot, &mut shard);
+            let mut store = slot.store.write();
+            let mut order = slot.order.lock();
+            self.drain(slot, &mut order, true);
+            let mut shard = Shard {
+                store: &mut store,
+                order: &mut order,
+            };
             let now = self.now_if_timed();
             shard.sweep(SWEEP_STEPS, now, &self.hasher, &mut sink);
             f(&mut shard, now, &mut sink)
@@ -122,25 +136,35 @@ where
     }
 
     /// Replays the reads recorded since the last drain into the policy.
-    pub(crate) fn drain(&self, slot: &Slot<K, V>, shard: &mut Shard<K, V>) {
-        let mut drained = shard.drained;
-        if slot.buffer.recorded() == drained {
-            return;
-        }
-        let len = shard.len() as u32;
+    /// Needs only the order lock: the store may be read meanwhile.
+    /// `from_write`: called by a write, which also stops sampling.
+    pub(crate) fn drain(&self, slot: &Slot<K, V>, order: &mut Order, from_write: bool) {
+        // Sampling starts after QUIET_DRAINS replays with no write between.
+        order.quiet = if from_write || order.wrote {
+            0
+        } else {
+            order.quiet.saturating_add(1)
+        };
+        order.wrote = from_write;
+        let sparser = order.quiet >= QUIET_DRAINS;
+        let len = order.links.len() as u64;
         let mut any = false;
-        slot.buffer.drain(&mut drained, |i| {
+        slot.buffer.drain(sparser, |token| {
             // A record may name a position that has since changed hands (a
             // removal moved another entry there): the policy is credited
             // with the wrong read, never corrupted.
+            let i = token & ((1 << 30) - 1);
             if i < len {
-                shard.on_hit(i, &self.hasher);
+                let weight = 1 << ((token >> 30) & 3);
+                order.on_hit(i as u32, (token >> 32) as u32, weight);
                 any = true;
             }
         });
-        shard.drained = drained;
+        if from_write {
+            slot.buffer.on_write();
+        }
         if any {
-            shard.after_reads();
+            order.after_reads();
         }
     }
 
@@ -153,7 +177,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let slot = self.slot(hash);
-        let shard = slot.lock.read();
+        let shard = slot.store.read();
         let Some(i) = shard.find(hash, key) else {
             drop(shard);
             slot.misses.fetch_add(1, Ordering::Relaxed);
@@ -161,8 +185,10 @@ where
         };
         let node = shard.node(i);
         let mut refresh = None;
-        if self.timed {
-            if let Some(t) = shard.times(i) {
+        if self.timed
+            && let Some(t) = shard.times(i)
+        {
+            {
                 let now = self.now();
                 if t.expires.load(Ordering::Relaxed) <= now {
                     drop(shard);
@@ -190,12 +216,12 @@ where
             }
         }
         let value = node.value.clone();
-        let full = slot.buffer.record(i);
+        let full = slot
+            .buffer
+            .record(u64::from(tag(hash)) << 32 | u64::from(i));
         drop(shard);
-        if full {
-            if let Some(mut shard) = slot.lock.try_write() {
-                self.drain(slot, &mut shard);
-            }
+        if full && let Some(mut order) = slot.order.try_lock() {
+            self.drain(slot, &mut order, false);
         }
         Some(Hit { value, refresh })
     }
@@ -207,7 +233,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let now = self.now_if_timed();
-        let shard = self.slot(hash).lock.read();
+        let shard = self.slot(hash).store.read();
         let i = shard.find(hash, key)?;
         (!shard.is_expired(i, now)).then(|| shard.node(i).value.clone())
     }
@@ -218,10 +244,10 @@ where
         Q: Hash + Eq + ?Sized,
     {
         self.write(slot, |shard, now, sink| {
-            if let Some(i) = shard.find(hash, key) {
-                if shard.is_expired(i, now) {
-                    shard.evict(i, RemovalCause::Expired, &self.hasher, sink);
-                }
+            if let Some(i) = shard.find(hash, key)
+                && shard.is_expired(i, now)
+            {
+                shard.evict(i, RemovalCause::Expired, &self.hasher, sink);
             }
         });
     }
@@ -231,7 +257,7 @@ where
     /// would have replaced is removed).
     pub(crate) fn insert_locked(
         &self,
-        shard: &mut Shard<K, V>,
+        shard: &mut Shard<'_, K, V>,
         hash: u64,
         key: K,
         value: V,
@@ -239,13 +265,13 @@ where
         sink: &mut Sink<'_, K, V>,
     ) -> Result<(), TooHeavy<K, V>> {
         let weight = self.weigh(&key, &value);
-        let limit = shard.policy.max_weight;
+        let limit = shard.max_weight();
         let found = shard.find(hash, &key);
         if u64::from(weight) > limit {
             if let Some(i) = found {
                 shard.evict(i, RemovalCause::Replaced, &self.hasher, sink);
             }
-            shard.counts.rejected += 1;
+            shard.order.counts.rejected += 1;
             return Err(TooHeavy {
                 key,
                 value,
@@ -264,21 +290,21 @@ where
                 let old = shard.replace(i, value, weight);
                 shard.set_times(i, expires, now);
                 let cause = if expired {
-                    shard.counts.expired += 1;
+                    shard.order.counts.expired += 1;
                     RemovalCause::Expired
                 } else {
-                    shard.counts.replaced += 1;
+                    shard.order.counts.replaced += 1;
                     RemovalCause::Replaced
                 };
                 if let Some(sink) = sink {
                     sink.push((key, old, cause));
                 }
-                shard.on_access(i, hash);
+                shard.order.on_access(i, tag(hash));
             }
             None => {
                 let expires = self.expire.on_write(&key, &value, now, None);
                 shard.push(hash, key, value, weight, (expires, now), &self.hasher);
-                shard.on_insert(hash);
+                shard.order.on_insert(tag(hash));
             }
         }
         shard.maintain(now, &self.hasher, sink);
@@ -294,10 +320,10 @@ where
 
     /// Inserts; an entry too heavy to hold goes to the listener as `Size`.
     pub(crate) fn insert_or_report(&self, hash: u64, key: K, value: V) {
-        if let Err(e) = self.insert(hash, key, value) {
-            if let Some(listener) = &self.listener {
-                listener(e.key, e.value, RemovalCause::Size);
-            }
+        if let Err(e) = self.insert(hash, key, value)
+            && let Some(listener) = &self.listener
+        {
+            listener(e.key, e.value, RemovalCause::Size);
         }
     }
 
@@ -313,7 +339,7 @@ where
                 return None;
             }
             let (k, v, _) = shard.remove_index(i, &self.hasher);
-            shard.counts.explicit += 1;
+            shard.order.counts.explicit += 1;
             if let Some(sink) = sink {
                 sink.push((k, v.clone(), RemovalCause::Explicit));
             }
@@ -339,14 +365,14 @@ where
                     let previous = t.expires.load(Ordering::Relaxed);
                     let expires = self.expire.on_write(&key, &value, now, Some(previous));
                     let weight = self.weigh(&key, &value);
-                    if u64::from(weight) > shard.policy.max_weight {
+                    if u64::from(weight) > shard.max_weight() {
                         shard.evict(i, RemovalCause::Replaced, &self.hasher, sink);
-                        shard.counts.rejected += 1;
+                        shard.order.counts.rejected += 1;
                         return;
                     }
                     let old = shard.replace(i, value, weight);
                     shard.set_times(i, expires, now);
-                    shard.counts.replaced += 1;
+                    shard.order.counts.replaced += 1;
                     if let Some(sink) = sink {
                         sink.push((key, old, RemovalCause::Replaced));
                     }
@@ -359,7 +385,7 @@ where
 
     /// Gives up a refresh claim that could not be scheduled.
     pub(crate) fn release_refresh(&self, hash: u64, key: &K) {
-        let shard = self.slot(hash).lock.read();
+        let shard = self.slot(hash).store.read();
         if let Some(t) = shard.find(hash, key).and_then(|i| shard.times(i)) {
             t.written.fetch_and(!REFRESHING, Ordering::Relaxed);
         }

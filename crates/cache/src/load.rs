@@ -119,10 +119,10 @@ impl<V: Clone> Future for WaitFlight<V> {
 
 impl<V: Clone> Drop for WaitFlight<V> {
     fn drop(&mut self) {
-        if let Some(i) = self.slot {
-            if let State::Running(wakers) = &mut *self.flight.state.lock() {
-                wakers[i] = None;
-            }
+        if let Some(i) = self.slot
+            && let State::Running(wakers) = &mut *self.flight.state.lock()
+        {
+            wakers[i] = None;
         }
     }
 }

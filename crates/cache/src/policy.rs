@@ -10,7 +10,7 @@
 use std::hash::{BuildHasher, Hash};
 
 use crate::RemovalCause;
-use crate::shard::{NIL, Queue, Shard, Sink};
+use crate::shard::{NIL, Order, Queue, Shard, Sink, tag};
 use crate::sketch::Sketch;
 
 /// The window's starting share of capacity, and main's protected share.
@@ -58,25 +58,30 @@ impl Policy {
     /// aimed, and the random admissions would cost 3 to 5 points of hit
     /// ratio on the lirs loop trace (measured: 68.8-70.4 % against
     /// 74.4-74.7 % at 768 entries).
-    fn admit(&self, candidate: u64, victim: u64) -> bool {
+    fn admit(&self, candidate: u32, victim: u32) -> bool {
         self.sketch.frequency(candidate) > self.sketch.frequency(victim)
     }
 }
 
-impl<K: Hash + Eq, V> Shard<K, V> {
-    /// A read of entry `i` (replayed from the read buffer, or made under the
-    /// write lock).
-    pub(crate) fn on_hit<S: BuildHasher>(&mut self, i: u32, hasher: &S) {
-        self.policy.hits += 1;
-        let hash = hasher.hash_one(&self.nodes[i as usize].key);
-        self.on_access(i, hash);
+impl Order {
+    /// `reads` reads of entry `i` (replayed from the read buffer, where one
+    /// record may stand for several sampled reads, or made under the locks);
+    /// `tag` is its key's hash tag.
+    pub(crate) fn on_hit(&mut self, i: u32, tag: u32, reads: u8) {
+        self.policy.hits += u64::from(reads);
+        self.policy.sketch.increment_by(tag, reads);
+        self.reorder(i);
     }
 
     /// An access of a present entry: counted in the sketch, moved to the
     /// most recent end of its queue, promoted from probation to protected.
-    pub(crate) fn on_access(&mut self, i: u32, hash: u64) {
-        self.policy.sketch.increment(hash);
-        let q = match self.nodes[i as usize].queue {
+    pub(crate) fn on_access(&mut self, i: u32, tag: u32) {
+        self.policy.sketch.increment_by(tag, 1);
+        self.reorder(i);
+    }
+
+    fn reorder(&mut self, i: u32) {
+        let q = match self.links[i as usize].queue {
             Queue::Window => Queue::Window,
             Queue::Probation | Queue::Protected => Queue::Protected,
         };
@@ -85,22 +90,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     /// A new entry (a miss the caller filled): counted in the sketch and the
     /// climber's sample.
-    pub(crate) fn on_insert(&mut self, hash: u64) {
+    pub(crate) fn on_insert(&mut self, tag: u32) {
         self.policy.misses += 1;
-        self.policy.sketch.increment(hash);
-    }
-
-    /// Brings the shard back within its capacity and adapts the window.
-    pub(crate) fn maintain<S: BuildHasher>(
-        &mut self,
-        now: u64,
-        hasher: &S,
-        sink: &mut Sink<'_, K, V>,
-    ) {
-        let candidates = self.evict_from_window();
-        self.evict_from_main(candidates, now, hasher, sink);
-        self.climb();
-        self.demote_protected();
+        self.policy.sketch.increment_by(tag, 1);
     }
 
     /// After a replay of reads: promotions may have overfilled protected.
@@ -122,69 +114,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             candidates += 1;
         }
         candidates
-    }
-
-    /// Evicts until the shard fits: each round pits the newest candidate
-    /// against probation's least recent entry and evicts the less frequent.
-    fn evict_from_main<S: BuildHasher>(
-        &mut self,
-        mut candidates: usize,
-        now: u64,
-        hasher: &S,
-        sink: &mut Sink<'_, K, V>,
-    ) {
-        let mut candidate = self.lists[Queue::Probation as usize].tail;
-        while self.weight() > self.policy.max_weight {
-            let victim = self.lists[Queue::Probation as usize].head;
-            if candidates == 0 {
-                candidate = NIL;
-            }
-            let (evict, next_candidate) = if victim == NIL && candidate == NIL {
-                // Probation is empty: evict from protected, then the window.
-                let v = [Queue::Protected, Queue::Window]
-                    .into_iter()
-                    .map(|q| self.lists[q as usize].head)
-                    .find(|&h| h != NIL);
-                match v {
-                    Some(v) => (v, NIL),
-                    None => return,
-                }
-            } else if candidate == NIL {
-                (victim, NIL)
-            } else if victim == candidate {
-                candidates = 0;
-                (victim, NIL)
-            } else {
-                let prev = self.nodes[candidate as usize].prev;
-                if self.is_expired(victim, now) {
-                    (victim, candidate)
-                } else if self.is_expired(candidate, now) {
-                    candidates -= 1;
-                    (candidate, prev)
-                } else {
-                    candidates -= 1;
-                    let c = hasher.hash_one(&self.nodes[candidate as usize].key);
-                    let v = hasher.hash_one(&self.nodes[victim as usize].key);
-                    if self.policy.admit(c, v) {
-                        (victim, prev)
-                    } else {
-                        (candidate, prev)
-                    }
-                }
-            };
-            let cause = if self.is_expired(evict, now) {
-                RemovalCause::Expired
-            } else {
-                RemovalCause::Size
-            };
-            let moved_from = self.evict(evict, cause, hasher, sink);
-            // The last node moved into the evicted one's position.
-            candidate = if next_candidate == moved_from {
-                evict
-            } else {
-                next_candidate
-            };
-        }
     }
 
     /// Demotes protected's least recent entries to probation while protected
@@ -236,7 +165,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 .map(|q| self.lists[q as usize].head)
                 .find(|&h| h != NIL);
             let Some(i) = from else { break };
-            let w = u64::from(self.nodes[i as usize].weight);
+            let w = u64::from(self.links[i as usize].weight);
             if w > quota {
                 break;
             }
@@ -256,7 +185,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if i == NIL {
                 break;
             }
-            let w = u64::from(self.nodes[i as usize].weight);
+            let w = u64::from(self.links[i as usize].weight);
             if w > quota {
                 break;
             }
@@ -265,6 +194,83 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
         self.policy.protected_max -= quota;
         self.policy.window_max += quota;
+    }
+}
+
+impl<K: Hash + Eq, V> Shard<'_, K, V> {
+    /// Brings the shard back within its capacity and adapts the window.
+    pub(crate) fn maintain<S: BuildHasher>(
+        &mut self,
+        now: u64,
+        hasher: &S,
+        sink: &mut Sink<'_, K, V>,
+    ) {
+        let candidates = self.order.evict_from_window();
+        self.evict_from_main(candidates, now, hasher, sink);
+        self.order.after_reads();
+    }
+
+    /// Evicts until the shard fits: each round pits the newest candidate
+    /// against probation's least recent entry and evicts the less frequent.
+    fn evict_from_main<S: BuildHasher>(
+        &mut self,
+        mut candidates: usize,
+        now: u64,
+        hasher: &S,
+        sink: &mut Sink<'_, K, V>,
+    ) {
+        let mut candidate = self.order.lists[Queue::Probation as usize].tail;
+        while self.order.weight() > self.order.policy.max_weight {
+            let victim = self.order.lists[Queue::Probation as usize].head;
+            if candidates == 0 {
+                candidate = NIL;
+            }
+            let (evict, next_candidate) = if victim == NIL && candidate == NIL {
+                // Probation is empty: evict from protected, then the window.
+                let v = [Queue::Protected, Queue::Window]
+                    .into_iter()
+                    .map(|q| self.order.lists[q as usize].head)
+                    .find(|&h| h != NIL);
+                match v {
+                    Some(v) => (v, NIL),
+                    None => return,
+                }
+            } else if candidate == NIL {
+                (victim, NIL)
+            } else if victim == candidate {
+                candidates = 0;
+                (victim, NIL)
+            } else {
+                let prev = self.order.links[candidate as usize].prev;
+                if self.is_expired(victim, now) {
+                    (victim, candidate)
+                } else if self.is_expired(candidate, now) {
+                    candidates -= 1;
+                    (candidate, prev)
+                } else {
+                    candidates -= 1;
+                    let c = tag(hasher.hash_one(&self.node(candidate).key));
+                    let v = tag(hasher.hash_one(&self.node(victim).key));
+                    if self.order.policy.admit(c, v) {
+                        (victim, prev)
+                    } else {
+                        (candidate, prev)
+                    }
+                }
+            };
+            let cause = if self.is_expired(evict, now) {
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Size
+            };
+            let moved_from = self.evict(evict, cause, hasher, sink);
+            // The last node moved into the evicted one's position.
+            candidate = if next_candidate == moved_from {
+                evict
+            } else {
+                next_candidate
+            };
+        }
     }
 }
 

@@ -1,11 +1,16 @@
-//! One shard's entries: a dense slab of nodes, an index table from key hash to
-//! slab position, and the three queues of the policy (window, probation,
-//! protected) as doubly linked lists threaded through the slab by `u32`
-//! positions. `policy.rs` makes the W-TinyLFU decisions on top of this.
+//! One shard, in two parts under two locks:
 //!
-//! Removal keeps the slab dense: the last node moves into the freed position
-//! (its table entry and its neighbours' links follow), so a node costs its
-//! key, its value and 16 bytes, and there is no free list to walk.
+//! - [`Store`] (behind a readers-writer lock): a dense slab of entries and an
+//!   index table from key hash to slab position, plus each entry's times
+//!   when the cache expires or refreshes. A hit needs only this, shared.
+//! - [`Order`] (behind a mutex): the policy's view of the same positions,
+//!   three queues (window, probation, protected) as doubly linked lists of
+//!   `u32` positions, the frequency sketch, and the counters. Replaying hits
+//!   needs only this, so it never blocks a reader.
+//!
+//! A change to the entries takes both (the store first), through a
+//! [`Shard`]. Removal keeps the slab dense: the last entry moves into the
+//! freed position, its table slot and its neighbours' links follow.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -16,12 +21,19 @@ use hashbrown::HashTable;
 use crate::RemovalCause;
 use crate::policy::Policy;
 
-/// No node: the end of a list.
+/// No position: the end of a list.
 pub(crate) const NIL: u32 = u32::MAX;
 /// An expiry time that never comes.
 pub(crate) const NEVER: u64 = u64::MAX;
 /// The top bit of `Times::written`: a refresh of the entry is under way.
 pub(crate) const REFRESHING: u64 = 1 << 63;
+
+/// The policy's 32-bit view of a key hash (its high half; the low half picks
+/// table slots).
+#[inline]
+pub(crate) fn tag(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Queue {
@@ -30,24 +42,26 @@ pub(crate) enum Queue {
     Protected = 2,
 }
 
-pub(crate) struct Node<K, V> {
+pub(crate) struct Entry<K, V> {
     pub(crate) key: K,
     pub(crate) value: V,
-    pub(crate) prev: u32,
-    pub(crate) next: u32,
-    pub(crate) weight: u32,
-    pub(crate) queue: Queue,
 }
 
 /// The times of one entry, in nanoseconds of the cache's clock since its
-/// epoch. Kept beside the slab, and only when the cache expires or refreshes
-/// entries, so that a cache without either pays nothing for them. Atomics,
-/// because a read under the shared lock moves an idle deadline on and claims a
-/// refresh.
+/// epoch; atomics, because a read under the shared lock moves an idle
+/// deadline on and claims a refresh.
 #[derive(Debug)]
 pub(crate) struct Times {
     pub(crate) expires: AtomicU64,
     pub(crate) written: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Link {
+    pub(crate) prev: u32,
+    pub(crate) next: u32,
+    pub(crate) weight: u32,
+    pub(crate) queue: Queue,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -57,12 +71,11 @@ pub(crate) struct List {
     pub(crate) weight: u64,
 }
 
-/// Entries removed under the lock, handed to the eviction listener after it
-/// is released. `None` where there is no listener: removed entries are
-/// dropped at once.
+/// Entries removed under the locks, handed to the eviction listener after
+/// they are released; `None` where there is no listener.
 pub(crate) type Sink<'a, K, V> = Option<&'a mut Vec<(K, V, RemovalCause)>>;
 
-/// Counters kept under the shard's write lock.
+/// Counters kept under the order lock.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Counts {
     pub(crate) hits_locked: u64,
@@ -73,52 +86,25 @@ pub(crate) struct Counts {
     pub(crate) rejected: u64,
 }
 
-pub(crate) struct Shard<K, V> {
-    pub(crate) nodes: Vec<Node<K, V>>,
-    pub(crate) times: Vec<Times>,
+pub(crate) struct Store<K, V> {
+    nodes: Vec<Entry<K, V>>,
+    times: Vec<Times>,
     timed: bool,
     table: HashTable<u32>,
-    pub(crate) lists: [List; 3],
-    pub(crate) policy: Policy,
-    /// The read buffer's position replayed so far.
-    pub(crate) drained: u64,
-    /// Where the expiry sweep goes on.
-    sweep: usize,
-    pub(crate) counts: Counts,
 }
 
-impl<K: Hash + Eq, V> Shard<K, V> {
-    pub(crate) fn new(max_weight: u64, timed: bool, preallocate: bool) -> Shard<K, V> {
-        let room = if preallocate {
-            usize::try_from(max_weight)
-                .unwrap_or(usize::MAX)
-                .min(1 << 20)
-        } else {
-            0
-        };
-        Shard {
+impl<K, V> Store<K, V> {
+    pub(crate) fn new(room: usize, timed: bool) -> Store<K, V> {
+        Store {
             nodes: Vec::with_capacity(room),
             times: Vec::with_capacity(if timed { room } else { 0 }),
             timed,
             table: HashTable::with_capacity(room),
-            lists: [List {
-                head: NIL,
-                tail: NIL,
-                weight: 0,
-            }; 3],
-            policy: Policy::new(max_weight),
-            drained: 0,
-            sweep: 0,
-            counts: Counts::default(),
         }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.nodes.len()
-    }
-
-    pub(crate) fn weight(&self) -> u64 {
-        self.lists.iter().map(|l| l.weight).sum()
     }
 
     #[inline]
@@ -134,7 +120,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     #[inline]
-    pub(crate) fn node(&self, i: u32) -> &Node<K, V> {
+    pub(crate) fn node(&self, i: u32) -> &Entry<K, V> {
         &self.nodes[i as usize]
     }
 
@@ -147,15 +133,42 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.times(i)
             .is_some_and(|t| t.expires.load(Ordering::Relaxed) <= now)
     }
+}
 
-    pub(crate) fn set_times(&mut self, i: u32, expires: u64, written: u64) {
-        if let Some(t) = self.times.get_mut(i as usize) {
-            *t.expires.get_mut() = expires;
-            *t.written.get_mut() = written;
+/// The policy's side of a shard.
+pub(crate) struct Order {
+    pub(crate) links: Vec<Link>,
+    pub(crate) lists: [List; 3],
+    pub(crate) policy: Policy,
+    /// Whether a write reached the shard since the last replay of reads.
+    pub(crate) wrote: bool,
+    /// Replays in a row with no write between them.
+    pub(crate) quiet: u32,
+    /// Where the expiry sweep goes on.
+    sweep: usize,
+    pub(crate) counts: Counts,
+}
+
+impl Order {
+    pub(crate) fn new(max_weight: u64, room: usize) -> Order {
+        Order {
+            links: Vec::with_capacity(room),
+            lists: [List {
+                head: NIL,
+                tail: NIL,
+                weight: 0,
+            }; 3],
+            policy: Policy::new(max_weight),
+            wrote: false,
+            quiet: 0,
+            sweep: 0,
+            counts: Counts::default(),
         }
     }
 
-    // ---- lists -------------------------------------------------------------
+    pub(crate) fn weight(&self) -> u64 {
+        self.lists.iter().map(|l| l.weight).sum()
+    }
 
     pub(crate) fn link_tail(&mut self, i: u32, q: Queue) {
         let list = &mut self.lists[q as usize];
@@ -164,48 +177,91 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if old_tail == NIL {
             list.head = i;
         }
-        let node = &mut self.nodes[i as usize];
-        node.prev = old_tail;
-        node.next = NIL;
-        node.queue = q;
-        list.weight += u64::from(node.weight);
+        let link = &mut self.links[i as usize];
+        link.prev = old_tail;
+        link.next = NIL;
+        link.queue = q;
+        list.weight += u64::from(link.weight);
         if old_tail != NIL {
-            self.nodes[old_tail as usize].next = i;
+            self.links[old_tail as usize].next = i;
         }
     }
 
     pub(crate) fn unlink(&mut self, i: u32) {
-        let Node {
+        let Link {
             prev,
             next,
             queue,
             weight,
-            ..
-        } = self.nodes[i as usize];
+        } = self.links[i as usize];
         let list = &mut self.lists[queue as usize];
         list.weight -= u64::from(weight);
         if prev == NIL {
             list.head = next;
         } else {
-            self.nodes[prev as usize].next = next;
+            self.links[prev as usize].next = next;
         }
         if next == NIL {
             list.tail = prev;
         } else {
-            self.nodes[next as usize].prev = prev;
+            self.links[next as usize].prev = prev;
         }
     }
 
     pub(crate) fn move_tail(&mut self, i: u32, q: Queue) {
-        let node = &self.nodes[i as usize];
-        if node.queue == q && node.next == NIL {
+        let link = &self.links[i as usize];
+        if link.queue == q && link.next == NIL {
             return;
         }
         self.unlink(i);
         self.link_tail(i, q);
     }
+}
 
-    // ---- insert and remove -------------------------------------------------
+/// Both parts of a shard, locked, for a change to its entries.
+pub(crate) struct Shard<'a, K, V> {
+    pub(crate) store: &'a mut Store<K, V>,
+    pub(crate) order: &'a mut Order,
+}
+
+impl<K: Hash + Eq, V> Shard<'_, K, V> {
+    pub(crate) fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    #[inline]
+    pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.store.find(hash, key)
+    }
+
+    #[inline]
+    pub(crate) fn node(&self, i: u32) -> &Entry<K, V> {
+        self.store.node(i)
+    }
+
+    #[inline]
+    pub(crate) fn times(&self, i: u32) -> Option<&Times> {
+        self.store.times(i)
+    }
+
+    pub(crate) fn is_expired(&self, i: u32, now: u64) -> bool {
+        self.store.is_expired(i, now)
+    }
+
+    pub(crate) fn max_weight(&self) -> u64 {
+        self.order.policy.max_weight
+    }
+
+    pub(crate) fn set_times(&mut self, i: u32, expires: u64, written: u64) {
+        if let Some(t) = self.store.times.get_mut(i as usize) {
+            *t.expires.get_mut() = expires;
+            *t.written.get_mut() = written;
+        }
+    }
 
     /// Appends a new entry to the window (the caller checked it is absent
     /// and fits); returns its position.
@@ -218,72 +274,77 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         times: (u64, u64),
         hasher: &S,
     ) -> u32 {
-        let i = self.nodes.len() as u32;
-        self.nodes.push(Node {
-            key,
-            value,
+        let store = &mut *self.store;
+        let i = store.nodes.len() as u32;
+        store.nodes.push(Entry { key, value });
+        if store.timed {
+            store.times.push(Times {
+                expires: AtomicU64::new(times.0),
+                written: AtomicU64::new(times.1),
+            });
+        }
+        let nodes = &store.nodes;
+        store
+            .table
+            .insert_unique(hash, i, |&x| hasher.hash_one(&nodes[x as usize].key));
+        self.order.links.push(Link {
             prev: NIL,
             next: NIL,
             weight,
             queue: Queue::Window,
         });
-        if self.timed {
-            self.times.push(Times {
-                expires: AtomicU64::new(times.0),
-                written: AtomicU64::new(times.1),
-            });
-        }
-        let nodes = &self.nodes;
-        self.table
-            .insert_unique(hash, i, |&x| hasher.hash_one(&nodes[x as usize].key));
-        self.link_tail(i, Queue::Window);
+        self.order.link_tail(i, Queue::Window);
         i
     }
 
     /// Replaces the value (and weight) of entry `i`; returns the old value.
     pub(crate) fn replace(&mut self, i: u32, value: V, weight: u32) -> V {
-        let node = &mut self.nodes[i as usize];
-        let list = &mut self.lists[node.queue as usize];
-        list.weight = list.weight - u64::from(node.weight) + u64::from(weight);
-        node.weight = weight;
-        std::mem::replace(&mut node.value, value)
+        let link = &mut self.order.links[i as usize];
+        let list = &mut self.order.lists[link.queue as usize];
+        list.weight = list.weight - u64::from(link.weight) + u64::from(weight);
+        link.weight = weight;
+        std::mem::replace(&mut self.store.nodes[i as usize].value, value)
     }
 
-    /// Removes entry `i`. The last node moves into position `i`: the returned
-    /// position is where it was (equal to `i` when `i` was the last).
+    /// Removes entry `i`. The last entry moves into position `i`: the
+    /// returned position is where it was (equal to `i` when `i` was last).
     pub(crate) fn remove_index<S: BuildHasher>(&mut self, i: u32, hasher: &S) -> (K, V, u32) {
-        let hash = hasher.hash_one(&self.nodes[i as usize].key);
-        if let Ok(entry) = self.table.find_entry(hash, |&x| x == i) {
+        let store = &mut *self.store;
+        let order = &mut *self.order;
+        let hash = hasher.hash_one(&store.nodes[i as usize].key);
+        if let Ok(entry) = store.table.find_entry(hash, |&x| x == i) {
             entry.remove();
         }
-        self.unlink(i);
-        let last = (self.nodes.len() - 1) as u32;
+        order.unlink(i);
+        let last = (store.nodes.len() - 1) as u32;
         if i != last {
-            let moved = &self.nodes[last as usize];
-            let moved_hash = hasher.hash_one(&moved.key);
-            if let Some(slot) = self.table.find_mut(moved_hash, |&x| x == last) {
+            let moved_hash = hasher.hash_one(&store.nodes[last as usize].key);
+            if let Some(slot) = store.table.find_mut(moved_hash, |&x| x == last) {
                 *slot = i;
             }
-            let (prev, next, q) = (moved.prev, moved.next, moved.queue as usize);
+            let Link {
+                prev, next, queue, ..
+            } = order.links[last as usize];
             if prev == NIL {
-                self.lists[q].head = i;
+                order.lists[queue as usize].head = i;
             } else {
-                self.nodes[prev as usize].next = i;
+                order.links[prev as usize].next = i;
             }
             if next == NIL {
-                self.lists[q].tail = i;
+                order.lists[queue as usize].tail = i;
             } else {
-                self.nodes[next as usize].prev = i;
+                order.links[next as usize].prev = i;
             }
         }
-        let node = self.nodes.swap_remove(i as usize);
-        if self.timed {
-            self.times.swap_remove(i as usize);
+        let entry = store.nodes.swap_remove(i as usize);
+        order.links.swap_remove(i as usize);
+        if store.timed {
+            store.times.swap_remove(i as usize);
         }
-        if self.sweep > self.nodes.len() {
-            self.sweep = 0;
+        if order.sweep > store.nodes.len() {
+            order.sweep = 0;
         }
-        (node.key, node.value, last)
+        (entry.key, entry.value, last)
     }
 
     /// Removes entry `i` for `cause`, counting it and handing it to the sink.
@@ -295,11 +356,12 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         sink: &mut Sink<'_, K, V>,
     ) -> u32 {
         let (key, value, moved_from) = self.remove_index(i, hasher);
+        let counts = &mut self.order.counts;
         match cause {
-            RemovalCause::Size => self.counts.evicted_size += 1,
-            RemovalCause::Expired => self.counts.expired += 1,
-            RemovalCause::Explicit => self.counts.explicit += 1,
-            RemovalCause::Replaced => self.counts.replaced += 1,
+            RemovalCause::Size => counts.evicted_size += 1,
+            RemovalCause::Expired => counts.expired += 1,
+            RemovalCause::Explicit => counts.explicit += 1,
+            RemovalCause::Replaced => counts.replaced += 1,
         }
         if let Some(sink) = sink {
             sink.push((key, value, cause));
@@ -307,7 +369,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         moved_from
     }
 
-    /// Removes every entry for which `remove` says so; returns how many.
+    /// Removes every entry for which `remove` gives a cause; returns how many.
     pub(crate) fn remove_where<S: BuildHasher>(
         &mut self,
         mut remove: impl FnMut(&K, &V, bool) -> Option<RemovalCause>,
@@ -316,11 +378,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         sink: &mut Sink<'_, K, V>,
     ) -> usize {
         let mut removed = 0;
-        // From the end: the node that moves into a freed position was
+        // From the end: the entry that moves into a freed position was
         // already looked at.
-        for i in (0..self.nodes.len() as u32).rev() {
-            let node = &self.nodes[i as usize];
+        for i in (0..self.len() as u32).rev() {
             let expired = self.is_expired(i, now);
+            let node = self.node(i);
             if let Some(cause) = remove(&node.key, &node.value, expired) {
                 self.evict(i, cause, hasher, sink);
                 removed += 1;
@@ -339,32 +401,37 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         hasher: &S,
         sink: &mut Sink<'_, K, V>,
     ) {
-        if !self.timed {
+        if !self.store.timed {
             return;
         }
         for _ in 0..steps {
-            if self.nodes.is_empty() {
+            if self.len() == 0 {
                 return;
             }
-            if self.sweep >= self.nodes.len() {
-                self.sweep = 0;
+            if self.order.sweep >= self.len() {
+                self.order.sweep = 0;
             }
-            let i = self.sweep as u32;
+            let i = self.order.sweep as u32;
             if self.is_expired(i, now) {
-                // The last node moved into `i`: look at it next.
+                // The last entry moved into `i`: look at it next.
                 self.evict(i, RemovalCause::Expired, hasher, sink);
             } else {
-                self.sweep += 1;
+                self.order.sweep += 1;
             }
         }
     }
 }
 
-impl<K, V> std::fmt::Debug for Shard<K, V> {
+impl<K, V> std::fmt::Debug for Store<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shard")
+        f.debug_struct("Store")
             .field("len", &self.nodes.len())
-            .field("lists", &self.lists)
             .finish()
+    }
+}
+
+impl std::fmt::Debug for Order {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Order").field("lists", &self.lists).finish()
     }
 }

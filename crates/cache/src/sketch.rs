@@ -2,73 +2,70 @@
 //! counters, halved every `10 x capacity` additions so that it forgets old
 //! popularity (TinyLFU's reset).
 
-/// Counters of recent accesses, by key hash: 16 four-bit counters per word,
-/// four counters (one per row) per key.
+/// Counters of recent accesses, by key tag: 4-bit counters, 16 to a word,
+/// eight words to a 64-byte block. A key's four counters (one per row) lie in
+/// one block, so counting an access touches one cache line.
 pub(crate) struct Sketch {
     table: Box<[u64]>,
-    mask: usize,
+    block_mask: usize,
     additions: u64,
     sample_size: u64,
 }
-
-/// Odd multipliers that spread one hash into four row hashes.
-const SEEDS: [u64; 4] = [
-    0x9E37_79B9_7F4A_7C15,
-    0xC2B2_AE3D_27D4_EB4F,
-    0x1656_67B1_9E37_79F9,
-    0xD6E8_FEB8_6659_FD93,
-];
 
 const RESET_MASK: u64 = 0x7777_7777_7777_7777;
 
 impl Sketch {
     /// A sketch for a policy of `capacity` entries: half a word per entry
-    /// (eight counters), at least 8 words.
+    /// (eight counters), at least one block.
     pub(crate) fn new(capacity: u64) -> Sketch {
         let words = (capacity / 2).clamp(8, 1 << 26).next_power_of_two() as usize;
         Sketch {
             table: vec![0; words].into_boxed_slice(),
-            mask: words - 1,
+            block_mask: words / 8 - 1,
             additions: 0,
             sample_size: capacity.saturating_mul(10).max(16),
         }
     }
 
+    /// The word and bit shift of `tag`'s counter in each row.
     #[inline]
-    fn slot(&self, hash: u64, row: usize) -> (usize, u32) {
-        let h = (hash ^ (hash >> 31)).wrapping_mul(SEEDS[row]);
-        let word = (h >> 32) as usize & self.mask;
-        // Counter 4*row + (0..4) of the word: each row owns a quarter of it.
-        let counter = (row as u32) * 4 + ((h >> 29) & 3) as u32;
-        (word, counter * 4)
+    fn slots(&self, tag: u32) -> [(usize, u32); 4] {
+        let h = u64::from(tag).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let block = (h >> 40) as usize & self.block_mask;
+        std::array::from_fn(|row| {
+            // Row r uses words 2r and 2r + 1 of the block: rows never share
+            // a counter.
+            let word = block * 8 + row * 2 + ((h >> row) & 1) as usize;
+            let counter = ((h >> (8 + row * 4)) & 15) as u32;
+            (word, counter * 4)
+        })
     }
 
-    /// Counts one access of `hash`.
-    pub(crate) fn increment(&mut self, hash: u64) {
+    /// Counts `n` accesses of `tag` (each counter saturates at 15).
+    pub(crate) fn increment_by(&mut self, tag: u32, n: u8) {
         let mut added = false;
-        for row in 0..4 {
-            let (word, shift) = self.slot(hash, row);
+        for (word, shift) in self.slots(tag) {
             let w = &mut self.table[word];
-            if (*w >> shift) & 15 < 15 {
-                *w += 1 << shift;
+            let c = (*w >> shift) & 15;
+            let add = u64::from(n).min(15 - c);
+            if add > 0 {
+                *w += add << shift;
                 added = true;
             }
         }
         if added {
-            self.additions += 1;
+            self.additions += u64::from(n);
             if self.additions >= self.sample_size {
                 self.reset();
             }
         }
     }
 
-    /// The estimated recent accesses of `hash`, 0 to 15.
-    pub(crate) fn frequency(&self, hash: u64) -> u8 {
-        (0..4)
-            .map(|row| {
-                let (word, shift) = self.slot(hash, row);
-                ((self.table[word] >> shift) & 15) as u8
-            })
+    /// The estimated recent accesses of `tag`, 0 to 15.
+    pub(crate) fn frequency(&self, tag: u32) -> u8 {
+        self.slots(tag)
+            .into_iter()
+            .map(|(word, shift)| ((self.table[word] >> shift) & 15) as u8)
             .min()
             .unwrap_or(0)
     }
@@ -99,7 +96,7 @@ mod tests {
     fn counts_up_to_fifteen_and_never_underestimates() {
         let mut s = Sketch::new(1024);
         for i in 0..20 {
-            s.increment(42);
+            s.increment_by(42, 1);
             assert!(u64::from(s.frequency(42)) >= (i + 1).min(15));
         }
         assert_eq!(s.frequency(42), 15);
@@ -108,12 +105,12 @@ mod tests {
     #[test]
     fn frequent_keys_stand_out_from_rare_ones() {
         let mut s = Sketch::new(1024);
-        let hash = |k: u64| k.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let hash = |k: u64| (k.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32;
         for k in 0..512 {
-            s.increment(hash(k));
+            s.increment_by(hash(k), 1);
         }
         for _ in 0..8 {
-            s.increment(hash(7));
+            s.increment_by(hash(7), 1);
         }
         assert!(s.frequency(hash(7)) >= 9);
         let rare = (0..512)
@@ -124,15 +121,23 @@ mod tests {
 
     #[test]
     fn reset_halves_after_ten_times_capacity_additions() {
-        let mut s = Sketch::new(16);
+        let mut s = Sketch::new(1024);
         for _ in 0..15 {
-            s.increment(1);
+            s.increment_by(1, 1);
         }
         assert_eq!(s.frequency(1), 15);
-        // 160 additions trigger the reset; 15 saturated ones do not count.
-        for k in 0..200u64 {
-            s.increment(k.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 << 63);
+        let before = s.additions;
+        // Distinct tags until the sample size (10 x 1024 additions) is
+        // reached: the reset halves the additions and every counter.
+        let mut t = 2u32;
+        while s.additions >= before && s.additions < s.sample_size - 1 {
+            s.increment_by(t.wrapping_mul(0x9E37_79B9), 1);
+            t += 1;
         }
-        assert!(s.frequency(1) <= 8, "{}", s.frequency(1));
+        s.increment_by(t.wrapping_mul(0x9E37_79B9), 1);
+        assert!(s.additions < s.sample_size / 2 + 1, "{}", s.additions);
+        assert!(s.frequency(1) <= 8 + 3, "{}", s.frequency(1));
+        s.reset();
+        assert!(s.frequency(1) <= 5, "{}", s.frequency(1));
     }
 }

@@ -114,7 +114,7 @@ fn a_dropped_leader_hands_the_load_to_a_waiter() {
                 let cache = cache.clone();
                 tokio::spawn(async move {
                     cache
-                        .get_or_load_async(1, || std::future::pending::<Result<u32, ()>>())
+                        .get_or_load_async(1, std::future::pending::<Result<u32, ()>>)
                         .await
                 })
             };
