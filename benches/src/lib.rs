@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod naive;
+pub mod zipf;
 
 use std::io;
 use std::path::PathBuf;

@@ -153,10 +153,12 @@ where
         let slots = (0..n)
             .map(|i| {
                 let max = base + u64::from((i as u64) < extra);
-                // Room for a count-bound shard's entries up front (the slab
-                // never grows past it); a weighed one grows as it fills.
+                // Room for a count-bound shard's entries up front, plus the
+                // one an insert adds before it evicts (without it the slab
+                // would double at the first eviction); a weighed one grows as
+                // it fills.
                 let room = if count_based {
-                    usize::try_from(max).unwrap_or(usize::MAX).min(1 << 20)
+                    usize::try_from(max + 1).unwrap_or(usize::MAX).min(1 << 20)
                 } else {
                     0
                 };
