@@ -91,7 +91,7 @@ fn run(mut cmd: Command) -> Result {
 
 fn ci() -> Result {
     let started = Instant::now();
-    let steps: [(&str, &[&str]); 7] = [
+    let steps: [(&str, &[&str]); 8] = [
         ("fmt", &["fmt", "--all", "--", "--check"]),
         (
             "clippy",

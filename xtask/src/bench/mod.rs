@@ -184,7 +184,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         .iter()
         .any(|t| t == "batch" || t.starts_with("batch_"));
     build(&selected)?;
-    let ids = list(&selected)?;
+    let ids = list(&selected, parsed.quick)?;
     // The load of the machine itself, not of the build.
     let load_before = meta::load_average();
     {
@@ -350,10 +350,13 @@ fn build(targets: &[String]) -> Result {
 }
 
 /// Every benchmark id of `targets`, from their `--list` output (`<id>: benchmark`).
-fn list(targets: &[String]) -> Result<Vec<String>> {
+/// `quick` is passed on as a run would: a figure program lists the figures it
+/// will measure, fewer under `--quick`.
+fn list(targets: &[String], quick: bool) -> Result<Vec<String>> {
     let mut ids = Vec::new();
     for t in targets {
         let mut cmd = bench_cmd(std::slice::from_ref(t));
+        cmd.env("PRODKIT_BENCH_QUICK", if quick { "1" } else { "0" });
         cmd.args(["--", "--list"]).stderr(Stdio::null());
         let out = cmd
             .output()
