@@ -9,7 +9,7 @@
 //! it takes against the shard's entries before it uses it.
 //!
 //! Sampling: once a shard has seen only hits for a long while (64 full
-//! buffers, 2,048 reads, replayed with no write to the shard between them),
+//! buffers, 2,048 reads, with no entry coming or going between them),
 //! its readers record one read in 2, then 4, then 8; the first write brings it
 //! back to every read. The
 //! policy then sees every read wherever entries come and go (every trace with
@@ -39,7 +39,18 @@ pub(crate) struct ReadBuffer {
     /// The sampling level: record one read in `2^level`. Read by every
     /// reader, written only when it changes, so its line stays shared.
     level: AtomicU32,
+    /// Structural writes (an entry came or went), counted under the lock.
+    writes: AtomicU32,
+    /// `writes` as the last full buffer saw it, and how many full buffers in
+    /// a row saw it unchanged.
+    seen_writes: AtomicU32,
+    quiet: AtomicU32,
 }
+
+/// Full buffers in a row with no entry coming or going after which a shard
+/// samples: 64 x 32 = 2,048 reads, longer than a hit streak in any trace
+/// with misses.
+const QUIET_FULL: u32 = 64;
 
 thread_local! {
     /// A thread's reads, for sampling: which one in `2^level` it records.
@@ -52,6 +63,9 @@ impl ReadBuffer {
             hits: AtomicU64::new(0),
             slots: std::array::from_fn(|_| AtomicU64::new(EMPTY)),
             level: AtomicU32::new(0),
+            writes: AtomicU32::new(0),
+            seen_writes: AtomicU32::new(0),
+            quiet: AtomicU32::new(0),
         }
     }
 
@@ -62,8 +76,45 @@ impl ReadBuffer {
     #[inline]
     pub(crate) fn record(&self, token: u64) -> bool {
         // Relaxed throughout: the count needs no order, and a token reaches
-        // the drainer through the order lock the drainer takes afterwards (or
+        // the drainer through the shard lock the drainer takes afterwards (or
         // it is missed, which the buffer allows).
+        let Some(level) = self.sample() else {
+            return false;
+        };
+        let at = self.hits.fetch_add(1 << level, Ordering::Relaxed) >> level;
+        // The level rides in the token (bits 30 and 31 of the position's
+        // half): the replay counts the record for the reads it stands for.
+        let token = token | u64::from(level) << 30;
+        self.slots[at as usize % SLOTS].store(token, Ordering::Relaxed);
+        let full = at as usize % SLOTS == SLOTS - 1;
+        if full {
+            self.on_full();
+        }
+        full
+    }
+
+    /// A reader filled the buffer (whether or not it gets to replay it):
+    /// after `QUIET_FULL` of these with no structural write, sample sparser.
+    /// Plain loads and stores: two readers racing here may lose a count,
+    /// which only delays sampling.
+    fn on_full(&self) {
+        let writes = self.writes.load(Ordering::Relaxed);
+        if writes != self.seen_writes.load(Ordering::Relaxed) {
+            self.seen_writes.store(writes, Ordering::Relaxed);
+            self.quiet.store(0, Ordering::Relaxed);
+            return;
+        }
+        let quiet = self.quiet.load(Ordering::Relaxed) + 1;
+        self.quiet.store(quiet, Ordering::Relaxed);
+        if quiet >= QUIET_FULL {
+            self.sparser();
+        }
+    }
+
+    /// Whether this access is one the shard samples: `Some(level)`, and it
+    /// stands for `2^level` accesses; `None`, skip it.
+    #[inline]
+    pub(crate) fn sample(&self) -> Option<u32> {
         let level = self.level.load(Ordering::Relaxed);
         if level > 0 {
             let n = READS.with(|r| {
@@ -72,15 +123,10 @@ impl ReadBuffer {
                 n
             });
             if n & ((1 << level) - 1) != 0 {
-                return false;
+                return None;
             }
         }
-        let at = self.hits.fetch_add(1 << level, Ordering::Relaxed) >> level;
-        // The level rides in the token (bits 30 and 31 of the position's
-        // half): the replay counts the record for the reads it stands for.
-        let token = token | u64::from(level) << 30;
-        self.slots[at as usize % SLOTS].store(token, Ordering::Relaxed);
-        at as usize % SLOTS == SLOTS - 1
+        Some(level)
     }
 
     /// Hits counted (see the module's note on sampling).
@@ -89,10 +135,8 @@ impl ReadBuffer {
     }
 
     /// Hands each token recorded since the last replay to `f`. Called with
-    /// the shard's order lock held, so there is one drainer at a time.
-    /// `sparser`: the shard has seen only hits for long enough, so sampling
-    /// goes one level sparser; otherwise it stops.
-    pub(crate) fn drain(&self, sparser: bool, mut f: impl FnMut(u64)) {
+    /// the shard's lock held exclusively, so there is one drainer at a time.
+    pub(crate) fn drain(&self, mut f: impl FnMut(u64)) {
         for slot in &self.slots {
             let token = slot.load(Ordering::Relaxed);
             if token != EMPTY {
@@ -103,20 +147,23 @@ impl ReadBuffer {
                 f(token);
             }
         }
+    }
+
+    /// The shard has seen only hits for long enough: record one read in
+    /// twice as many.
+    fn sparser(&self) {
         let level = self.level.load(Ordering::Relaxed);
-        let next = if sparser {
-            (level + 1).min(MAX_LEVEL)
-        } else {
-            0
-        };
-        if next != level {
-            self.level.store(next, Ordering::Relaxed);
+        if level < MAX_LEVEL {
+            self.level.store(level + 1, Ordering::Relaxed);
         }
     }
 
-    /// A write reached the shard: record every read again.
+    /// An entry came or went (called under the shard's exclusive lock):
+    /// record every read again.
     #[inline]
     pub(crate) fn on_write(&self) {
+        let writes = self.writes.load(Ordering::Relaxed);
+        self.writes.store(writes.wrapping_add(1), Ordering::Relaxed);
         if self.level.load(Ordering::Relaxed) != 0 {
             self.level.store(0, Ordering::Relaxed);
         }
@@ -141,10 +188,10 @@ mod tests {
         let mut seen = Vec::new();
         for i in 0..(SLOTS as u64 + 5) {
             if b.record(i) {
-                b.drain(false, |x| seen.push(x));
+                b.drain(|x| seen.push(x));
             }
         }
-        b.drain(false, |x| seen.push(x));
+        b.drain(|x| seen.push(x));
         assert_eq!(seen, (0..SLOTS as u64 + 5).collect::<Vec<_>>());
         assert_eq!(b.hits(), SLOTS as u64 + 5);
     }
@@ -156,40 +203,40 @@ mod tests {
             b.record(i);
         }
         let mut seen = Vec::new();
-        b.drain(false, |x| seen.push(x));
+        b.drain(|x| seen.push(x));
         seen.sort_unstable();
         assert_eq!(
             seen,
             (2 * SLOTS as u64..3 * SLOTS as u64).collect::<Vec<_>>()
         );
-        b.drain(false, |x| seen.push(x));
+        b.drain(|x| seen.push(x));
         assert_eq!(seen.len(), SLOTS, "a second drain replays nothing twice");
     }
 
     #[test]
     fn a_read_only_shard_samples_down_to_one_in_eight_and_a_write_stops_it() {
         let b = ReadBuffer::new();
-        let mut replayed = 0;
-        let mut reads = 0u64;
-        for round in 0..4 {
-            // Read until the buffer fills, then replay with no write between.
-            loop {
-                reads += 1;
-                if b.record(7) {
-                    break;
-                }
+        let reads = Cell::new(0u64);
+        let read_until_full = |b: &ReadBuffer| loop {
+            reads.set(reads.get() + 1);
+            if b.record(7) {
+                break;
             }
-            b.drain(true, |_| replayed += 1);
-            assert_eq!(b.level.load(Ordering::Relaxed), (round + 1).min(MAX_LEVEL));
+        };
+        // The first full buffer notes the write count; QUIET_FULL more with
+        // no write between them make it sparser, then each further one.
+        for _ in 0..QUIET_FULL {
+            read_until_full(&b);
         }
-        // Each round ends on a full buffer; each record stands for 2^level
-        // reads, so the count follows the reads (to within one sampling
-        // period per level change: a thread's phase need not match).
-        assert!(replayed <= 4 * SLOTS);
-        assert!(
-            reads > 32 + 2 * 16 + 4 * 16,
-            "sparser rounds take more reads: {reads}"
-        );
+        assert_eq!(b.level.load(Ordering::Relaxed), 1);
+        read_until_full(&b);
+        read_until_full(&b);
+        assert_eq!(b.level.load(Ordering::Relaxed), MAX_LEVEL);
+        read_until_full(&b);
+        assert_eq!(b.level.load(Ordering::Relaxed), MAX_LEVEL);
+        // Each record stood for 2^level reads: the count follows the reads
+        // (to within a sampling period per level change).
+        let reads = reads.get();
         assert!(
             b.hits().abs_diff(reads) <= 16,
             "{} hits counted for {reads} reads",
@@ -197,13 +244,12 @@ mod tests {
         );
         b.on_write();
         assert_eq!(b.level.load(Ordering::Relaxed), 0);
+        // After a write, the quiet count starts again.
+        read_until_full(&b);
+        assert_eq!(b.level.load(Ordering::Relaxed), 0);
     }
 }
 
-/// Loom: two readers record while a drainer drains. Whatever the
-/// interleaving, the drainer sees only tokens that a reader recorded and
-/// none twice; a record whose reader was between its two steps during the
-/// drain may be lost (the buffer is lossy), but not one made before it.
 #[cfg(all(test, prodkit_loom))]
 mod loom_tests {
     use super::*;
@@ -223,11 +269,11 @@ mod loom_tests {
                 })
                 .collect();
             let mut seen = Vec::new();
-            b.drain(false, |x| seen.push(x));
+            b.drain(|x| seen.push(x));
             for r in readers {
                 r.join().unwrap();
             }
-            b.drain(false, |x| seen.push(x));
+            b.drain(|x| seen.push(x));
             assert!(
                 seen.contains(&9),
                 "the settled record is replayed: {seen:?}"

@@ -16,7 +16,7 @@ use prodkit_pool::Pool;
 use crate::buffer::ReadBuffer;
 use crate::inner::{Hit, Inner, Slot};
 use crate::load::{Begin, Outcome, WaitFlight};
-use crate::shard::{Order, Store, tag};
+use crate::shard::{Order, Parts, Store, tag};
 use crate::stats::Counters;
 use crate::{
     Builder, ConfigError, DefaultHashBuilder, PrefetchError, RemovalCause, Stats, TooHeavy,
@@ -163,8 +163,10 @@ where
                     0
                 };
                 CachePadded::new(Slot {
-                    store: RwLock::new(Store::new(room, timed)),
-                    order: CachePadded::new(Mutex::new(Order::new(max, room))),
+                    lock: RwLock::new(Parts {
+                        store: Store::new(room, timed),
+                        order: Order::new(max, room),
+                    }),
                     buffer: CachePadded::new(ReadBuffer::new()),
                     misses: AtomicU64::new(0),
                     flights: Mutex::new(HashTable::new()),
@@ -703,7 +705,11 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn len(&self) -> usize {
-        self.inner.slots.iter().map(|s| s.store.read().len()).sum()
+        self.inner
+            .slots
+            .iter()
+            .map(|s| s.lock.read().store.len())
+            .sum()
     }
 
     /// Whether no entry is held.
@@ -734,7 +740,7 @@ where
         self.inner
             .slots
             .iter()
-            .map(|s| s.order.lock().weight())
+            .map(|s| s.lock.read().order.weight())
             .sum()
     }
 
@@ -766,8 +772,9 @@ where
         for slot in self.inner.slots.iter() {
             s.hits += slot.buffer.hits();
             s.misses += slot.misses.load(std::sync::atomic::Ordering::Relaxed);
-            s.entries += slot.store.read().len();
-            let order = slot.order.lock();
+            let parts = slot.lock.read();
+            s.entries += parts.store.len();
+            let order = &parts.order;
             let c = order.counts;
             s.hits += c.hits_locked;
             s.evictions.size += c.evicted_size;
@@ -874,7 +881,8 @@ where
             let slot = self.inner.slots.get(self.next_shard)?;
             self.next_shard += 1;
             let now = self.inner.now_if_timed();
-            let shard = slot.store.read();
+            let parts = slot.lock.read();
+            let shard = &parts.store;
             let entries: Vec<(K, V)> = (0..shard.len() as u32)
                 .filter(|&i| !shard.is_expired(i, now))
                 .map(|i| {

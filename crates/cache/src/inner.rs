@@ -20,25 +20,18 @@ use crate::buffer::ReadBuffer;
 use crate::config::{Listener, Loader, Weigher};
 use crate::expiry::Expire;
 use crate::load::Flight;
-use crate::shard::{Order, REFRESHING, Shard, Sink, Store, tag};
+use crate::shard::{Order, Parts, REFRESHING, Shard, Sink, tag};
 use crate::stats::Counters;
 use crate::{RemovalCause, TooHeavy};
 
 /// Expired entries a write looks at besides its own (the sweep): every
 /// expired entry goes within `len / SWEEP_STEPS` writes to its shard.
 const SWEEP_STEPS: usize = 2;
-/// Replays of a full read buffer with no write between them after which a
-/// shard's readers start sampling (see `buffer.rs`): 64 x 32 = 2,048 reads
-/// with no write, longer than a hit streak in any trace with misses.
-const QUIET_DRAINS: u32 = 64;
 
-/// One shard. The three parts that different threads write at the same
-/// time sit on cache lines of their own: the store's lock word (every
-/// reader), the read buffer (every reader, and the drainer), and the order
-/// (the drainer), so that a drain does not slow the readers it runs beside.
+/// One shard: its entries and its policy under one readers-writer lock, and
+/// the read buffer on cache lines of its own (every reader writes it).
 pub(crate) struct Slot<K, V> {
-    pub(crate) store: RwLock<Store<K, V>>,
-    pub(crate) order: CachePadded<Mutex<Order>>,
+    pub(crate) lock: RwLock<Parts<K, V>>,
     pub(crate) buffer: CachePadded<ReadBuffer>,
     pub(crate) misses: AtomicU64,
     /// Loads under way, by key: at most one per key (single-flight).
@@ -112,16 +105,19 @@ where
         let mut removed = Vec::new();
         let result = {
             let mut sink = self.listener.as_ref().map(|_| &mut removed);
-            let mut store = slot.store.write();
-            let mut order = slot.order.lock();
-            self.drain(slot, &mut order, true);
-            let mut shard = Shard {
-                store: &mut store,
-                order: &mut order,
-            };
+            let mut parts = slot.lock.write();
+            let Parts { store, order } = &mut *parts;
+            self.drain(slot, order);
+            let mut shard = Shard { store, order };
             let now = self.now_if_timed();
             shard.sweep(SWEEP_STEPS, now, &self.hasher, &mut sink);
-            f(&mut shard, now, &mut sink)
+            let result = f(&mut shard, now, &mut sink);
+            // An entry came or went: every read counts again.
+            if shard.order.wrote {
+                shard.order.wrote = false;
+                slot.buffer.on_write();
+            }
+            result
         };
         self.notify(removed);
         result
@@ -136,20 +132,15 @@ where
     }
 
     /// Replays the reads recorded since the last drain into the policy.
-    /// Needs only the order lock: the store may be read meanwhile.
-    /// `from_write`: called by a write, which also stops sampling.
-    pub(crate) fn drain(&self, slot: &Slot<K, V>, order: &mut Order, from_write: bool) {
-        // Sampling starts after QUIET_DRAINS replays with no write between.
-        order.quiet = if from_write || order.wrote {
-            0
-        } else {
-            order.quiet.saturating_add(1)
-        };
-        order.wrote = from_write;
-        let sparser = order.quiet >= QUIET_DRAINS;
+    pub(crate) fn drain(&self, slot: &Slot<K, V>, order: &mut Order) {
+        let hits = slot.buffer.hits();
+        if hits == order.seen_hits {
+            return;
+        }
+        order.seen_hits = hits;
         let len = order.links.len() as u64;
         let mut any = false;
-        slot.buffer.drain(sparser, |token| {
+        slot.buffer.drain(|token| {
             // A record may name a position that has since changed hands (a
             // removal moved another entry there): the policy is credited
             // with the wrong read, never corrupted.
@@ -160,9 +151,6 @@ where
                 any = true;
             }
         });
-        if from_write {
-            slot.buffer.on_write();
-        }
         if any {
             order.after_reads();
         }
@@ -177,9 +165,10 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let slot = self.slot(hash);
-        let shard = slot.store.read();
+        let parts = slot.lock.read();
+        let shard = &parts.store;
         let Some(i) = shard.find(hash, key) else {
-            drop(shard);
+            drop(parts);
             slot.misses.fetch_add(1, Ordering::Relaxed);
             return None;
         };
@@ -191,7 +180,7 @@ where
             {
                 let now = self.now();
                 if t.expires.load(Ordering::Relaxed) <= now {
-                    drop(shard);
+                    drop(parts);
                     slot.misses.fetch_add(1, Ordering::Relaxed);
                     self.expire_entry(slot, hash, key);
                     return None;
@@ -219,9 +208,9 @@ where
         let full = slot
             .buffer
             .record(u64::from(tag(hash)) << 32 | u64::from(i));
-        drop(shard);
-        if full && let Some(mut order) = slot.order.try_lock() {
-            self.drain(slot, &mut order, false);
+        drop(parts);
+        if full && let Some(mut parts) = slot.lock.try_write() {
+            self.drain(slot, &mut parts.order);
         }
         Some(Hit { value, refresh })
     }
@@ -233,7 +222,8 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let now = self.now_if_timed();
-        let shard = self.slot(hash).store.read();
+        let parts = self.slot(hash).lock.read();
+        let shard = &parts.store;
         let i = shard.find(hash, key)?;
         (!shard.is_expired(i, now)).then(|| shard.node(i).value.clone())
     }
@@ -299,7 +289,12 @@ where
                 if let Some(sink) = sink {
                     sink.push((key, old, cause));
                 }
-                shard.order.on_access(i, tag(hash));
+                // The update is an access of a present entry, sampled like a
+                // read, so that a shard whose entries only change value pays
+                // no more for the policy than a read-only one.
+                if let Some(level) = self.slot(hash).buffer.sample() {
+                    shard.order.on_update(i, tag(hash), 1 << level);
+                }
             }
             None => {
                 let expires = self.expire.on_write(&key, &value, now, None);
@@ -385,7 +380,8 @@ where
 
     /// Gives up a refresh claim that could not be scheduled.
     pub(crate) fn release_refresh(&self, hash: u64, key: &K) {
-        let shard = self.slot(hash).store.read();
+        let parts = self.slot(hash).lock.read();
+        let shard = &parts.store;
         if let Some(t) = shard.find(hash, key).and_then(|i| shard.times(i)) {
             t.written.fetch_and(!REFRESHING, Ordering::Relaxed);
         }

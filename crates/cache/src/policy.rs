@@ -77,13 +77,15 @@ impl Order {
         self.reorder(i);
     }
 
-    /// An access of a present entry: counted in the sketch, moved to the
-    /// most recent end of its queue, promoted from probation to protected.
-    pub(crate) fn on_access(&mut self, i: u32, tag: u32) {
-        self.policy.sketch.increment_by(tag, 1);
+    /// An update of entry `i` standing for `accesses` accesses (sampled):
+    /// counted in the sketch and reordered like a read, but not a hit.
+    pub(crate) fn on_update(&mut self, i: u32, tag: u32, accesses: u8) {
+        self.policy.sketch.increment_by(tag, accesses);
         self.reorder(i);
     }
 
+    /// Moves entry `i` to the most recent end of its queue, promoting it
+    /// from probation to protected.
     fn reorder(&mut self, i: u32) {
         let q = match self.links[i as usize].queue {
             Queue::Window => Queue::Window,

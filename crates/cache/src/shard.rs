@@ -140,10 +140,10 @@ pub(crate) struct Order {
     pub(crate) links: Vec<Link>,
     pub(crate) lists: [List; 3],
     pub(crate) policy: Policy,
-    /// Whether a write reached the shard since the last replay of reads.
+    /// Whether an entry came or went during the current write.
     pub(crate) wrote: bool,
-    /// Replays in a row with no write between them.
-    pub(crate) quiet: u32,
+    /// The read buffer's hit count at the last replay.
+    pub(crate) seen_hits: u64,
     /// Where the expiry sweep goes on.
     sweep: usize,
     pub(crate) counts: Counts,
@@ -160,7 +160,7 @@ impl Order {
             }; 3],
             policy: Policy::new(max_weight),
             wrote: false,
-            quiet: 0,
+            seen_hits: 0,
             sweep: 0,
             counts: Counts::default(),
         }
@@ -216,6 +216,12 @@ impl Order {
         self.unlink(i);
         self.link_tail(i, q);
     }
+}
+
+/// A shard's two parts, under its lock.
+pub(crate) struct Parts<K, V> {
+    pub(crate) store: Store<K, V>,
+    pub(crate) order: Order,
 }
 
 /// Both parts of a shard, locked, for a change to its entries.
@@ -294,6 +300,7 @@ impl<K: Hash + Eq, V> Shard<'_, K, V> {
             queue: Queue::Window,
         });
         self.order.link_tail(i, Queue::Window);
+        self.order.wrote = true;
         i
     }
 
@@ -316,6 +323,7 @@ impl<K: Hash + Eq, V> Shard<'_, K, V> {
             entry.remove();
         }
         order.unlink(i);
+        order.wrote = true;
         let last = (store.nodes.len() - 1) as u32;
         if i != last {
             let moved_hash = hasher.hash_one(&store.nodes[last as usize].key);
