@@ -93,11 +93,11 @@ impl ReadBuffer {
         full
     }
 
-    /// A reader filled the buffer (whether or not it gets to replay it):
-    /// after `QUIET_FULL` of these with no structural write, sample sparser.
-    /// Plain loads and stores: two readers racing here may lose a count,
-    /// which only delays sampling.
-    fn on_full(&self) {
+    /// A reader filled the buffer (whether or not it gets to replay it), or
+    /// a writer made as many updates: after `QUIET_FULL` of these with no
+    /// structural write, sample sparser. Plain loads and stores: two threads
+    /// racing here may lose a count, which only delays sampling.
+    pub(crate) fn on_full(&self) {
         let writes = self.writes.load(Ordering::Relaxed);
         if writes != self.seen_writes.load(Ordering::Relaxed) {
             self.seen_writes.store(writes, Ordering::Relaxed);

@@ -16,7 +16,7 @@ use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
 use parking_lot::{Mutex, RwLock};
 
-use crate::buffer::ReadBuffer;
+use crate::buffer::{ReadBuffer, SLOTS};
 use crate::config::{Listener, Loader, Weigher};
 use crate::expiry::Expire;
 use crate::load::Flight;
@@ -277,6 +277,7 @@ where
                     _ => None,
                 };
                 let expires = self.expire.on_write(&key, &value, now, previous);
+                let grew = weight > shard.order.links[i as usize].weight;
                 let old = shard.replace(i, value, weight);
                 shard.set_times(i, expires, now);
                 let cause = if expired {
@@ -292,8 +293,20 @@ where
                 // The update is an access of a present entry, sampled like a
                 // read, so that a shard whose entries only change value pays
                 // no more for the policy than a read-only one.
-                if let Some(level) = self.slot(hash).buffer.sample() {
+                let buffer = &self.slot(hash).buffer;
+                if let Some(level) = buffer.sample() {
                     shard.order.on_update(i, tag(hash), 1 << level);
+                    // A buffer's worth of updates counts toward sampling as a
+                    // full buffer of reads does.
+                    shard.order.updates = shard.order.updates.wrapping_add(1);
+                    if shard.order.updates.is_multiple_of(SLOTS as u32) {
+                        buffer.on_full();
+                    }
+                }
+                if !grew {
+                    // Nothing to evict: only a promotion to settle.
+                    shard.order.after_reads();
+                    return Ok(());
                 }
             }
             None => {

@@ -144,6 +144,8 @@ pub(crate) struct Order {
     pub(crate) wrote: bool,
     /// The read buffer's hit count at the last replay.
     pub(crate) seen_hits: u64,
+    /// Updates of present entries that the policy counted.
+    pub(crate) updates: u32,
     /// Where the expiry sweep goes on.
     sweep: usize,
     pub(crate) counts: Counts,
@@ -161,6 +163,7 @@ impl Order {
             policy: Policy::new(max_weight),
             wrote: false,
             seen_hits: 0,
+            updates: 0,
             sweep: 0,
             counts: Counts::default(),
         }
