@@ -278,7 +278,11 @@ impl<K: Hash + Eq, V> Shard<'_, K, V> {
             };
             let moved_from = self.evict(evict, cause, hasher, sink);
             // The last node moved into the evicted one's position.
-            candidate = if next_candidate == moved_from {
+            // The next candidate may be the entry just evicted (the victim
+            // was the candidate's neighbour): then none is left.
+            candidate = if next_candidate == evict {
+                NIL
+            } else if next_candidate == moved_from {
                 evict
             } else {
                 next_candidate

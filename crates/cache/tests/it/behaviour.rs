@@ -198,3 +198,24 @@ fn a_full_cache_keeps_frequent_keys_against_a_scan() {
         "only {kept} of 500 hot keys survived a 10,000-key scan"
     );
 }
+
+#[test]
+fn weighted_inserts_of_many_sizes_keep_the_bound_without_a_panic() {
+    // Found by an adversarial review: with weights of several sizes, a
+    // victim next to the candidate left the eviction loop pointing at a
+    // removed entry (an index out of bounds, weight left above capacity).
+    for seed in 0..300u64 {
+        let cache: Cache<u64, u64> = Cache::builder(16)
+            .weigher(|_, v: &u64| *v as u32)
+            .build()
+            .unwrap();
+        let mut x = seed * 2_654_435_761 + 1;
+        for _ in 0..3000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            cache.insert(x % 50, (x >> 32) % 7 + 1);
+            assert!(cache.weight() <= 16);
+        }
+    }
+}
