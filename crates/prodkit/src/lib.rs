@@ -3,7 +3,12 @@
     doc = include_str!("../README.md")
 )]
 #![cfg_attr(
-    not(all(feature = "batch", feature = "cache", feature = "pool", feature = "ratelimit")),
+    not(all(
+        feature = "batch",
+        feature = "cache",
+        feature = "pool",
+        feature = "ratelimit"
+    )),
     doc = "Building blocks for backend services, each re-exported as a module behind a feature: \
            `pool`, `ratelimit`, `batch`, `cache`, or `full` for all of them. The crate \
            documentation with its example is built with all of them enabled (as docs.rs builds it)."
@@ -32,7 +37,12 @@
 /// mock.increment(Duration::from_secs(3));
 /// assert_eq!(clock.now() - start, Duration::from_secs(3));
 /// ```
-#[cfg(any(feature = "batch", feature = "cache", feature = "pool", feature = "ratelimit"))]
+#[cfg(any(
+    feature = "batch",
+    feature = "cache",
+    feature = "pool",
+    feature = "ratelimit"
+))]
 #[doc(no_inline)]
 pub use quanta;
 
