@@ -5,8 +5,8 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Weak};
 
 use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
@@ -23,8 +23,9 @@ use crate::{
 };
 
 /// A bounded concurrent cache. Cloning gives another handle to the same
-/// cache; the refresh executor's threads (if any) are joined when the last
-/// handle is dropped.
+/// cache. When the last handle is dropped, the background loads still
+/// queued on its executor (refreshes, prefetches) are dropped, the ones
+/// running finish, and the executor's threads are joined.
 ///
 /// ```
 /// use prodkit_cache::Cache;
@@ -39,9 +40,8 @@ use crate::{
 /// ```
 pub struct Cache<K, V, S = DefaultHashBuilder> {
     inner: Arc<Inner<K, V, S>>,
-    /// Declared after `inner`'s users need it and dropped with the last
-    /// handle: the pool's drop runs its queued jobs and joins its threads.
-    executor: Option<Arc<Pool>>,
+    /// Dropped with the last handle.
+    executor: Option<Arc<Executor>>,
 }
 
 impl<K, V, S> Clone for Cache<K, V, S> {
@@ -49,6 +49,109 @@ impl<K, V, S> Clone for Cache<K, V, S> {
         Cache {
             inner: self.inner.clone(),
             executor: self.executor.clone(),
+        }
+    }
+}
+
+/// The executor of background loads. Its jobs hold the cache's state but no
+/// handle, so the last handle's drop reaches it: the jobs not started are
+/// dropped (nobody can read what they would load), the running ones finish,
+/// the threads are joined (or, dropped from one of its own jobs, the last
+/// worker joins the others).
+struct Executor(Pool);
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        drop(self.0.shutdown_now());
+    }
+}
+
+/// A handle that does not keep the cache alive: for a loader, listener or
+/// background task that needs the cache itself (a strong handle there
+/// would keep the cache, and its executor's threads, alive forever).
+///
+/// ```
+/// use std::sync::{Arc, OnceLock};
+/// use prodkit_cache::{Cache, WeakCache};
+///
+/// // A loader that looks at another key of the same cache.
+/// let me: Arc<OnceLock<WeakCache<u32, u32>>> = Arc::new(OnceLock::new());
+/// let seen = me.clone();
+/// let cache: Cache<u32, u32> = Cache::builder(100)
+///     .loader(move |k: &u32| {
+///         let base = seen.get().and_then(WeakCache::upgrade).and_then(|c| c.get(&0));
+///         Ok::<_, std::io::Error>(base.unwrap_or(0) + k)
+///     })
+///     .build()?;
+/// me.set(cache.downgrade()).unwrap();
+/// let weak = cache.downgrade();
+/// drop(cache);
+/// assert!(weak.upgrade().is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct WeakCache<K, V, S = DefaultHashBuilder> {
+    inner: Weak<Inner<K, V, S>>,
+    executor: Option<Weak<Executor>>,
+}
+
+impl<K, V, S> WeakCache<K, V, S> {
+    /// A handle to the cache, unless every handle was dropped.
+    ///
+    /// ```
+    /// use prodkit_cache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder(10).build()?;
+    /// cache.insert(1, 1);
+    /// let weak = cache.downgrade();
+    /// assert_eq!(weak.upgrade().and_then(|c| c.get(&1)), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn upgrade(&self) -> Option<Cache<K, V, S>> {
+        let executor = match &self.executor {
+            Some(weak) => Some(weak.upgrade()?),
+            None => None,
+        };
+        Some(Cache {
+            inner: self.inner.upgrade()?,
+            executor,
+        })
+    }
+}
+
+impl<K, V, S> Clone for WeakCache<K, V, S> {
+    fn clone(&self) -> Self {
+        WeakCache {
+            inner: self.inner.clone(),
+            executor: self.executor.clone(),
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for WeakCache<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakCache")
+            .field("alive", &(self.inner.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl<K, V, S> Cache<K, V, S> {
+    /// A handle that does not keep the cache alive; see [`WeakCache`].
+    ///
+    /// ```
+    /// use prodkit_cache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder(10).build()?;
+    /// let weak = cache.downgrade();
+    /// assert!(weak.upgrade().is_some());
+    /// drop(cache);
+    /// assert!(weak.upgrade().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn downgrade(&self) -> WeakCache<K, V, S> {
+        WeakCache {
+            inner: Arc::downgrade(&self.inner),
+            executor: self.executor.as_ref().map(Arc::downgrade),
         }
     }
 }
@@ -69,7 +172,8 @@ impl<K, V, S> Clone for Cache<K, V, S> {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Compute<V> {
-    /// Leave the entry as it is (absent stays absent).
+    /// Leave the entry as it is (absent stays absent). Counts as an access
+    /// for the policy, not for time to idle.
     Keep,
     /// Insert this value, or replace the present one.
     Insert(V),
@@ -170,6 +274,7 @@ where
                     buffer: CachePadded::new(ReadBuffer::new()),
                     misses: AtomicU64::new(0),
                     flights: Mutex::new(HashTable::new()),
+                    loading: AtomicUsize::new(0),
                 })
             })
             .collect();
@@ -185,7 +290,7 @@ where
                         prodkit_pool::BuildError::Spawn(io) => ConfigError::Spawn(io),
                         other => ConfigError::Spawn(std::io::Error::other(other.to_string())),
                     })?;
-                Some(Arc::new(pool))
+                Some(Arc::new(Executor(pool)))
             }
         };
         let epoch = clock.now();
@@ -239,7 +344,8 @@ where
         hit.value
     }
 
-    /// Whether `key` is cached and live; not counted as a read.
+    /// Whether `key` is cached and live; not counted as a read, and not an
+    /// access for time to idle (it does not keep the entry alive).
     ///
     /// ```
     /// use prodkit_cache::Cache;
@@ -320,7 +426,10 @@ where
 
     /// Removes every entry for which `predicate` is true; returns how many.
     /// Expired entries met on the way are removed too (not counted). The
-    /// predicate runs under each shard's lock: it must not call the cache.
+    /// predicate runs under each shard's lock: it must not call the cache
+    /// (such a call panics instead of waiting for itself). If it panics, the
+    /// entries removed before the panic still reach the listener and the
+    /// others stay.
     ///
     /// ```
     /// use prodkit_cache::Cache;
@@ -337,6 +446,7 @@ where
         let mut total = 0;
         for slot in self.inner.slots.iter() {
             total += self.inner.write(slot, |shard, now, sink| {
+                self.inner.supersede_all(slot);
                 let mut explicit = 0;
                 shard.remove_where(
                     |k, v, expired| {
@@ -407,7 +517,8 @@ where
     /// Reads, changes or removes the entry of `key` atomically: `f` sees the
     /// live value (or `None`) and says what to do; returns the value held
     /// afterwards. `f` runs under the shard's lock: it must not call the
-    /// cache. A panic in `f` changes nothing.
+    /// cache (such a call panics instead of waiting for itself). A panic in
+    /// `f` changes nothing (expired entries swept before it are reported).
     ///
     /// ```
     /// use prodkit_cache::{Cache, Compute};
@@ -437,12 +548,17 @@ where
                 found = None;
             }
             match (f(found.map(|i| &shard.node(i).value)), found) {
-                (Compute::Keep, None) | (Compute::Remove, None) => None,
+                (Compute::Keep, None) => None,
+                (Compute::Remove, None) => {
+                    inner.supersede(hash, &key, RemovalCause::Explicit);
+                    None
+                }
                 (Compute::Keep, Some(i)) => {
                     shard.order.on_hit(i, tag(hash), 1);
                     Some(shard.node(i).value.clone())
                 }
                 (Compute::Remove, Some(i)) => {
+                    inner.supersede(hash, &key, RemovalCause::Explicit);
                     shard.evict(i, RemovalCause::Explicit, &inner.hasher, sink);
                     None
                 }
@@ -457,15 +573,16 @@ where
                 }
             }
         });
-        if let (Some(e), Some(listener)) = (too_heavy, &inner.listener) {
-            listener(e.key, e.value, RemovalCause::Size);
+        if let Some(e) = too_heavy {
+            inner.reject(e);
         }
         held
     }
 
     /// The live value of `key`, or the one `f` makes, inserted atomically.
     /// `f` runs under the shard's lock, blocking the shard: for slow loads
-    /// use [`get_or_load`](Cache::get_or_load).
+    /// use [`get_or_load`](Cache::get_or_load). `f` must not call the cache
+    /// (such a call panics instead of waiting for itself).
     ///
     /// ```
     /// use prodkit_cache::Cache;
@@ -496,8 +613,8 @@ where
             }
             v
         });
-        if let (Some(e), Some(listener)) = (too_heavy, &inner.listener) {
-            listener(e.key, e.value, RemovalCause::Size);
+        if let Some(e) = too_heavy {
+            inner.reject(e);
         }
         value
     }
@@ -508,9 +625,26 @@ where
     /// poisons nothing: the panic reaches its caller, and a waiter loads
     /// with its own loader.
     ///
+    /// A write of the key while the loader runs wins over the load: after an
+    /// `insert`, `compute`, `remove`, `invalidate_if` or `clear` that
+    /// happens during the load, the loaded value (which may have been read
+    /// before that write) goes to this call and its waiters, and to the
+    /// eviction listener as `Replaced` (after an insert or compute) or
+    /// `Explicit` (after a removal), as if it had been cached and then
+    /// overwritten; it is not cached.
+    ///
+    /// The loader runs on the caller's thread with no lock held: it may use
+    /// the cache, except to load its own key.
+    ///
     /// # Errors
     /// The loader's error, shared with the waiters (they get the same
     /// `Arc`). Nothing is cached then.
+    ///
+    /// # Panics
+    /// When the loader panics (its panic goes on). When the loader calls
+    /// `get_or_load` for its own key: that call would wait for itself
+    /// forever, so it panics instead (as Caffeine throws on a recursive
+    /// load).
     ///
     /// ```
     /// use prodkit_cache::Cache;
@@ -531,13 +665,18 @@ where
         let hash = self.inner.hash(&key);
         let mut loader = Some(loader);
         loop {
-            match self.inner.begin(hash, &key, true) {
+            match self.inner.begin(hash, &key, true, true) {
                 Begin::Hit(hit) => return Ok(self.after_hit(hit)),
                 Begin::Lead(guard) => {
                     let Some(load) = loader.take() else {
                         unreachable!("a caller leads at most once: it returns after leading")
                     };
                     return guard.finish(load());
+                }
+                Begin::Wait(flight) if flight.led_here() => {
+                    panic!(
+                        "get_or_load called from the loader of the same key: it would wait for itself"
+                    )
                 }
                 Begin::Wait(flight) => match flight.wait() {
                     Outcome::Value(v) => return Ok(v),
@@ -557,7 +696,12 @@ where
     /// [`get_or_load`](Cache::get_or_load) for async callers: a waiter is a
     /// future that parks no thread (its waker is woken when the leader
     /// settles), and no runtime is required. Dropping the leader's future
-    /// abandons its load: a waiter takes over with its own loader.
+    /// abandons its load: a waiter takes over with its own loader. A write
+    /// of the key during the load wins over it, as with `get_or_load`.
+    ///
+    /// Do not mix the two forms on one runtime thread: a blocking
+    /// `get_or_load` there that waits for a load led by a future polled on
+    /// the same thread waits for itself.
     ///
     /// # Errors
     /// As [`get_or_load`](Cache::get_or_load).
@@ -584,7 +728,7 @@ where
         let hash = self.inner.hash(&key);
         let mut loader = Some(loader);
         loop {
-            let flight = match self.inner.begin(hash, &key, true) {
+            let flight = match self.inner.begin(hash, &key, true, false) {
                 Begin::Hit(hit) => return Ok(self.after_hit(hit)),
                 Begin::Lead(guard) => {
                     let Some(load) = loader.take() else {
@@ -615,7 +759,7 @@ where
         };
         let job_inner = inner.clone();
         let job_key = key.clone();
-        match pool.try_execute(move || job_inner.refresh(hash, job_key)) {
+        match pool.0.try_execute(move || job_inner.refresh(hash, job_key)) {
             Ok(()) => Counters::add(&inner.counters.refreshes, 1),
             Err(_) => {
                 Counters::add(&inner.counters.refreshes_dropped, 1);
@@ -658,7 +802,7 @@ where
                 continue;
             }
             let inner = self.inner.clone();
-            match pool.try_execute(move || inner.load_now(hash, key)) {
+            match pool.0.try_execute(move || inner.load_now(hash, key)) {
                 Ok(()) => {
                     report.queued += 1;
                     Counters::add(&self.inner.counters.prefetches, 1);
@@ -705,11 +849,7 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn len(&self) -> usize {
-        self.inner
-            .slots
-            .iter()
-            .map(|s| s.lock.read().store.len())
-            .sum()
+        self.inner.slots.iter().map(|s| s.read().store.len()).sum()
     }
 
     /// Whether no entry is held.
@@ -740,7 +880,7 @@ where
         self.inner
             .slots
             .iter()
-            .map(|s| s.lock.read().order.weight())
+            .map(|s| s.read().order.weight())
             .sum()
     }
 
@@ -772,7 +912,7 @@ where
         for slot in self.inner.slots.iter() {
             s.hits += slot.buffer.hits();
             s.misses += slot.misses.load(std::sync::atomic::Ordering::Relaxed);
-            let parts = slot.lock.read();
+            let parts = slot.read();
             s.entries += parts.store.len();
             let order = &parts.order;
             let c = order.counts;
@@ -839,7 +979,7 @@ where
     /// or already loading.
     fn load_now(&self, hash: u64, key: K) {
         let Some(loader) = &self.loader else { return };
-        if let Begin::Lead(guard) = self.begin(hash, &key, false) {
+        if let Begin::Lead(guard) = self.begin(hash, &key, false, true) {
             // A panic drops the guard unsettled: the load is abandoned and
             // counted as failed; the pool's worker goes on.
             if let Ok(result) = catch_unwind(AssertUnwindSafe(|| loader(&key))) {
@@ -881,7 +1021,7 @@ where
             let slot = self.inner.slots.get(self.next_shard)?;
             self.next_shard += 1;
             let now = self.inner.now_if_timed();
-            let parts = slot.lock.read();
+            let parts = slot.read();
             let shard = &parts.store;
             let entries: Vec<(K, V)> = (0..shard.len() as u32)
                 .filter(|&i| !shard.is_expired(i, now))

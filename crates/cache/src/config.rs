@@ -46,12 +46,15 @@ pub struct Builder<K, V, S = DefaultHashBuilder> {
 
 /// A shard's capacity must stay below 2^30 units: positions are 30 bits in a
 /// read-buffer record.
-const MAX_SHARD_CAPACITY: u64 = 1 << 30;
+pub(crate) const MAX_SHARD_CAPACITY: u64 = 1 << 30;
 /// The most shards a cache may have.
-const MAX_SHARDS: usize = 1024;
+pub(crate) const MAX_SHARDS: usize = 1024;
 /// Capacity per shard below which the default shard count stops growing: a
 /// smaller shard's policy sees too few entries to decide well.
 const MIN_SHARD_CAPACITY: u64 = 1024;
+/// The default shard count of a weighted cache (fewer when its capacity is
+/// below 16 x 1024 units).
+const WEIGHTED_SHARDS: usize = 16;
 
 impl<K, V> Builder<K, V> {
     pub(crate) fn new(capacity: u64) -> Builder<K, V> {
@@ -77,7 +80,8 @@ impl<K, V, S> Builder<K, V, S> {
     /// Weighs each entry: the capacity is then a total weight rather than an
     /// entry count. A weight of 0 counts as 1 (every entry takes room, so the
     /// entry count stays bounded). Must give the same answer for the same
-    /// entry each time.
+    /// entry each time. Runs under the shard's lock: it must not call the
+    /// cache (such a call panics instead of waiting for itself).
     ///
     /// ```
     /// use prodkit_cache::Cache;
@@ -182,7 +186,9 @@ impl<K, V, S> Builder<K, V, S> {
     }
 
     /// How refreshes and prefetches load a key. Setting it starts the cache's
-    /// executor ([`executor`](Builder::executor)).
+    /// executor ([`executor`](Builder::executor)). A loader that needs the
+    /// cache itself holds a [`WeakCache`](crate::WeakCache): a strong handle
+    /// in the loader would keep the cache and its threads alive forever.
     ///
     /// ```
     /// use prodkit_cache::Cache;
@@ -224,8 +230,12 @@ impl<K, V, S> Builder<K, V, S> {
 
     /// Called with each entry that leaves the cache and why, after the
     /// shard's lock is released (it may call the cache). A panic in it
-    /// reaches the caller of the operation that removed the entry; the cache
-    /// stays consistent.
+    /// reaches the caller of the operation that removed the entry, after
+    /// the other entries that operation removed were reported; the cache
+    /// stays consistent. A listener that inserts what it is told was
+    /// evicted for size evicts another entry, which it is told about in
+    /// turn, on the same stack: at a small capacity that recursion does not
+    /// end.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -271,9 +281,11 @@ impl<K, V, S> Builder<K, V, S> {
     }
 
     /// The number of shards: a power of two, at most 1024 and at most the
-    /// capacity. The default is four per CPU, but no fewer than 1024 units of
-    /// capacity per shard. Each shard has its own lock and its own policy,
-    /// and an entry may weigh at most a shard's capacity.
+    /// capacity. The default is four per CPU (16 for a weighted cache, on
+    /// every machine), but no fewer than 1024 units of capacity per shard.
+    /// Each shard has its own lock and its own policy, and an entry may
+    /// weigh at most a shard's capacity (`capacity / shards`; a weighted
+    /// cache of larger entries sets fewer shards).
     ///
     /// ```
     /// use prodkit_cache::Cache;
@@ -356,6 +368,11 @@ impl<K, V, S> Builder<K, V, S> {
                 field: "executor queue",
             });
         }
+        prodkit_pool::Pool::builder()
+            .workers(self.workers)
+            .queue_capacity(self.queue)
+            .validate()
+            .map_err(ConfigError::Executor)?;
         let shards = self.shard_count();
         if !shards.is_power_of_two() || shards > MAX_SHARDS || shards as u64 > self.capacity {
             return Err(ConfigError::Shards { shards });
@@ -363,6 +380,7 @@ impl<K, V, S> Builder<K, V, S> {
         if self.capacity.div_ceil(shards as u64) >= MAX_SHARD_CAPACITY {
             return Err(ConfigError::CapacityTooLarge {
                 capacity: self.capacity,
+                shards,
             });
         }
         Ok(())
@@ -370,8 +388,15 @@ impl<K, V, S> Builder<K, V, S> {
 
     pub(crate) fn shard_count(&self) -> usize {
         self.shards.unwrap_or_else(|| {
-            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let by_cpu = (cpus * 4).next_power_of_two().min(MAX_SHARDS);
+            // A weighted cache's entries may weigh at most a shard's
+            // capacity: its default does not depend on the machine, so
+            // that what fits on one fits on every other.
+            let by_cpu = if self.weigher.is_some() {
+                WEIGHTED_SHARDS
+            } else {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (cpus * 4).next_power_of_two().min(MAX_SHARDS)
+            };
             let by_capacity = (self.capacity / MIN_SHARD_CAPACITY).max(1);
             // The largest power of two not above `by_capacity`.
             let by_capacity = 1usize << (63 - by_capacity.leading_zeros()).min(20);

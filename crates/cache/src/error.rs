@@ -44,7 +44,12 @@ pub enum ConfigError {
     CapacityTooLarge {
         /// The capacity asked for.
         capacity: u64,
+        /// The shard count it was split over.
+        shards: usize,
     },
+    /// The executor's workers or queue are above what
+    /// [`prodkit_pool`] accepts.
+    Executor(prodkit_pool::ConfigError),
     /// The operating system refused a thread of the refresh executor.
     Spawn(std::io::Error),
 }
@@ -67,10 +72,22 @@ impl fmt::Display for ConfigError {
                 f,
                 "shards is {shards}: give a power of two, at most 1024 and at most the capacity"
             ),
-            ConfigError::CapacityTooLarge { capacity } => write!(
-                f,
-                "capacity {capacity} is too large for the shard count: a shard holds fewer than 2^30 units; raise shards"
-            ),
+            ConfigError::CapacityTooLarge { capacity, shards } => {
+                let most = crate::config::MAX_SHARDS as u64 * (crate::config::MAX_SHARD_CAPACITY - 1);
+                if *capacity > most {
+                    write!(
+                        f,
+                        "capacity {capacity} is too large: a cache holds at most {most} units (1024 shards of 2^30 - 1); count in larger units"
+                    )
+                } else {
+                    let need = capacity.div_ceil(crate::config::MAX_SHARD_CAPACITY - 1).next_power_of_two();
+                    write!(
+                        f,
+                        "capacity {capacity} is too large for {shards} shards: a shard holds fewer than 2^30 units; set shards({need}) or more"
+                    )
+                }
+            }
+            ConfigError::Executor(e) => write!(f, "executor: {e}"),
             ConfigError::Spawn(_) => f.write_str("cannot start the refresh executor's threads"),
         }
     }
@@ -80,6 +97,7 @@ impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ConfigError::Spawn(e) => Some(e),
+            ConfigError::Executor(e) => Some(e),
             _ => None,
         }
     }

@@ -11,7 +11,7 @@ use crate::shard::{NEVER, REFRESHING, Times};
 ///
 /// Each method returns how long from now the entry lives, or `None` for no
 /// limit. Called with the shard's lock held: it must be quick and must not
-/// call the cache.
+/// call the cache (such a call panics instead of waiting for itself).
 ///
 /// ```
 /// use std::time::Duration;
@@ -131,6 +131,11 @@ impl<K, V> Expire<K, V> {
                 Some(p) => after(now, e.expire_after_update(key, value, remaining(p, now))),
             },
         }
+    }
+
+    /// Whether reads run the user's rule.
+    pub(crate) fn is_custom(&self) -> bool {
+        matches!(self, Expire::Custom(_))
     }
 
     /// Moves an entry's deadline after a read at `now` (idle time, or the

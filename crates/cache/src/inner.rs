@@ -8,24 +8,26 @@
 //! writes in order (exactly, with one thread; nearly, under contention).
 
 use std::borrow::Borrow;
+use std::cell::Cell;
 use std::hash::{BuildHasher, Hash};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::buffer::{ReadBuffer, SLOTS};
 use crate::config::{Listener, Loader, Weigher};
 use crate::expiry::Expire;
-use crate::load::Flight;
+use crate::load::Pending;
 use crate::shard::{Order, Parts, REFRESHING, Shard, Sink, tag};
 use crate::stats::Counters;
 use crate::{RemovalCause, TooHeavy};
 
-/// Expired entries a write looks at besides its own (the sweep): every
-/// expired entry goes within `len / SWEEP_STEPS` writes to its shard.
+/// Entries a write looks at besides its own (the sweep): it passes over a
+/// shard every `len / SWEEP_STEPS` writes, and an expired entry goes within
+/// two passes (a removal may move it behind the sweep).
 const SWEEP_STEPS: usize = 2;
 
 /// One shard: its entries and its policy under one readers-writer lock, and
@@ -34,8 +36,67 @@ pub(crate) struct Slot<K, V> {
     pub(crate) lock: RwLock<Parts<K, V>>,
     pub(crate) buffer: CachePadded<ReadBuffer>,
     pub(crate) misses: AtomicU64,
-    /// Loads under way, by key: at most one per key (single-flight).
-    pub(crate) flights: Mutex<HashTable<(K, Arc<Flight<V>>)>>,
+    /// Loads under way, by key: at most one per key (single-flight). Taken
+    /// after `lock` where both are held.
+    pub(crate) flights: Mutex<HashTable<Pending<K, V>>>,
+    /// How many loads the table holds, so that a write finds out without
+    /// the table's lock that there is none to mark stale.
+    pub(crate) loading: AtomicUsize,
+}
+
+thread_local! {
+    /// The shard whose lock this thread holds while it runs the user's code
+    /// under it (a weigher, an expiry rule, a predicate, a compute
+    /// function), by address; 0 for none.
+    static HELD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks a shard as held by this thread while user code runs under its
+/// lock; the mark before it comes back on drop, unwinding included.
+struct Held(usize);
+
+impl Held {
+    fn enter<K, V>(slot: &Slot<K, V>) -> Held {
+        Held(HELD.replace(std::ptr::from_ref(slot) as usize))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD.set(self.0);
+    }
+}
+
+impl<K, V> Slot<K, V> {
+    /// A lock this thread cannot get at once may be one it holds itself,
+    /// from a callback that called the cache: that call would wait for
+    /// itself forever, so it panics instead.
+    #[cold]
+    fn check_reentry(&self) {
+        if HELD.get() == std::ptr::from_ref(self) as usize {
+            panic!(
+                "a callback run under the cache's lock (a weigher, an expiry rule, an \
+                 invalidate_if predicate, a compute or get_or_insert_with function) called \
+                 the same cache: it would wait for itself"
+            );
+        }
+    }
+
+    #[inline]
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Parts<K, V>> {
+        self.lock.try_read().unwrap_or_else(|| {
+            self.check_reentry();
+            self.lock.read()
+        })
+    }
+
+    #[inline]
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Parts<K, V>> {
+        self.lock.try_write().unwrap_or_else(|| {
+            self.check_reentry();
+            self.lock.write()
+        })
+    }
 }
 
 pub(crate) struct Inner<K, V, S> {
@@ -97,6 +158,11 @@ where
     /// Runs `f` under the shard's write lock, after replaying its read buffer
     /// and sweeping a few expired entries; the entries removed go to the
     /// listener once the lock is released.
+    ///
+    /// `f` may call user code (a predicate, a weigher, an expiry policy)
+    /// that panics. Every change to the shard is whole before such a call,
+    /// so the shard stays sound; the entries removed before the panic still
+    /// reach the listener, and then the panic goes on to the caller.
     pub(crate) fn write<R>(
         &self,
         slot: &Slot<K, V>,
@@ -105,13 +171,16 @@ where
         let mut removed = Vec::new();
         let result = {
             let mut sink = self.listener.as_ref().map(|_| &mut removed);
-            let mut parts = slot.lock.write();
+            let mut parts = slot.write();
             let Parts { store, order } = &mut *parts;
             self.drain(slot, order);
             let mut shard = Shard { store, order };
             let now = self.now_if_timed();
-            shard.sweep(SWEEP_STEPS, now, &self.hasher, &mut sink);
-            let result = f(&mut shard, now, &mut sink);
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                let _held = Held::enter(slot);
+                shard.sweep(SWEEP_STEPS, now, &self.hasher, &mut sink);
+                f(&mut shard, now, &mut sink)
+            }));
             // An entry came or went: every read counts again.
             if shard.order.wrote {
                 shard.order.wrote = false;
@@ -120,14 +189,24 @@ where
             result
         };
         self.notify(removed);
-        result
+        result.unwrap_or_else(|panic| resume_unwind(panic))
     }
 
+    /// Hands removed entries to the listener. A panicking listener call
+    /// does not stop the others: every entry is reported, then the first
+    /// panic goes on to the caller.
     pub(crate) fn notify(&self, removed: Vec<(K, V, RemovalCause)>) {
-        if let Some(listener) = &self.listener {
-            for (k, v, cause) in removed {
-                listener(k, v, cause);
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        let mut first_panic = None;
+        for (k, v, cause) in removed {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener(k, v, cause))) {
+                first_panic.get_or_insert(panic);
             }
+        }
+        if let Some(panic) = first_panic {
+            resume_unwind(panic);
         }
     }
 
@@ -165,7 +244,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let slot = self.slot(hash);
-        let parts = slot.lock.read();
+        let parts = slot.read();
         let shard = &parts.store;
         let Some(i) = shard.find(hash, key) else {
             drop(parts);
@@ -185,7 +264,12 @@ where
                     self.expire_entry(slot, hash, key);
                     return None;
                 }
-                self.expire.on_read(&node.key, &node.value, t, now);
+                if self.expire.is_custom() {
+                    let _held = Held::enter(slot);
+                    self.expire.on_read(&node.key, &node.value, t, now);
+                } else {
+                    self.expire.on_read(&node.key, &node.value, t, now);
+                }
                 if let Some(after) = self.refresh_after {
                     let w = t.written.load(Ordering::Relaxed);
                     if w & REFRESHING == 0
@@ -222,7 +306,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let now = self.now_if_timed();
-        let parts = self.slot(hash).lock.read();
+        let parts = self.slot(hash).read();
         let shard = &parts.store;
         let i = shard.find(hash, key)?;
         (!shard.is_expired(i, now)).then(|| shard.node(i).value.clone())
@@ -242,6 +326,39 @@ where
         });
     }
 
+    /// Marks a load of `key` under way stale: its value, older than this
+    /// write (`Replaced` or `Explicit`), is not cached. Called under the
+    /// shard's write lock.
+    pub(crate) fn supersede<Q>(&self, hash: u64, key: &Q, cause: RemovalCause)
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slot = self.slot(hash);
+        if slot.loading.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        if let Some(p) = slot
+            .flights
+            .lock()
+            .find_mut(hash, |p| p.key.borrow() == key)
+        {
+            p.stale.get_or_insert(cause);
+        }
+    }
+
+    /// Marks every load under way in `slot` stale (an invalidation by
+    /// predicate cannot tell which of them it would have hit). Called under
+    /// the shard's write lock.
+    pub(crate) fn supersede_all(&self, slot: &Slot<K, V>) {
+        if slot.loading.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        for p in slot.flights.lock().iter_mut() {
+            p.stale.get_or_insert(RemovalCause::Explicit);
+        }
+    }
+
     /// Inserts or replaces under the write lock, then evicts what no longer
     /// fits. An entry heavier than the shard comes back (and a value it
     /// would have replaced is removed).
@@ -254,6 +371,7 @@ where
         now: u64,
         sink: &mut Sink<'_, K, V>,
     ) -> Result<(), TooHeavy<K, V>> {
+        self.supersede(hash, &key, RemovalCause::Replaced);
         let weight = self.weigh(&key, &value);
         let limit = shard.max_weight();
         let found = shard.find(hash, &key);
@@ -328,9 +446,14 @@ where
 
     /// Inserts; an entry too heavy to hold goes to the listener as `Size`.
     pub(crate) fn insert_or_report(&self, hash: u64, key: K, value: V) {
-        if let Err(e) = self.insert(hash, key, value)
-            && let Some(listener) = &self.listener
-        {
+        if let Err(e) = self.insert(hash, key, value) {
+            self.reject(e);
+        }
+    }
+
+    /// Reports an entry too heavy to hold to the listener, as `Size`.
+    pub(crate) fn reject(&self, e: TooHeavy<K, V>) {
+        if let Some(listener) = &self.listener {
             listener(e.key, e.value, RemovalCause::Size);
         }
     }
@@ -341,6 +464,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         self.write(self.slot(hash), |shard, now, sink| {
+            self.supersede(hash, key, RemovalCause::Explicit);
             let i = shard.find(hash, key)?;
             if shard.is_expired(i, now) {
                 shard.evict(i, RemovalCause::Expired, &self.hasher, sink);
@@ -393,7 +517,7 @@ where
 
     /// Gives up a refresh claim that could not be scheduled.
     pub(crate) fn release_refresh(&self, hash: u64, key: &K) {
-        let parts = self.slot(hash).lock.read();
+        let parts = self.slot(hash).read();
         let shard = &parts.store;
         if let Some(t) = shard.find(hash, key).and_then(|i| shard.times(i)) {
             t.written.fetch_and(!REFRESHING, Ordering::Relaxed);

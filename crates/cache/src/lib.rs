@@ -14,7 +14,7 @@ mod shard;
 mod sketch;
 mod stats;
 
-pub use cache::{Cache, Compute, Iter, Prefetched};
+pub use cache::{Cache, Compute, Iter, Prefetched, WeakCache};
 pub use config::{BoxError, Builder};
 pub use error::{ConfigError, PrefetchError, TooHeavy};
 pub use expiry::Expiry;

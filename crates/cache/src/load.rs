@@ -9,10 +9,13 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
+use std::thread::ThreadId;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::RemovalCause;
 use crate::inner::{Hit, Inner};
 use crate::stats::Counters;
 
@@ -29,6 +32,21 @@ enum State<V> {
 pub(crate) struct Flight<V> {
     state: Mutex<State<V>>,
     done: Condvar,
+    /// The thread running the loader, when it runs to the end on one thread
+    /// (a blocking caller, a prefetch job): a blocking wait on that thread
+    /// would wait for itself.
+    leader: Option<ThreadId>,
+}
+
+/// A load under way, in its shard's table of loads.
+pub(crate) struct Pending<K, V> {
+    pub(crate) key: K,
+    pub(crate) flight: Arc<Flight<V>>,
+    /// The key was written (`Replaced`) or invalidated (`Explicit`) while
+    /// the load ran: its value may be older than that write, so it goes to
+    /// the callers and, as if cached and then overwritten, to the listener
+    /// with this cause, but is not cached.
+    pub(crate) stale: Option<RemovalCause>,
 }
 
 /// What a waiter learns.
@@ -40,11 +58,18 @@ pub(crate) enum Outcome<V> {
 }
 
 impl<V: Clone> Flight<V> {
-    fn new() -> Flight<V> {
+    fn new(leader: Option<ThreadId>) -> Flight<V> {
         Flight {
             state: Mutex::new(State::Running(Vec::new())),
             done: Condvar::new(),
+            leader,
         }
+    }
+
+    /// Whether a blocking wait on this thread would wait for its own load
+    /// (a loader asking for its own key).
+    pub(crate) fn led_here(&self) -> bool {
+        self.leader == Some(std::thread::current().id())
     }
 
     fn settle(&self, end: State<V>) {
@@ -162,8 +187,15 @@ where
 {
     /// A hit, the lead of a new load, or a load to wait for. `count`: whether
     /// this is a caller's read (counted, and told to the policy) or a
-    /// prefetch's look.
-    pub(crate) fn begin(&self, hash: u64, key: &K, count: bool) -> Begin<'_, K, V, S> {
+    /// prefetch's look; `blocking`: whether a lead runs its loader on this
+    /// thread to the end.
+    pub(crate) fn begin(
+        &self,
+        hash: u64,
+        key: &K,
+        count: bool,
+        blocking: bool,
+    ) -> Begin<'_, K, V, S> {
         let found = if count {
             self.read(hash, key)
         } else {
@@ -176,23 +208,37 @@ where
             return Begin::Hit(hit);
         }
         let slot = self.slot(hash);
-        let mut flights = slot.flights.lock();
-        if let Some((_, flight)) = flights.find(hash, |(k, _)| k == key) {
-            return Begin::Wait(flight.clone());
-        }
-        // A leader inserts its value before it leaves the table: looked at
-        // under the table's lock, no flight means the value is in (or was
-        // never loaded), so no key is loaded twice for one miss.
-        if let Some(value) = self.peek(hash, key) {
+        // Looked at again under the shard's read lock: a leader inserts its
+        // value and leaves the table of loads under the write lock, so here
+        // either the value is in or the load is in the table, and no key is
+        // loaded twice for one miss.
+        let now = self.now_if_timed();
+        let parts = slot.read();
+        if let Some(i) = parts.store.find(hash, key)
+            && !parts.store.is_expired(i, now)
+        {
             return Begin::Hit(Hit {
-                value,
+                value: parts.store.node(i).value.clone(),
                 refresh: None,
             });
         }
-        let flight = Arc::new(Flight::new());
-        flights.insert_unique(hash, (key.clone(), flight.clone()), |(k, _)| {
-            self.hasher.hash_one(k)
-        });
+        let mut flights = slot.flights.lock();
+        if let Some(p) = flights.find(hash, |p| p.key == *key) {
+            return Begin::Wait(p.flight.clone());
+        }
+        let flight = Arc::new(Flight::new(blocking.then(|| std::thread::current().id())));
+        flights.insert_unique(
+            hash,
+            Pending {
+                key: key.clone(),
+                flight: flight.clone(),
+                stale: None,
+            },
+            |p| self.hasher.hash_one(&p.key),
+        );
+        slot.loading.fetch_add(1, Ordering::Relaxed);
+        drop(flights);
+        drop(parts);
         Begin::Lead(LoadGuard {
             inner: self,
             hash,
@@ -207,7 +253,7 @@ where
         self.slot(hash)
             .flights
             .lock()
-            .find(hash, |(k, _)| k == key)
+            .find(hash, |p| p.key == *key)
             .is_some()
     }
 }
@@ -236,8 +282,23 @@ where
         match result {
             Ok(value) => {
                 Counters::add(&inner.counters.loads_ok, 1);
-                inner.insert_or_report(self.hash, key, value.clone());
-                self.leave();
+                // Leaving the table and inserting happen under one write
+                // lock: a write of the key before this point marked the load
+                // stale, one after it replaces the loaded value.
+                let hash = self.hash;
+                let inserted = inner.write(inner.slot(hash), |shard, now, sink| {
+                    if let Some(cause) = self.leave() {
+                        shard.order.counts.count(cause);
+                        if let Some(sink) = sink {
+                            sink.push((key, value.clone(), cause));
+                        }
+                        return Ok(());
+                    }
+                    inner.insert_locked(shard, hash, key, value.clone(), now, sink)
+                });
+                if let Err(e) = inserted {
+                    inner.reject(e);
+                }
                 self.flight.settle(State::Done(Ok(value.clone())));
                 Ok(value)
             }
@@ -251,10 +312,17 @@ where
         }
     }
 
-    fn leave(&self) {
-        let mut flights = self.inner.slot(self.hash).flights.lock();
-        if let Ok(entry) = flights.find_entry(self.hash, |(_, f)| Arc::ptr_eq(f, &self.flight)) {
-            entry.remove();
+    /// Takes the load out of its shard's table; the cause when it went
+    /// stale.
+    fn leave(&self) -> Option<RemovalCause> {
+        let slot = self.inner.slot(self.hash);
+        let mut flights = slot.flights.lock();
+        match flights.find_entry(self.hash, |p| Arc::ptr_eq(&p.flight, &self.flight)) {
+            Ok(entry) => {
+                slot.loading.fetch_sub(1, Ordering::Relaxed);
+                entry.remove().0.stale
+            }
+            Err(_) => None,
         }
     }
 }

@@ -1,14 +1,15 @@
-//! One shard, in two parts under two locks:
+//! One shard, in two parts:
 //!
-//! - [`Store`] (behind a readers-writer lock): a dense slab of entries and an
-//!   index table from key hash to slab position, plus each entry's times
-//!   when the cache expires or refreshes. A hit needs only this, shared.
-//! - [`Order`] (behind a mutex): the policy's view of the same positions,
-//!   three queues (window, probation, protected) as doubly linked lists of
-//!   `u32` positions, the frequency sketch, and the counters. Replaying hits
-//!   needs only this, so it never blocks a reader.
+//! - [`Store`]: a dense slab of entries and an index table from key hash to
+//!   slab position, plus each entry's times when the cache expires or
+//!   refreshes. A hit needs only this.
+//! - [`Order`]: the policy's view of the same positions, three queues
+//!   (window, probation, protected) as doubly linked lists of `u32`
+//!   positions, the frequency sketch, and the counters.
 //!
-//! A change to the entries takes both (the store first), through a
+//! Both sit in [`Parts`] under the shard's one readers-writer lock: a hit
+//! takes it shared and reads only the store; a change to the entries (and
+//! the replay of hits into the order) takes it exclusively, through a
 //! [`Shard`]. Removal keeps the slab dense: the last entry moves into the
 //! freed position, its table slot and its neighbours' links follow.
 
@@ -84,6 +85,18 @@ pub(crate) struct Counts {
     pub(crate) explicit: u64,
     pub(crate) replaced: u64,
     pub(crate) rejected: u64,
+}
+
+impl Counts {
+    /// Counts a removal for `cause`.
+    pub(crate) fn count(&mut self, cause: RemovalCause) {
+        match cause {
+            RemovalCause::Size => self.evicted_size += 1,
+            RemovalCause::Expired => self.expired += 1,
+            RemovalCause::Explicit => self.explicit += 1,
+            RemovalCause::Replaced => self.replaced += 1,
+        }
+    }
 }
 
 pub(crate) struct Store<K, V> {
@@ -321,17 +334,29 @@ impl<K: Hash + Eq, V> Shard<'_, K, V> {
     pub(crate) fn remove_index<S: BuildHasher>(&mut self, i: u32, hasher: &S) -> (K, V, u32) {
         let store = &mut *self.store;
         let order = &mut *self.order;
+        // The table is found again by the key's hash. A key whose `Hash`
+        // disagrees with the one it was inserted with is looked for in the
+        // whole table instead (a user's bug costs time, never a stale
+        // position in the table).
         let hash = hasher.hash_one(&store.nodes[i as usize].key);
-        if let Ok(entry) = store.table.find_entry(hash, |&x| x == i) {
-            entry.remove();
+        match store.table.find_entry(hash, |&x| x == i) {
+            Ok(entry) => {
+                entry.remove();
+            }
+            Err(_) => store.table.retain(|&mut x| x != i),
         }
         order.unlink(i);
         order.wrote = true;
         let last = (store.nodes.len() - 1) as u32;
         if i != last {
             let moved_hash = hasher.hash_one(&store.nodes[last as usize].key);
-            if let Some(slot) = store.table.find_mut(moved_hash, |&x| x == last) {
-                *slot = i;
+            match store.table.find_mut(moved_hash, |&x| x == last) {
+                Some(slot) => *slot = i,
+                None => {
+                    if let Some(slot) = store.table.iter_mut().find(|x| **x == last) {
+                        *slot = i;
+                    }
+                }
             }
             let Link {
                 prev, next, queue, ..
@@ -367,13 +392,7 @@ impl<K: Hash + Eq, V> Shard<'_, K, V> {
         sink: &mut Sink<'_, K, V>,
     ) -> u32 {
         let (key, value, moved_from) = self.remove_index(i, hasher);
-        let counts = &mut self.order.counts;
-        match cause {
-            RemovalCause::Size => counts.evicted_size += 1,
-            RemovalCause::Expired => counts.expired += 1,
-            RemovalCause::Explicit => counts.explicit += 1,
-            RemovalCause::Replaced => counts.replaced += 1,
-        }
+        self.order.counts.count(cause);
         if let Some(sink) = sink {
             sink.push((key, value, cause));
         }
@@ -403,8 +422,9 @@ impl<K: Hash + Eq, V> Shard<'_, K, V> {
     }
 
     /// Looks at `steps` entries from where the last sweep stopped and removes
-    /// the expired ones: every expired entry is found within `len / steps`
-    /// writes, with no thread and no timer.
+    /// the expired ones: a pass over the shard takes `len / steps` writes,
+    /// and an expired entry is found within two passes (a removal may move
+    /// it behind the cursor), with no thread and no timer.
     pub(crate) fn sweep<S: BuildHasher>(
         &mut self,
         steps: usize,

@@ -90,13 +90,18 @@ pub struct Evictions {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Reads that found a live entry.
+    /// Reads that found a live entry. Exact while every read is recorded;
+    /// an estimate (each sampled read counts for the 2, 4 or 8 it stands
+    /// for) while a shard samples, after 2,048 reads in a row with no entry
+    /// coming or going.
     pub hits: u64,
     /// Reads that found none (absent or expired).
     pub misses: u64,
     /// Entries removed, by cause.
     pub evictions: Evictions,
-    /// Entries refused because they weigh more than a shard holds.
+    /// Entries refused because they weigh more than a shard holds (reported
+    /// to the listener as `Size`, but counted here, not in
+    /// `evictions.size`).
     pub rejected: u64,
     /// Loader calls that returned a value (`get_or_load`, prefetches).
     pub loads_ok: u64,

@@ -43,10 +43,40 @@ fn bad_configurations_are_refused_with_the_field_named() {
             .time_to_live(Duration::from_secs(1))),
         ConfigError::ConflictingExpiry
     ));
-    assert!(matches!(
-        err(Cache::builder(u64::MAX).shards(1)),
-        ConfigError::CapacityTooLarge { .. }
-    ));
+    // Too large for the shards asked for: the message says how many would do.
+    let e = err(Cache::builder(1 << 31).shards(1));
+    assert!(matches!(e, ConfigError::CapacityTooLarge { shards: 1, .. }));
+    assert!(e.to_string().contains("set shards(4) or more"), "{e}");
+    assert!(
+        Cache::<u32, u32>::builder(1 << 31)
+            .shards(4)
+            .build()
+            .is_ok()
+    );
+    // Too large for any shard count: the message does not send the user to
+    // the shards setting.
+    let e = err(Cache::builder(u64::MAX));
+    assert!(matches!(e, ConfigError::CapacityTooLarge { .. }));
+    assert!(e.to_string().contains("count in larger units"), "{e}");
+    // The executor's limits are checked when the configuration is, not
+    // found out when its threads start.
+    let e = err(Cache::builder(10)
+        .loader(|k: &u32| Ok::<_, std::io::Error>(*k))
+        .executor(1, usize::MAX));
+    assert!(matches!(e, ConfigError::Executor(_)), "{e}");
+    // A weighted cache's default split does not depend on the machine.
+    let weighted = Cache::<u32, u32>::builder(1 << 20)
+        .weigher(|_, v: &u32| *v)
+        .build()
+        .unwrap();
+    assert_eq!(
+        weighted.try_insert(1, 1 << 16).map_err(|e| e.limit()),
+        Ok(())
+    );
+    assert_eq!(
+        weighted.try_insert(2, (1 << 16) + 1).map_err(|e| e.limit()),
+        Err(1 << 16)
+    );
     for e in [ConfigError::ZeroCapacity, ConfigError::RefreshWithoutLoader] {
         let text = e.to_string();
         assert!(
@@ -218,4 +248,212 @@ fn weighted_inserts_of_many_sizes_keep_the_bound_without_a_panic() {
             assert!(cache.weight() <= 16);
         }
     }
+}
+
+/// A cache of `n` entries whose listener records every removal.
+fn reported_cache(n: u32) -> (Cache<u32, u32>, Arc<Mutex<Vec<u32>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    let cache: Cache<u32, u32> = Cache::builder(1000)
+        .eviction_listener(move |k, _, _| sink.lock().unwrap().push(k))
+        .build()
+        .unwrap();
+    for i in 0..n {
+        cache.insert(i, i);
+    }
+    (cache, log)
+}
+
+#[test]
+fn a_panicking_predicate_or_listener_loses_no_entry() {
+    // A predicate that panics part way: what it removed before is reported,
+    // the rest stays, and the cache goes on working.
+    let (cache, log) = reported_cache(100);
+    let mut seen = 0;
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cache.invalidate_if(|_, _| {
+            seen += 1;
+            assert!(seen < 40, "predicate fails");
+            true
+        })
+    }));
+    assert!(panicked.is_err());
+    let reported = log.lock().unwrap().clone();
+    assert!(!reported.is_empty());
+    assert_eq!(
+        cache.len() + reported.len(),
+        100,
+        "every entry is held or reported"
+    );
+    for k in &reported {
+        assert!(!cache.contains_key(k));
+    }
+    cache.insert(1000, 1);
+    assert_eq!(cache.get(&1000), Some(1));
+
+    // A listener that panics on one entry: the others are still reported,
+    // then the panic reaches the caller.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    let cache: Cache<u32, u32> = Cache::builder(1000)
+        .eviction_listener(move |k, _, _| {
+            sink.lock().unwrap().push(k);
+            assert_ne!(k, 7, "listener fails");
+        })
+        .build()
+        .unwrap();
+    for i in 0..100 {
+        cache.insert(i, i);
+    }
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cache.clear()));
+    assert!(panicked.is_err());
+    let mut reported = log.lock().unwrap().clone();
+    reported.sort_unstable();
+    assert_eq!(reported, (0..100).collect::<Vec<_>>());
+    assert!(cache.is_empty());
+}
+
+/// A key whose hash changes at every call: a broken `Hash`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct Fickle(u32);
+
+impl std::hash::Hash for Fickle {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        (CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) ^ u64::from(self.0)).hash(state);
+    }
+}
+
+#[test]
+fn a_key_with_an_inconsistent_hash_costs_hits_but_never_panics_or_breaks_the_bound() {
+    // As with std's HashMap, a broken `Hash` makes lookups miss; it must not
+    // panic, leave a stale position in a shard, or let the cache grow.
+    for shards in [1, 4] {
+        let cache: Cache<Fickle, u32> = Cache::builder(16)
+            .shards(shards)
+            .eviction_listener(|_, _, _| {})
+            .build()
+            .unwrap();
+        for i in 0..20_000u32 {
+            let key = Fickle(i % 40);
+            cache.insert(key.clone(), i);
+            let _ = cache.get(&key);
+            if i % 3 == 0 {
+                cache.remove(&key);
+            }
+            if i % 100 == 0 {
+                cache.invalidate_if(|k, _| k.0 % 7 == 0);
+            }
+            assert!(cache.len() <= 16 + 64);
+        }
+        assert!(cache.iter().count() <= 16 + 64);
+        cache.clear();
+        assert!(cache.is_empty());
+    }
+}
+
+/// Runs `f` and returns its panic message (it must panic).
+fn panic_message(f: impl FnOnce()) -> String {
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_err();
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+/// Calls the cache from an expiry rule.
+struct Reentrant(Arc<std::sync::OnceLock<Cache<u32, u32>>>, bool);
+
+impl Expiry<u32, u32> for Reentrant {
+    fn expire_after_create(&self, _: &u32, _: &u32) -> Option<Duration> {
+        if !self.1 {
+            let _ = self.0.get().map(|c| c.get(&2));
+        }
+        None
+    }
+
+    fn expire_after_read(&self, _: &u32, _: &u32, left: Option<Duration>) -> Option<Duration> {
+        if self.1 {
+            let _ = self.0.get().map(|c| c.insert(2, 2));
+        }
+        left
+    }
+}
+
+#[test]
+fn a_callback_that_calls_its_own_cache_under_the_lock_panics_instead_of_deadlocking() {
+    crate::watchdog(Duration::from_secs(30), || {
+        const SAME: &str = "would wait for itself";
+        // One shard: every key shares the lock the callback runs under.
+        let one = || Cache::<u32, u32>::builder(100).shards(1);
+        let cache = one().build().unwrap();
+        cache.insert(1, 1);
+        let c = cache.clone();
+        let msg = panic_message(|| {
+            let _ = c.invalidate_if(|_, _| c.get(&2).is_some());
+        });
+        assert!(msg.contains(SAME), "invalidate_if: {msg}");
+        let msg = panic_message(|| {
+            let _ = c.compute(1, |_| Compute::Insert(c.len() as u32));
+        });
+        assert!(msg.contains(SAME), "compute: {msg}");
+        let msg = panic_message(|| {
+            let _ = c.get_or_insert_with(3, || c.get(&1).unwrap_or(0));
+        });
+        assert!(msg.contains(SAME), "get_or_insert_with: {msg}");
+        // Nothing was lost or left locked.
+        assert_eq!(cache.get(&1), Some(1));
+        cache.insert(4, 4);
+        assert_eq!(cache.len(), 2);
+
+        let cell = Arc::new(std::sync::OnceLock::new());
+        let sink = cell.clone();
+        let cache = one()
+            .weigher(move |_, _| {
+                let _ = sink.get().map(|c: &Cache<u32, u32>| c.get(&9));
+                1
+            })
+            .build()
+            .unwrap();
+        cell.set(cache.clone()).unwrap();
+        let msg = panic_message(|| cache.insert(1, 1));
+        assert!(msg.contains(SAME), "weigher: {msg}");
+
+        for on_read in [false, true] {
+            let cell = Arc::new(std::sync::OnceLock::new());
+            let cache = one()
+                .expire_after(Reentrant(cell.clone(), on_read))
+                .build()
+                .unwrap();
+            if on_read {
+                cache.insert(1, 1);
+            }
+            cell.set(cache.clone()).unwrap();
+            let msg = panic_message(|| {
+                if on_read {
+                    let _ = cache.get(&1);
+                } else {
+                    cache.insert(1, 1);
+                }
+            });
+            assert!(msg.contains(SAME), "expiry (on read: {on_read}): {msg}");
+        }
+
+        // The listener and the loader run with no lock held: they may use
+        // the cache.
+        let cell = Arc::new(std::sync::OnceLock::new());
+        let sink = cell.clone();
+        let cache = one()
+            .eviction_listener(move |k, _, _| {
+                let _ = sink.get().map(|c: &Cache<u32, u32>| c.get(&k));
+            })
+            .build()
+            .unwrap();
+        cell.set(cache.clone()).unwrap();
+        cache.insert(1, 1);
+        cache.insert(1, 2);
+        let v = cache.get_or_load(5, || Ok::<_, ()>(cache.get(&1).unwrap() + 3));
+        assert_eq!(v.unwrap(), 5);
+    });
 }

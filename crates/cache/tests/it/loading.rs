@@ -5,8 +5,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use prodkit_cache::Cache;
 use prodkit_cache::quanta::Clock;
+use prodkit_cache::{Cache, Compute, RemovalCause};
 
 use crate::watchdog;
 
@@ -211,5 +211,230 @@ fn a_full_executor_drops_and_counts_prefetches_and_refreshes() {
         // The dropped refresh is tried again by the next read.
         cache.get(&0);
         until(|| cache.get(&0) == Some(100));
+    });
+}
+
+/// Starts a load of `key` whose loader returns `value` once released; the
+/// returned closure releases it and gives the leader's result.
+fn held_load(cache: &Cache<u32, u32>, key: u32, value: u32) -> impl FnOnce() -> u32 + use<> {
+    let (entered_tx, entered) = mpsc::channel();
+    let (release_tx, release) = mpsc::channel::<()>();
+    let leader = {
+        let cache = cache.clone();
+        std::thread::spawn(move || {
+            cache.get_or_load(key, || {
+                entered_tx.send(()).unwrap();
+                release.recv().unwrap();
+                Ok::<_, ()>(value)
+            })
+        })
+    };
+    entered.recv().unwrap();
+    move || {
+        release_tx.send(()).unwrap();
+        leader.join().unwrap().unwrap()
+    }
+}
+
+#[test]
+fn a_write_of_the_key_during_a_load_wins_over_the_loaded_value() {
+    watchdog(LIMIT, || {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let cache: Cache<u32, u32> = Cache::builder(100)
+            .eviction_listener(move |k, v, cause| sink.lock().unwrap().push((k, v, cause)))
+            .build()
+            .unwrap();
+        use RemovalCause::{Explicit, Replaced};
+        // Each write, made while the loader of key 1 runs; what `get` must
+        // see once the load is done, and how the loaded value is reported.
+        type Write = fn(&Cache<u32, u32>);
+        let writes: [(&str, Write, Option<u32>, RemovalCause); 7] = [
+            ("insert", |c| c.insert(1, 999), Some(999), Replaced),
+            (
+                "remove",
+                |c| {
+                    let _ = c.remove(&1);
+                },
+                None,
+                Explicit,
+            ),
+            (
+                "insert then remove",
+                |c| {
+                    c.insert(1, 5);
+                    c.remove(&1);
+                },
+                None,
+                Replaced,
+            ),
+            (
+                "compute insert",
+                |c| {
+                    let _ = c.compute(1, |_| Compute::Insert(7));
+                },
+                Some(7),
+                Replaced,
+            ),
+            (
+                "compute remove",
+                |c| {
+                    let _ = c.compute(1, |_| Compute::Remove);
+                },
+                None,
+                Explicit,
+            ),
+            (
+                "invalidate_if",
+                |c| {
+                    let _ = c.invalidate_if(|_, _| true);
+                },
+                None,
+                Explicit,
+            ),
+            ("clear", |c| c.clear(), None, Explicit),
+        ];
+        for (name, write, expected, cause) in writes {
+            cache.clear();
+            let finish = held_load(&cache, 1, 111);
+            write(&cache);
+            log.lock().unwrap().clear();
+            assert_eq!(finish(), 111, "{name}: the leader gets its loaded value");
+            assert_eq!(cache.get(&1), expected, "{name}: the write wins");
+            assert_eq!(
+                *log.lock().unwrap(),
+                [(1, 111, cause)],
+                "{name}: the loaded value is reported as overwritten"
+            );
+        }
+        // A write of another key does not stop the load from caching.
+        let finish = held_load(&cache, 1, 111);
+        cache.insert(2, 2);
+        cache.remove(&3);
+        assert_eq!(finish(), 111);
+        assert_eq!(cache.get(&1), Some(111));
+    });
+}
+
+#[test]
+fn loads_racing_write_through_and_invalidation_never_leave_a_stale_value() {
+    // A database row; in each round a writer changes it and then writes the
+    // new value through to the cache (or invalidates the key), while three
+    // readers load the key from the row. Whatever the interleaving, after
+    // the round the cache holds the row's new value or nothing.
+    watchdog(LIMIT, || {
+        for invalidate in [false, true] {
+            let row = Arc::new(AtomicUsize::new(0));
+            let cache: Cache<u32, usize> = Cache::builder(100).build().unwrap();
+            let start = Arc::new(Barrier::new(4));
+            let end = Arc::new(Barrier::new(4));
+            let readers: Vec<_> = (0..3)
+                .map(|_| {
+                    let (row, cache) = (row.clone(), cache.clone());
+                    let (start, end) = (start.clone(), end.clone());
+                    std::thread::spawn(move || {
+                        for _ in 0..ROUNDS {
+                            start.wait();
+                            let _ = cache.get_or_load(1, || {
+                                let v = row.load(Ordering::SeqCst);
+                                std::thread::yield_now();
+                                Ok::<_, ()>(v)
+                            });
+                            end.wait();
+                        }
+                    })
+                })
+                .collect();
+            let mut stale = 0;
+            for round in 1..=ROUNDS {
+                cache.remove(&1);
+                start.wait();
+                std::thread::yield_now();
+                row.store(round, Ordering::SeqCst);
+                if invalidate {
+                    cache.remove(&1);
+                } else {
+                    cache.insert(1, round);
+                }
+                end.wait();
+                if cache.get(&1).is_some_and(|v| v != round) {
+                    stale += 1;
+                }
+            }
+            for r in readers {
+                r.join().unwrap();
+            }
+            assert_eq!(
+                stale, 0,
+                "invalidate: {invalidate}: rounds that left a stale value"
+            );
+        }
+    });
+}
+
+const ROUNDS: usize = 3000;
+
+#[test]
+fn a_loader_that_loads_its_own_key_panics_instead_of_waiting_for_itself() {
+    watchdog(LIMIT, || {
+        let cache: Cache<u32, u32> = Cache::builder(100).build().unwrap();
+        let inner = cache.clone();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cache.get_or_load(1, || inner.get_or_load(1, || Ok::<_, ()>(1)).map(|v| v + 1))
+        }));
+        let panic = result.unwrap_err();
+        let msg = panic.downcast_ref::<&str>().copied().unwrap_or_default();
+        assert!(msg.contains("would wait for itself"), "{msg}");
+        // Nothing is poisoned: the key loads normally afterwards, and a
+        // loader may load other keys.
+        let v = cache.get_or_load(1, || {
+            cache.get_or_load(2, || Ok::<_, ()>(20)).map(|v| v + 1)
+        });
+        assert_eq!(v.unwrap(), 21);
+        assert_eq!(cache.get(&2), Some(20));
+    });
+}
+
+#[test]
+fn dropping_the_last_handle_drops_queued_loads_and_frees_a_loader_holding_a_weak_handle() {
+    watchdog(LIMIT, || {
+        // One worker, busy with the first prefetch; 99 more are queued.
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (entered_tx, entered) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel::<()>();
+        let release = std::sync::Mutex::new(release);
+        let counted = calls.clone();
+        let me = Arc::new(std::sync::OnceLock::new());
+        let weak = me.clone();
+        let cache: Cache<u32, u32> = Cache::builder(1000)
+            .executor(1, 128)
+            .loader(move |k: &u32| {
+                if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                    entered_tx.send(()).unwrap();
+                    release.lock().unwrap().recv().unwrap();
+                }
+                // The loader may use the cache through a weak handle.
+                let _ = weak
+                    .get()
+                    .and_then(prodkit_cache::WeakCache::upgrade)
+                    .map(|c: Cache<u32, u32>| c.len());
+                Ok::<_, std::io::Error>(*k)
+            })
+            .build()
+            .unwrap();
+        me.set(cache.downgrade()).unwrap();
+        let weak = cache.downgrade();
+        assert_eq!(cache.prefetch(0..100).unwrap().queued, 100);
+        entered.recv().unwrap();
+        let dropper = std::thread::spawn(move || drop(cache));
+        std::thread::sleep(Duration::from_millis(50));
+        release_tx.send(()).unwrap();
+        dropper.join().unwrap();
+        // The running load finished; the queued ones were dropped, not run
+        // one after another by the last handle's drop.
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Nothing keeps the cache alive: its state, loader included, is freed.
+        assert!(weak.upgrade().is_none());
+        until(|| Arc::strong_count(&me) == 1);
     });
 }
