@@ -4,7 +4,6 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Weak};
 
@@ -15,7 +14,7 @@ use prodkit_pool::Pool;
 
 use crate::buffer::ReadBuffer;
 use crate::inner::{Hit, Inner, Slot};
-use crate::load::{Begin, Outcome, WaitFlight};
+use crate::load::{Begin, Leading, Outcome, WaitFlight};
 use crate::shard::{Order, Parts, Store, tag};
 use crate::stats::Counters;
 use crate::{
@@ -26,6 +25,21 @@ use crate::{
 /// cache. When the last handle is dropped, the background loads still
 /// queued on its executor (refreshes, prefetches) are dropped, the ones
 /// running finish, and the executor's threads are joined.
+///
+/// # Callbacks
+/// Some of your code runs under a shard's lock: the weigher, the
+/// [`Expiry`](crate::Expiry) rule, an [`invalidate_if`](Cache::invalidate_if)
+/// predicate, a [`compute`](Cache::compute) or
+/// [`get_or_insert_with`](Cache::get_or_insert_with) function, and the
+/// key's `Hash`, `Eq` and `Clone`. It must be quick and must not call the
+/// cache: a call that needs a lock this thread holds for a callback (the
+/// same shard, also through nested callbacks and other caches) panics with
+/// a message instead of waiting for itself; a call into another shard can
+/// deadlock against a thread doing the reverse. The eviction listener and
+/// the loaders run with no lock held and may call the cache (a loader
+/// through a [`WeakCache`] if it is the cache's own), except that a loader
+/// must not wait for its own key: `get_or_load` of its key from inside it
+/// panics likewise.
 ///
 /// ```
 /// use prodkit_cache::Cache;
@@ -259,16 +273,19 @@ where
                 let max = base + u64::from((i as u64) < extra);
                 // Room for a count-bound shard's entries up front, plus the
                 // one an insert adds before it evicts (without it the slab
-                // would double at the first eviction); a weighed one grows as
-                // it fills.
+                // would double at the first eviction), up to 2^24 entries for
+                // the whole cache; beyond that, and for a weighed cache,
+                // shards grow as they fill.
                 let room = if count_based {
-                    usize::try_from(max + 1).unwrap_or(usize::MAX).min(1 << 20)
+                    usize::try_from(max + 1)
+                        .unwrap_or(usize::MAX)
+                        .min((1 << 24) / n)
                 } else {
                     0
                 };
                 CachePadded::new(Slot {
                     lock: RwLock::new(Parts {
-                        store: Store::new(room, timed),
+                        store: Store::new(room, timed, b.refresh_after.is_some()),
                         order: Order::new(max, room),
                     }),
                     buffer: CachePadded::new(ReadBuffer::new()),
@@ -427,9 +444,11 @@ where
     /// Removes every entry for which `predicate` is true; returns how many.
     /// Expired entries met on the way are removed too (not counted). The
     /// predicate runs under each shard's lock: it must not call the cache
-    /// (such a call panics instead of waiting for itself). If it panics, the
+    /// (see [Callbacks](crate::Cache#callbacks)). If it panics, the
     /// entries removed before the panic still reach the listener and the
-    /// others stay.
+    /// others stay. Loads under way when it runs are taken as invalidated
+    /// (the predicate cannot see a value not loaded yet): their values go to
+    /// their callers but are not cached.
     ///
     /// ```
     /// use prodkit_cache::Cache;
@@ -517,7 +536,7 @@ where
     /// Reads, changes or removes the entry of `key` atomically: `f` sees the
     /// live value (or `None`) and says what to do; returns the value held
     /// afterwards. `f` runs under the shard's lock: it must not call the
-    /// cache (such a call panics instead of waiting for itself). A panic in
+    /// cache (see [Callbacks](crate::Cache#callbacks)). A panic in
     /// `f` changes nothing (expired entries swept before it are reported).
     ///
     /// ```
@@ -582,7 +601,7 @@ where
     /// The live value of `key`, or the one `f` makes, inserted atomically.
     /// `f` runs under the shard's lock, blocking the shard: for slow loads
     /// use [`get_or_load`](Cache::get_or_load). `f` must not call the cache
-    /// (such a call panics instead of waiting for itself).
+    /// (see [Callbacks](crate::Cache#callbacks)).
     ///
     /// ```
     /// use prodkit_cache::Cache;
@@ -665,19 +684,19 @@ where
         let hash = self.inner.hash(&key);
         let mut loader = Some(loader);
         loop {
-            match self.inner.begin(hash, &key, true, true) {
+            match self.inner.begin(hash, &key, true) {
                 Begin::Hit(hit) => return Ok(self.after_hit(hit)),
                 Begin::Lead(guard) => {
                     let Some(load) = loader.take() else {
                         unreachable!("a caller leads at most once: it returns after leading")
                     };
-                    return guard.finish(load());
+                    let result = {
+                        let _leading = Leading::enter(guard.flight());
+                        load()
+                    };
+                    return guard.finish(result);
                 }
-                Begin::Wait(flight) if flight.led_here() => {
-                    panic!(
-                        "get_or_load called from the loader of the same key: it would wait for itself"
-                    )
-                }
+                Begin::Wait(flight) if flight.led_here() => recursive_load(),
                 Begin::Wait(flight) => match flight.wait() {
                     Outcome::Value(v) => return Ok(v),
                     Outcome::Error(e) => {
@@ -728,14 +747,29 @@ where
         let hash = self.inner.hash(&key);
         let mut loader = Some(loader);
         loop {
-            let flight = match self.inner.begin(hash, &key, true, false) {
+            let flight = match self.inner.begin(hash, &key, true) {
                 Begin::Hit(hit) => return Ok(self.after_hit(hit)),
                 Begin::Lead(guard) => {
                     let Some(load) = loader.take() else {
                         unreachable!("a caller leads at most once: it returns after leading")
                     };
-                    return guard.finish(load().await);
+                    // The loader is marked as this thread's while it makes
+                    // its future and while that future is polled: a wait
+                    // for its own key from inside it is caught.
+                    let flight = guard.flight().clone();
+                    let load = {
+                        let _leading = Leading::enter(&flight);
+                        load()
+                    };
+                    let mut load = std::pin::pin!(load);
+                    let result = std::future::poll_fn(|cx| {
+                        let _leading = Leading::enter(&flight);
+                        load.as_mut().poll(cx)
+                    })
+                    .await;
+                    return guard.finish(result);
                 }
+                Begin::Wait(flight) if flight.led_here() => recursive_load(),
                 Begin::Wait(flight) => flight,
             };
             match WaitFlight::new(flight).await {
@@ -751,21 +785,11 @@ where
     }
 
     fn schedule_refresh(&self, key: K) {
-        let inner = &self.inner;
-        let hash = inner.hash(&key);
-        let Some(pool) = &self.executor else {
-            inner.release_refresh(hash, &key);
-            return;
-        };
-        let job_inner = inner.clone();
-        let job_key = key.clone();
-        match pool.0.try_execute(move || job_inner.refresh(hash, job_key)) {
-            Ok(()) => Counters::add(&inner.counters.refreshes, 1),
-            Err(_) => {
-                Counters::add(&inner.counters.refreshes_dropped, 1);
-                inner.release_refresh(hash, &key);
-            }
-        }
+        crate::background::schedule_refresh(
+            &self.inner,
+            self.executor.as_deref().map(|e| &e.0),
+            key,
+        );
     }
 
     /// Loads `keys` in the background through the cache's executor (its
@@ -802,7 +826,10 @@ where
                 continue;
             }
             let inner = self.inner.clone();
-            match pool.0.try_execute(move || inner.load_now(hash, key)) {
+            match pool
+                .0
+                .try_execute(move || crate::background::load_now(&inner, hash, key))
+            {
                 Ok(()) => {
                     report.queued += 1;
                     Counters::add(&self.inner.counters.prefetches, 1);
@@ -946,49 +973,6 @@ where
     }
 }
 
-impl<K, V, S> Inner<K, V, S>
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    S: BuildHasher + Send + Sync + 'static,
-{
-    /// A refresh job: reload with the loader (a panic counts as a failure).
-    fn refresh(&self, hash: u64, key: K) {
-        let Some(loader) = &self.loader else { return };
-        let start = self.clock.now();
-        let result = catch_unwind(AssertUnwindSafe(|| loader(&key)));
-        let elapsed = self.clock.now().saturating_duration_since(start);
-        Counters::add(
-            &self.counters.load_nanos,
-            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
-        );
-        match result {
-            Ok(Ok(value)) => {
-                Counters::add(&self.counters.loads_ok, 1);
-                self.refreshed(hash, key, Some(value));
-            }
-            _ => {
-                Counters::add(&self.counters.loads_failed, 1);
-                Counters::add(&self.counters.refreshes_failed, 1);
-                self.refreshed(hash, key, None);
-            }
-        }
-    }
-
-    /// A prefetch job: load `key` through single-flight unless it is cached
-    /// or already loading.
-    fn load_now(&self, hash: u64, key: K) {
-        let Some(loader) = &self.loader else { return };
-        if let Begin::Lead(guard) = self.begin(hash, &key, false, true) {
-            // A panic drops the guard unsettled: the load is abandoned and
-            // counted as failed; the pool's worker goes on.
-            if let Ok(result) = catch_unwind(AssertUnwindSafe(|| loader(&key))) {
-                let _ = guard.finish(result);
-            }
-        }
-    }
-}
-
 /// The entries of a cache, cloned; see [`Cache::iter`].
 ///
 /// ```
@@ -1051,4 +1035,10 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
             .field("executor", &self.executor.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// A loader asked for its own key: waiting would wait for itself.
+#[cold]
+fn recursive_load() -> ! {
+    panic!("get_or_load called from the loader of the same key: it would wait for itself")
 }

@@ -81,7 +81,7 @@ impl<K, V, S> Builder<K, V, S> {
     /// entry count. A weight of 0 counts as 1 (every entry takes room, so the
     /// entry count stays bounded). Must give the same answer for the same
     /// entry each time. Runs under the shard's lock: it must not call the
-    /// cache (such a call panics instead of waiting for itself).
+    /// cache (see [Callbacks](crate::Cache#callbacks)).
     ///
     /// ```
     /// use prodkit_cache::Cache;

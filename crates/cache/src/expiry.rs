@@ -5,13 +5,13 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::shard::{NEVER, REFRESHING, Times};
+use crate::shard::{NEVER, Times};
 
 /// A per-entry expiry rule, for [`Builder::expire_after`](crate::Builder::expire_after).
 ///
 /// Each method returns how long from now the entry lives, or `None` for no
 /// limit. Called with the shard's lock held: it must be quick and must not
-/// call the cache (such a call panics instead of waiting for itself).
+/// call the cache (see [Callbacks](crate::Cache#callbacks)).
 ///
 /// ```
 /// use std::time::Duration;
@@ -148,7 +148,7 @@ impl<K, V> Expire<K, V> {
                 ttl,
                 tti: Some(tti),
             } => {
-                let written = times.written.load(Ordering::Relaxed) & !REFRESHING;
+                let written = times.written.load(Ordering::Relaxed);
                 let hard = ttl.map_or(NEVER, |t| written.saturating_add(t));
                 let next = now.saturating_add(*tti).min(hard);
                 if times.expires.load(Ordering::Relaxed) != next {

@@ -8,9 +8,10 @@
 //! writes in order (exactly, with one thread; nearly, under contention).
 
 use std::borrow::Borrow;
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::hash::{BuildHasher, Hash};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
@@ -20,8 +21,8 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::buffer::{ReadBuffer, SLOTS};
 use crate::config::{Listener, Loader, Weigher};
 use crate::expiry::Expire;
-use crate::load::Pending;
-use crate::shard::{Order, Parts, REFRESHING, Shard, Sink, tag};
+use crate::load::{Flight, Pending};
+use crate::shard::{EntryTimes, NEVER, Order, Parts, REFRESHING, Shard, Sink, tag};
 use crate::stats::Counters;
 use crate::{RemovalCause, TooHeavy};
 
@@ -45,40 +46,56 @@ pub(crate) struct Slot<K, V> {
 }
 
 thread_local! {
-    /// The shard whose lock this thread holds while it runs the user's code
-    /// under it (a weigher, an expiry rule, a predicate, a compute
-    /// function), by address; 0 for none.
-    static HELD: Cell<usize> = const { Cell::new(0) };
+    /// The shards whose locks this thread holds while it runs the user's
+    /// code under them (a weigher, an expiry rule, a predicate, a compute
+    /// function), by address, innermost last: callbacks may nest, across
+    /// shards and across caches.
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Marks a shard as held by this thread while user code runs under its
-/// lock; the mark before it comes back on drop, unwinding included.
-struct Held(usize);
+/// lock; the mark goes on drop, unwinding included.
+struct Held;
 
 impl Held {
     fn enter<K, V>(slot: &Slot<K, V>) -> Held {
-        Held(HELD.replace(std::ptr::from_ref(slot) as usize))
+        HELD.with_borrow_mut(|held| held.push(slot.id()));
+        Held
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        HELD.set(self.0);
+        HELD.with_borrow_mut(|held| held.pop());
     }
 }
 
+#[cold]
+fn reentry_panic() -> ! {
+    panic!(
+        "a callback run under the cache's lock (a weigher, an expiry rule, an \
+         invalidate_if predicate, a compute or get_or_insert_with function) called \
+         the same cache: it would wait for itself"
+    )
+}
+
 impl<K, V> Slot<K, V> {
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Whether this thread runs user code under this shard's lock.
+    fn held_here(&self) -> bool {
+        HELD.with_borrow(|held| held.contains(&self.id()))
+    }
+
     /// A lock this thread cannot get at once may be one it holds itself,
     /// from a callback that called the cache: that call would wait for
     /// itself forever, so it panics instead.
     #[cold]
     fn check_reentry(&self) {
-        if HELD.get() == std::ptr::from_ref(self) as usize {
-            panic!(
-                "a callback run under the cache's lock (a weigher, an expiry rule, an \
-                 invalidate_if predicate, a compute or get_or_insert_with function) called \
-                 the same cache: it would wait for itself"
-            );
+        if self.held_here() {
+            reentry_panic();
         }
     }
 
@@ -114,6 +131,13 @@ pub(crate) struct Inner<K, V, S> {
     pub(crate) epoch: quanta::Instant,
     pub(crate) capacity: u64,
     pub(crate) counters: Counters,
+}
+
+/// When a released refresh claim lets the next refresh come.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Next {
+    NextRead,
+    Interval,
 }
 
 /// A read that found a live entry; `refresh` is its key when this read
@@ -265,23 +289,27 @@ where
                     return None;
                 }
                 if self.expire.is_custom() {
+                    // The rule runs under the shared lock; a read of this
+                    // shard from inside it would run it again, without end.
+                    if slot.held_here() {
+                        reentry_panic();
+                    }
                     let _held = Held::enter(slot);
                     self.expire.on_read(&node.key, &node.value, t, now);
                 } else {
                     self.expire.on_read(&node.key, &node.value, t, now);
                 }
-                if let Some(after) = self.refresh_after {
-                    let w = t.written.load(Ordering::Relaxed);
-                    if w & REFRESHING == 0
-                        && now.saturating_sub(w) >= after
-                        && t.written
-                            .compare_exchange(
-                                w,
-                                w | REFRESHING,
-                                Ordering::Relaxed,
-                                Ordering::Relaxed,
-                            )
-                            .is_ok()
+                if let Some(d) = shard.due(i) {
+                    let due = d.load(Ordering::Relaxed);
+                    if due & REFRESHING == 0
+                        && now >= due
+                        && d.compare_exchange(
+                            due,
+                            due | REFRESHING,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
                     {
                         refresh = Some(node.key.clone());
                     }
@@ -326,9 +354,11 @@ where
         });
     }
 
-    /// Marks a load of `key` under way stale: its value, older than this
-    /// write (`Replaced` or `Explicit`), is not cached. Called under the
-    /// shard's write lock.
+    /// A write of `key` (`Replaced` or `Explicit`) supersedes a load or
+    /// refresh of it under way: its value, which may be older than this
+    /// write, will not be cached, and the load leaves the table, so that a
+    /// caller that misses the key from now on loads it afresh rather than
+    /// wait for the old load. Called under the shard's write lock.
     pub(crate) fn supersede<Q>(&self, hash: u64, key: &Q, cause: RemovalCause)
     where
         K: Borrow<Q>,
@@ -338,24 +368,34 @@ where
         if slot.loading.load(Ordering::Relaxed) == 0 {
             return;
         }
-        if let Some(p) = slot
-            .flights
-            .lock()
-            .find_mut(hash, |p| p.key.borrow() == key)
-        {
-            p.stale.get_or_insert(cause);
+        let mut flights = slot.flights.lock();
+        if let Ok(entry) = flights.find_entry(hash, |p| p.key.borrow() == key) {
+            let (p, _) = entry.remove();
+            slot.loading.fetch_sub(1, Ordering::Relaxed);
+            p.flight.supersede(cause);
         }
     }
 
-    /// Marks every load under way in `slot` stale (an invalidation by
-    /// predicate cannot tell which of them it would have hit). Called under
-    /// the shard's write lock.
+    /// Supersedes every load under way in `slot` (an invalidation by
+    /// predicate cannot see a value not loaded yet, so it takes every load
+    /// as hit). Called under the shard's write lock.
     pub(crate) fn supersede_all(&self, slot: &Slot<K, V>) {
         if slot.loading.load(Ordering::Relaxed) == 0 {
             return;
         }
-        for p in slot.flights.lock().iter_mut() {
-            p.stale.get_or_insert(RemovalCause::Explicit);
+        let mut flights = slot.flights.lock();
+        for p in flights.drain() {
+            p.flight.supersede(RemovalCause::Explicit);
+        }
+        slot.loading.store(0, Ordering::Relaxed);
+    }
+
+    /// The times of an entry written at `now` with deadline `expires`.
+    pub(crate) fn times_at(&self, expires: u64, now: u64) -> EntryTimes {
+        EntryTimes {
+            expires,
+            written: now,
+            due: self.refresh_after.map_or(NEVER, |a| now.saturating_add(a)),
         }
     }
 
@@ -371,8 +411,8 @@ where
         now: u64,
         sink: &mut Sink<'_, K, V>,
     ) -> Result<(), TooHeavy<K, V>> {
-        self.supersede(hash, &key, RemovalCause::Replaced);
         let weight = self.weigh(&key, &value);
+        self.supersede(hash, &key, RemovalCause::Replaced);
         let limit = shard.max_weight();
         let found = shard.find(hash, &key);
         if u64::from(weight) > limit {
@@ -397,7 +437,7 @@ where
                 let expires = self.expire.on_write(&key, &value, now, previous);
                 let grew = weight > shard.order.links[i as usize].weight;
                 let old = shard.replace(i, value, weight);
-                shard.set_times(i, expires, now);
+                shard.set_times(i, self.times_at(expires, now));
                 let cause = if expired {
                     shard.order.counts.expired += 1;
                     RemovalCause::Expired
@@ -429,7 +469,8 @@ where
             }
             None => {
                 let expires = self.expire.on_write(&key, &value, now, None);
-                shard.push(hash, key, value, weight, (expires, now), &self.hasher);
+                let times = self.times_at(expires, now);
+                shard.push(hash, key, value, weight, times, &self.hasher);
                 shard.order.on_insert(tag(hash));
             }
         }
@@ -479,48 +520,127 @@ where
         })
     }
 
-    /// Ends a refresh: the new value replaces the old one if the entry is
-    /// still the one whose refresh was claimed (not rewritten or removed
-    /// meanwhile); a failed reload releases the claim and tries again a
-    /// refresh interval later.
-    pub(crate) fn refreshed(&self, hash: u64, key: K, value: Option<V>) {
+    /// Ends a refresh (its load already out of the table): the new value
+    /// replaces the old one unless a write of the key superseded the
+    /// refresh (then it goes to the listener as overwritten, as a
+    /// superseded load's does) or the entry has gone; a failed reload puts
+    /// the next refresh off by a refresh interval. A new value too heavy to
+    /// hold comes back (the old one is removed).
+    pub(crate) fn refreshed(
+        &self,
+        hash: u64,
+        key: K,
+        value: Option<V>,
+        stale: impl FnOnce() -> Option<RemovalCause>,
+    ) -> Result<(), TooHeavy<K, V>> {
         self.write(self.slot(hash), |shard, now, sink| {
-            let Some(i) = shard.find(hash, &key) else {
-                return;
-            };
-            let Some(t) = shard.times(i) else { return };
-            if t.written.load(Ordering::Relaxed) & REFRESHING == 0 || shard.is_expired(i, now) {
-                return;
-            }
-            match value {
-                Some(value) => {
-                    let previous = t.expires.load(Ordering::Relaxed);
-                    let expires = self.expire.on_write(&key, &value, now, Some(previous));
+            let stale = stale();
+            let found = shard
+                .find(hash, &key)
+                .filter(|&i| !shard.is_expired(i, now));
+            match (value, stale, found) {
+                (Some(value), Some(cause), _) => {
+                    shard.order.counts.count(cause);
+                    if let Some(sink) = sink {
+                        sink.push((key, value, cause));
+                    }
+                }
+                (Some(value), None, Some(i)) => {
+                    let previous = shard.times(i).map(|t| t.expires.load(Ordering::Relaxed));
                     let weight = self.weigh(&key, &value);
-                    if u64::from(weight) > shard.max_weight() {
+                    let limit = shard.max_weight();
+                    if u64::from(weight) > limit {
                         shard.evict(i, RemovalCause::Replaced, &self.hasher, sink);
                         shard.order.counts.rejected += 1;
-                        return;
+                        return Err(TooHeavy {
+                            key,
+                            value,
+                            weight,
+                            limit,
+                        });
                     }
+                    let expires = self.expire.on_write(&key, &value, now, previous);
                     let old = shard.replace(i, value, weight);
-                    shard.set_times(i, expires, now);
+                    shard.set_times(i, self.times_at(expires, now));
                     shard.order.counts.replaced += 1;
                     if let Some(sink) = sink {
                         sink.push((key, old, RemovalCause::Replaced));
                     }
                     shard.maintain(now, &self.hasher, sink);
                 }
-                None => t.written.store(now, Ordering::Relaxed),
+                (None, None, Some(i)) => {
+                    if let Some(d) = shard.store.due(i) {
+                        let next = self.refresh_after.map_or(NEVER, |a| now.saturating_add(a));
+                        d.store(next, Ordering::Relaxed);
+                    }
+                }
+                // Superseded, or gone: nothing to keep.
+                (None, _, _) | (Some(_), None, None) => {}
             }
-        });
+            Ok(())
+        })
     }
 
-    /// Gives up a refresh claim that could not be scheduled.
-    pub(crate) fn release_refresh(&self, hash: u64, key: &K) {
+    /// Gives up a refresh claim: the next refresh is due at `next` (the
+    /// next read, for a refresh the executor had no room for; a refresh
+    /// interval on, for one whose job failed).
+    pub(crate) fn release_refresh(&self, hash: u64, key: &K, next: Next) {
         let parts = self.slot(hash).read();
         let shard = &parts.store;
-        if let Some(t) = shard.find(hash, key).and_then(|i| shard.times(i)) {
-            t.written.fetch_and(!REFRESHING, Ordering::Relaxed);
+        if let Some(d) = shard.find(hash, key).and_then(|i| shard.due(i)) {
+            let due = d.load(Ordering::Relaxed);
+            if due & REFRESHING != 0 {
+                let next = match next {
+                    Next::NextRead => due & !REFRESHING,
+                    Next::Interval => {
+                        let now = self.now();
+                        self.refresh_after.map_or(NEVER, |a| now.saturating_add(a))
+                    }
+                };
+                // A write in between set a new time, which stands.
+                let _ = d.compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Registers a claimed refresh of `key` as a load under way, so that a
+    /// write of the key meanwhile supersedes it; `None` when the claim is
+    /// void (the entry was written or removed since) or a load of the key
+    /// is already under way (the claim is then released).
+    pub(crate) fn begin_refresh(&self, hash: u64, key: &K) -> Option<Arc<Flight<V>>> {
+        let slot = self.slot(hash);
+        let parts = slot.read();
+        let i = parts.store.find(hash, key)?;
+        let d = parts.store.due(i)?;
+        if d.load(Ordering::Relaxed) & REFRESHING == 0 {
+            return None;
+        }
+        let mut flights = slot.flights.lock();
+        if flights.find(hash, |p| p.key == *key).is_some() {
+            d.fetch_and(!REFRESHING, Ordering::Relaxed);
+            return None;
+        }
+        let flight = Arc::new(Flight::new());
+        flights.insert_unique(
+            hash,
+            Pending {
+                key: key.clone(),
+                flight: flight.clone(),
+            },
+            |p| self.hasher.hash_one(&p.key),
+        );
+        slot.loading.fetch_add(1, Ordering::Relaxed);
+        Some(flight)
+    }
+
+    /// Takes `flight` out of its shard's table of loads, if a write has not
+    /// already.
+    pub(crate) fn leave(&self, hash: u64, flight: &Arc<Flight<V>>) {
+        let slot = self.slot(hash);
+        let mut flights = slot.flights.lock();
+        if let Ok(entry) = flights.find_entry(hash, |p| Arc::ptr_eq(&p.flight, flight)) {
+            entry.remove();
+            slot.loading.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

@@ -5,13 +5,14 @@
 //! failed leader poisons nothing.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, Waker};
-use std::thread::ThreadId;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -28,25 +29,48 @@ enum State<V> {
     Abandoned,
 }
 
-/// One load under way.
+/// One load (or refresh) under way.
 pub(crate) struct Flight<V> {
     state: Mutex<State<V>>,
     done: Condvar,
-    /// The thread running the loader, when it runs to the end on one thread
-    /// (a blocking caller, a prefetch job): a blocking wait on that thread
-    /// would wait for itself.
-    leader: Option<ThreadId>,
+    /// Set when a write of the key (`Replaced`, or `Explicit` for a
+    /// removal) superseded the load: its value may be older than that
+    /// write, so it goes to the callers and, as if cached and then
+    /// overwritten, to the listener with this cause, but is not cached.
+    /// Written and read under the shard's write lock.
+    superseded: AtomicU8,
 }
 
-/// A load under way, in its shard's table of loads.
+/// A load under way, in its shard's table of loads (until it ends or a
+/// write supersedes it).
 pub(crate) struct Pending<K, V> {
     pub(crate) key: K,
     pub(crate) flight: Arc<Flight<V>>,
-    /// The key was written (`Replaced`) or invalidated (`Explicit`) while
-    /// the load ran: its value may be older than that write, so it goes to
-    /// the callers and, as if cached and then overwritten, to the listener
-    /// with this cause, but is not cached.
-    pub(crate) stale: Option<RemovalCause>,
+}
+
+thread_local! {
+    /// The loads whose loaders this thread is running now (by flight
+    /// address, innermost last): a blocking call, or the first poll of a
+    /// future, on this thread that would wait for one of them would wait
+    /// for itself.
+    static LEADING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks a flight as led by this thread while its loader runs (or is
+/// polled); the mark goes on drop, unwinding included.
+pub(crate) struct Leading;
+
+impl Leading {
+    pub(crate) fn enter<V>(flight: &Arc<Flight<V>>) -> Leading {
+        LEADING.with_borrow_mut(|l| l.push(Arc::as_ptr(flight) as usize));
+        Leading
+    }
+}
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        LEADING.with_borrow_mut(|l| l.pop());
+    }
 }
 
 /// What a waiter learns.
@@ -58,18 +82,51 @@ pub(crate) enum Outcome<V> {
 }
 
 impl<V: Clone> Flight<V> {
-    fn new(leader: Option<ThreadId>) -> Flight<V> {
+    pub(crate) fn new() -> Flight<V> {
         Flight {
             state: Mutex::new(State::Running(Vec::new())),
             done: Condvar::new(),
-            leader,
+            superseded: AtomicU8::new(0),
         }
     }
 
-    /// Whether a blocking wait on this thread would wait for its own load
-    /// (a loader asking for its own key).
+    /// Whether this thread is running this flight's loader: waiting for it
+    /// here would wait for itself (a loader asking for its own key).
     pub(crate) fn led_here(&self) -> bool {
-        self.leader == Some(std::thread::current().id())
+        let me = std::ptr::from_ref(self) as usize;
+        LEADING.with_borrow(|l| l.contains(&me))
+    }
+
+    /// A write of the key superseded this load (under the shard's write
+    /// lock); the first cause stands.
+    pub(crate) fn supersede(&self, cause: RemovalCause) {
+        let code = match cause {
+            RemovalCause::Replaced => 1,
+            _ => 2,
+        };
+        let _ = self
+            .superseded
+            .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// How a write superseded this load, if one did (read under the
+    /// shard's write lock).
+    pub(crate) fn superseded(&self) -> Option<RemovalCause> {
+        match self.superseded.load(Ordering::Relaxed) {
+            0 => None,
+            1 => Some(RemovalCause::Replaced),
+            _ => Some(RemovalCause::Explicit),
+        }
+    }
+
+    /// Hands `value` to the waiters.
+    pub(crate) fn succeed(&self, value: V) {
+        self.settle(State::Done(Ok(value)));
+    }
+
+    /// Tells the waiters to load for themselves.
+    pub(crate) fn abandon(&self) {
+        self.settle(State::Abandoned);
     }
 
     fn settle(&self, end: State<V>) {
@@ -187,15 +244,8 @@ where
 {
     /// A hit, the lead of a new load, or a load to wait for. `count`: whether
     /// this is a caller's read (counted, and told to the policy) or a
-    /// prefetch's look; `blocking`: whether a lead runs its loader on this
-    /// thread to the end.
-    pub(crate) fn begin(
-        &self,
-        hash: u64,
-        key: &K,
-        count: bool,
-        blocking: bool,
-    ) -> Begin<'_, K, V, S> {
+    /// prefetch's look.
+    pub(crate) fn begin(&self, hash: u64, key: &K, count: bool) -> Begin<'_, K, V, S> {
         let found = if count {
             self.read(hash, key)
         } else {
@@ -226,13 +276,12 @@ where
         if let Some(p) = flights.find(hash, |p| p.key == *key) {
             return Begin::Wait(p.flight.clone());
         }
-        let flight = Arc::new(Flight::new(blocking.then(|| std::thread::current().id())));
+        let flight = Arc::new(Flight::new());
         flights.insert_unique(
             hash,
             Pending {
                 key: key.clone(),
                 flight: flight.clone(),
-                stale: None,
             },
             |p| self.hasher.hash_one(&p.key),
         );
@@ -264,8 +313,17 @@ where
     V: Clone,
     S: BuildHasher,
 {
+    /// The flight this guard leads.
+    pub(crate) fn flight(&self) -> &Arc<Flight<V>> {
+        &self.flight
+    }
+
     /// Settles the flight with the loader's result: a value is cached and
     /// handed to every waiter, an error is handed to every waiter.
+    ///
+    /// # Panics
+    /// When a callback panics while the value is cached (a weigher, an
+    /// expiry rule, the listener): the waiters get the value first.
     pub(crate) fn finish<E: Send + Sync + 'static>(
         mut self,
         result: Result<V, E>,
@@ -279,50 +337,45 @@ where
         let Some(key) = self.key.take() else {
             unreachable!("a guard is finished once: finish consumes it")
         };
+        let hash = self.hash;
         match result {
             Ok(value) => {
                 Counters::add(&inner.counters.loads_ok, 1);
                 // Leaving the table and inserting happen under one write
-                // lock: a write of the key before this point marked the load
-                // stale, one after it replaces the loaded value.
-                let hash = self.hash;
-                let inserted = inner.write(inner.slot(hash), |shard, now, sink| {
-                    if let Some(cause) = self.leave() {
-                        shard.order.counts.count(cause);
-                        if let Some(sink) = sink {
-                            sink.push((key, value.clone(), cause));
+                // lock: a write of the key before this point superseded the
+                // load, one after it replaces the loaded value.
+                let flight = &self.flight;
+                let cached = catch_unwind(AssertUnwindSafe(|| {
+                    inner.write(inner.slot(hash), |shard, now, sink| {
+                        inner.leave(hash, flight);
+                        if let Some(cause) = flight.superseded() {
+                            shard.order.counts.count(cause);
+                            if let Some(sink) = sink {
+                                sink.push((key, value.clone(), cause));
+                            }
+                            return Ok(());
                         }
-                        return Ok(());
-                    }
-                    inner.insert_locked(shard, hash, key, value.clone(), now, sink)
-                });
-                if let Err(e) = inserted {
-                    inner.reject(e);
+                        inner.insert_locked(shard, hash, key, value.clone(), now, sink)
+                    })
+                }));
+                // Whatever a callback did, the waiters get the value and
+                // the load leaves the table.
+                inner.leave(hash, flight);
+                flight.succeed(value.clone());
+                match cached {
+                    Ok(Ok(())) => {}
+                    Ok(Err(too_heavy)) => inner.reject(too_heavy),
+                    Err(panic) => resume_unwind(panic),
                 }
-                self.flight.settle(State::Done(Ok(value.clone())));
                 Ok(value)
             }
             Err(e) => {
                 Counters::add(&inner.counters.loads_failed, 1);
                 let e = Arc::new(e);
-                self.leave();
+                inner.leave(hash, &self.flight);
                 self.flight.settle(State::Done(Err(e.clone())));
                 Err(e)
             }
-        }
-    }
-
-    /// Takes the load out of its shard's table; the cause when it went
-    /// stale.
-    fn leave(&self) -> Option<RemovalCause> {
-        let slot = self.inner.slot(self.hash);
-        let mut flights = slot.flights.lock();
-        match flights.find_entry(self.hash, |p| Arc::ptr_eq(&p.flight, &self.flight)) {
-            Ok(entry) => {
-                slot.loading.fetch_sub(1, Ordering::Relaxed);
-                entry.remove().0.stale
-            }
-            Err(_) => None,
         }
     }
 }
@@ -336,8 +389,8 @@ where
     fn drop(&mut self) {
         if self.key.is_some() {
             Counters::add(&self.inner.counters.loads_failed, 1);
-            self.leave();
-            self.flight.settle(State::Abandoned);
+            self.inner.leave(self.hash, &self.flight);
+            self.flight.abandon();
         }
     }
 }

@@ -36,14 +36,15 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
-    pub(crate) fn new(max_weight: u64) -> Policy {
+    /// A policy for `max_weight` units, sized for `room` entries now.
+    pub(crate) fn new(max_weight: u64, room: usize) -> Policy {
         let window = max_weight - (max_weight as f64 * (1.0 - WINDOW_SHARE)) as u64;
         let protected = (PROTECTED_SHARE * (max_weight - window) as f64) as u64;
         Policy {
             max_weight,
             window_max: window,
             protected_max: protected,
-            sketch: Sketch::new(max_weight),
+            sketch: Sketch::new(room as u64, max_weight),
             hits: 0,
             misses: 0,
             previous_rate: 0.0,
@@ -105,6 +106,7 @@ impl Order {
     /// climber's sample.
     pub(crate) fn on_insert(&mut self, tag: u32) {
         self.policy.misses += 1;
+        self.policy.sketch.ensure(self.links.len());
         self.policy.sketch.increment_by(tag, 1);
     }
 

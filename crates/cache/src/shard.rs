@@ -26,7 +26,7 @@ use crate::policy::Policy;
 pub(crate) const NIL: u32 = u32::MAX;
 /// An expiry time that never comes.
 pub(crate) const NEVER: u64 = u64::MAX;
-/// The top bit of `Times::written`: a refresh of the entry is under way.
+/// The top bit of an entry's refresh time: a refresh is under way.
 pub(crate) const REFRESHING: u64 = 1 << 63;
 
 /// The policy's 32-bit view of a key hash (its high half; the low half picks
@@ -55,6 +55,15 @@ pub(crate) struct Entry<K, V> {
 pub(crate) struct Times {
     pub(crate) expires: AtomicU64,
     pub(crate) written: AtomicU64,
+}
+
+/// The times an entry is written with: its deadline, its write time and
+/// when it is due for refresh ([`NEVER`] for what the cache does not use).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EntryTimes {
+    pub(crate) expires: u64,
+    pub(crate) written: u64,
+    pub(crate) due: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -103,15 +112,24 @@ pub(crate) struct Store<K, V> {
     nodes: Vec<Entry<K, V>>,
     times: Vec<Times>,
     timed: bool,
+    /// When each entry is due for refresh (nanoseconds, as `Times`), with
+    /// [`REFRESHING`] set while a claimed refresh runs; only when the cache
+    /// refreshes. Apart from `Times::written`, so that a failed refresh can
+    /// put the next one off without moving the write time a time to live
+    /// counts from.
+    dues: Vec<AtomicU64>,
+    refreshing: bool,
     table: HashTable<u32>,
 }
 
 impl<K, V> Store<K, V> {
-    pub(crate) fn new(room: usize, timed: bool) -> Store<K, V> {
+    pub(crate) fn new(room: usize, timed: bool, refreshing: bool) -> Store<K, V> {
         Store {
             nodes: Vec::with_capacity(room),
             times: Vec::with_capacity(if timed { room } else { 0 }),
             timed,
+            dues: Vec::with_capacity(if refreshing { room } else { 0 }),
+            refreshing,
             table: HashTable::with_capacity(room),
         }
     }
@@ -140,6 +158,12 @@ impl<K, V> Store<K, V> {
     #[inline]
     pub(crate) fn times(&self, i: u32) -> Option<&Times> {
         self.times.get(i as usize)
+    }
+
+    /// Entry `i`'s refresh time, when the cache refreshes.
+    #[inline]
+    pub(crate) fn due(&self, i: u32) -> Option<&AtomicU64> {
+        self.dues.get(i as usize)
     }
 
     pub(crate) fn is_expired(&self, i: u32, now: u64) -> bool {
@@ -173,7 +197,7 @@ impl Order {
                 tail: NIL,
                 weight: 0,
             }; 3],
-            policy: Policy::new(max_weight),
+            policy: Policy::new(max_weight, room),
             wrote: false,
             seen_hits: 0,
             updates: 0,
@@ -278,10 +302,15 @@ impl<K: Hash + Eq, V> Shard<'_, K, V> {
         self.order.policy.max_weight
     }
 
-    pub(crate) fn set_times(&mut self, i: u32, expires: u64, written: u64) {
+    /// Sets entry `i`'s deadline, write time and refresh time (which ends
+    /// a refresh claim).
+    pub(crate) fn set_times(&mut self, i: u32, times: EntryTimes) {
         if let Some(t) = self.store.times.get_mut(i as usize) {
-            *t.expires.get_mut() = expires;
-            *t.written.get_mut() = written;
+            *t.expires.get_mut() = times.expires;
+            *t.written.get_mut() = times.written;
+        }
+        if let Some(d) = self.store.dues.get_mut(i as usize) {
+            *d.get_mut() = times.due;
         }
     }
 
@@ -293,7 +322,7 @@ impl<K: Hash + Eq, V> Shard<'_, K, V> {
         key: K,
         value: V,
         weight: u32,
-        times: (u64, u64),
+        times: EntryTimes,
         hasher: &S,
     ) -> u32 {
         let store = &mut *self.store;
@@ -301,9 +330,12 @@ impl<K: Hash + Eq, V> Shard<'_, K, V> {
         store.nodes.push(Entry { key, value });
         if store.timed {
             store.times.push(Times {
-                expires: AtomicU64::new(times.0),
-                written: AtomicU64::new(times.1),
+                expires: AtomicU64::new(times.expires),
+                written: AtomicU64::new(times.written),
             });
+        }
+        if store.refreshing {
+            store.dues.push(AtomicU64::new(times.due));
         }
         let nodes = &store.nodes;
         store
@@ -376,6 +408,9 @@ impl<K: Hash + Eq, V> Shard<'_, K, V> {
         order.links.swap_remove(i as usize);
         if store.timed {
             store.times.swap_remove(i as usize);
+        }
+        if store.refreshing {
+            store.dues.swap_remove(i as usize);
         }
         if order.sweep > store.nodes.len() {
             order.sweep = 0;

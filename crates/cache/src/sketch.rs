@@ -10,21 +10,46 @@ pub(crate) struct Sketch {
     block_mask: usize,
     additions: u64,
     sample_size: u64,
+    /// The most words the sketch grows to.
+    most: usize,
 }
 
 const RESET_MASK: u64 = 0x7777_7777_7777_7777;
 
 impl Sketch {
-    /// A sketch for a policy of `capacity` entries: a word per entry (16
-    /// counters, as Caffeine sizes it), at least one block. Half as many
-    /// cost 0.7 to 1.3 points of hit ratio on Zipf and OLTP traces here.
-    pub(crate) fn new(capacity: u64) -> Sketch {
-        let words = capacity.clamp(8, 1 << 26).next_power_of_two() as usize;
+    /// A sketch for a policy of up to `capacity` entries, sized for
+    /// `entries` of them now: a word per entry (16 counters, as Caffeine
+    /// sizes it), at least one block. Half as many cost 0.7 to 1.3 points of
+    /// hit ratio on Zipf and OLTP traces here. It grows with the entries
+    /// ([`ensure`](Sketch::ensure)), so a large cache, or a weighted one
+    /// whose capacity counts bytes, does not allocate for entries it never
+    /// holds.
+    pub(crate) fn new(entries: u64, capacity: u64) -> Sketch {
+        let most = Self::words(capacity);
+        Self::sized(Self::words(entries).min(most), most)
+    }
+
+    fn words(entries: u64) -> usize {
+        entries.clamp(8, 1 << 26).next_power_of_two() as usize
+    }
+
+    fn sized(words: usize, most: usize) -> Sketch {
         Sketch {
             table: vec![0; words].into_boxed_slice(),
             block_mask: words / 8 - 1,
             additions: 0,
-            sample_size: capacity.saturating_mul(10).max(16),
+            sample_size: (words as u64).saturating_mul(10),
+            most,
+        }
+    }
+
+    /// Grows the sketch for `entries` entries, when they outgrow it (as
+    /// Caffeine does, starting the counts again: this happens while a cache
+    /// fills, a doubling at a time).
+    #[inline]
+    pub(crate) fn ensure(&mut self, entries: usize) {
+        if entries > self.table.len() && self.table.len() < self.most {
+            *self = Self::sized(Self::words(entries as u64).min(self.most), self.most);
         }
     }
 
@@ -95,7 +120,7 @@ mod tests {
 
     #[test]
     fn counts_up_to_fifteen_and_never_underestimates() {
-        let mut s = Sketch::new(1024);
+        let mut s = Sketch::new(1024, 1024);
         for i in 0..20 {
             s.increment_by(42, 1);
             assert!(u64::from(s.frequency(42)) >= (i + 1).min(15));
@@ -105,7 +130,7 @@ mod tests {
 
     #[test]
     fn frequent_keys_stand_out_from_rare_ones() {
-        let mut s = Sketch::new(1024);
+        let mut s = Sketch::new(1024, 1024);
         let hash = |k: u64| (k.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32;
         for k in 0..512 {
             s.increment_by(hash(k), 1);
@@ -122,7 +147,7 @@ mod tests {
 
     #[test]
     fn reset_halves_after_ten_times_capacity_additions() {
-        let mut s = Sketch::new(1024);
+        let mut s = Sketch::new(1024, 1024);
         for _ in 0..15 {
             s.increment_by(1, 1);
         }

@@ -99,9 +99,10 @@ pub struct Stats {
     pub misses: u64,
     /// Entries removed, by cause.
     pub evictions: Evictions,
-    /// Entries refused because they weigh more than a shard holds (reported
-    /// to the listener as `Size`, but counted here, not in
-    /// `evictions.size`).
+    /// Entries refused because they weigh more than a shard holds:
+    /// `try_insert` hands them back, other writes report them to the
+    /// listener as `Size`; counted here either way, not in
+    /// `evictions.size`.
     pub rejected: u64,
     /// Loader calls that returned a value (`get_or_load`, prefetches).
     pub loads_ok: u64,

@@ -136,3 +136,37 @@ fn a_dropped_leader_hands_the_load_to_a_waiter() {
         });
     });
 }
+
+#[test]
+fn an_async_loader_that_loads_its_own_key_panics_instead_of_waiting_for_itself() {
+    watchdog(Duration::from_secs(30), || {
+        runtime().block_on(async {
+            let cache: Cache<u32, u32> = Cache::builder(100).build().unwrap();
+            let inner = cache.clone();
+            let task = tokio::spawn(async move {
+                let inner2 = inner.clone();
+                inner
+                    .get_or_load_async(1, || async move {
+                        inner2
+                            .get_or_load_async(1, || async { Ok::<_, ()>(1) })
+                            .await
+                            .map(|v| v + 1)
+                    })
+                    .await
+            });
+            let panic = task.await.unwrap_err().into_panic();
+            let msg = panic.downcast_ref::<&str>().copied().unwrap_or_default();
+            assert!(msg.contains("would wait for itself"), "{msg}");
+            // Loads of other keys from inside a loader are fine.
+            let c = cache.clone();
+            let v = cache
+                .get_or_load_async(1, || async move {
+                    c.get_or_load_async(2, || async { Ok::<_, ()>(20) })
+                        .await
+                        .map(|v| v + 1)
+                })
+                .await;
+            assert_eq!(v.unwrap(), 21);
+        });
+    });
+}

@@ -440,6 +440,58 @@ fn a_callback_that_calls_its_own_cache_under_the_lock_panics_instead_of_deadlock
             assert!(msg.contains(SAME), "expiry (on read: {on_read}): {msg}");
         }
 
+        // Nested callbacks: a compute in one shard calls a compute in
+        // another, which reads the first shard; two caches whose weighers
+        // call each other.
+        let two = Cache::<u32, u32>::builder(100).shards(2).build().unwrap();
+        let (k1, k2) = {
+            let k1 = 0u32;
+            // Find a key of the other shard: the one whose compute, nested
+            // in k1's, does not panic by itself.
+            let k2 = (1..1000)
+                .find(|&k| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        two.compute(k1, |_| {
+                            two.compute(k, |_| Compute::Keep);
+                            Compute::Keep
+                        });
+                    }))
+                    .is_ok()
+                })
+                .unwrap();
+            (k1, k2)
+        };
+        let msg = panic_message(|| {
+            two.compute(k1, |_| {
+                two.compute(k2, |_| Compute::Insert(two.get(&k1).unwrap_or(0)));
+                Compute::Insert(1)
+            });
+        });
+        assert!(msg.contains(SAME), "nested compute: {msg}");
+        let a_cell = Arc::new(std::sync::OnceLock::<Cache<u32, u32>>::new());
+        let b_cell = Arc::new(std::sync::OnceLock::<Cache<u32, u32>>::new());
+        let (to_b, to_a) = (b_cell.clone(), a_cell.clone());
+        let a = one()
+            .weigher(move |_, _| {
+                if let Some(b) = to_b.get() {
+                    b.insert(1, 1);
+                }
+                1
+            })
+            .build()
+            .unwrap();
+        let b = one()
+            .weigher(move |_, _| {
+                let _ = to_a.get().map(|a| a.get(&1));
+                1
+            })
+            .build()
+            .unwrap();
+        a_cell.set(a.clone()).unwrap();
+        b_cell.set(b.clone()).unwrap();
+        let msg = panic_message(|| a.insert(1, 1));
+        assert!(msg.contains(SAME), "weighers calling each other: {msg}");
+
         // The listener and the loader run with no lock held: they may use
         // the cache.
         let cell = Arc::new(std::sync::OnceLock::new());

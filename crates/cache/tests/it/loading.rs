@@ -438,3 +438,140 @@ fn dropping_the_last_handle_drops_queued_loads_and_frees_a_loader_holding_a_weak
         until(|| Arc::strong_count(&me) == 1);
     });
 }
+
+#[test]
+fn a_load_started_after_an_invalidation_loads_afresh_without_waiting_for_the_old_one() {
+    // Invalidate-on-write: the row changes, the key is removed; a reader that
+    // starts after that must see the new row, not join the load that read
+    // the old one (which is still running).
+    watchdog(LIMIT, || {
+        let row = Arc::new(AtomicUsize::new(0));
+        let cache: Cache<u32, usize> = Cache::builder(100).build().unwrap();
+        let (entered_tx, entered) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel::<()>();
+        let leader = {
+            let (cache, row) = (cache.clone(), row.clone());
+            std::thread::spawn(move || {
+                cache.get_or_load(1, || {
+                    let v = row.load(Ordering::SeqCst);
+                    entered_tx.send(()).unwrap();
+                    release.recv().unwrap();
+                    Ok::<_, ()>(v)
+                })
+            })
+        };
+        entered.recv().unwrap();
+        row.store(1, Ordering::SeqCst);
+        cache.remove(&1);
+        let late = cache.get_or_load(1, || Ok::<_, ()>(row.load(Ordering::SeqCst)));
+        assert_eq!(late, Ok(1), "the late reader loads the new row");
+        assert_eq!(cache.get(&1), Some(1));
+        // The old load ends with its old value, which is not cached.
+        release_tx.send(()).unwrap();
+        assert_eq!(leader.join().unwrap(), Ok(0));
+        assert_eq!(cache.get(&1), Some(1));
+        // The same after clear().
+        cache.clear();
+        let finish = {
+            let cache: &Cache<u32, usize> = &cache;
+            let (entered_tx, entered) = mpsc::channel();
+            let (release_tx, release) = mpsc::channel::<()>();
+            let c = cache.clone();
+            let leader = std::thread::spawn(move || {
+                c.get_or_load(2, || {
+                    entered_tx.send(()).unwrap();
+                    release.recv().unwrap();
+                    Ok::<_, ()>(20)
+                })
+            });
+            entered.recv().unwrap();
+            move || {
+                release_tx.send(()).unwrap();
+                leader.join().unwrap()
+            }
+        };
+        cache.clear();
+        assert_eq!(cache.get_or_load(2, || Ok::<_, ()>(21)), Ok(21));
+        assert_eq!(finish(), Ok(20));
+        assert_eq!(cache.get(&2), Some(21));
+    });
+}
+
+#[test]
+fn a_callback_panic_while_the_leader_caches_its_value_still_wakes_every_waiter() {
+    watchdog(LIMIT, || {
+        // The weigher panics on the loaded value: the leader gets the panic,
+        // its waiters get the value, and nothing is left in the table of
+        // loads.
+        let cache: Cache<u32, u32> = Cache::builder(100)
+            .weigher(|_, v: &u32| {
+                assert_ne!(*v, 111, "weigher fails");
+                1
+            })
+            .build()
+            .unwrap();
+        let (entered_tx, entered) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel::<()>();
+        let leader = {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                cache.get_or_load(1, || {
+                    entered_tx.send(()).unwrap();
+                    release.recv().unwrap();
+                    Ok::<_, ()>(111)
+                })
+            })
+        };
+        entered.recv().unwrap();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let cache = cache.clone();
+                std::thread::spawn(move || cache.get_or_load(1, || Ok::<_, ()>(7)))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        release_tx.send(()).unwrap();
+        assert!(
+            leader.join().is_err(),
+            "the leader gets the weigher's panic"
+        );
+        for w in waiters {
+            let got = w.join().unwrap().unwrap();
+            // A waiter that arrived after the leader left loads for itself.
+            assert!(got == 111 || got == 7, "{got}");
+        }
+        assert_eq!(cache.get_or_load(2, || Ok::<_, ()>(2)), Ok(2));
+
+        // The listener panics on the value a write superseded: the same.
+        let cache: Cache<u32, u32> = Cache::builder(100)
+            .eviction_listener(|_, v, _| assert_ne!(v, 111, "listener fails"))
+            .build()
+            .unwrap();
+        let (entered_tx, entered) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel::<()>();
+        let leader = {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                cache.get_or_load(1, || {
+                    entered_tx.send(()).unwrap();
+                    release.recv().unwrap();
+                    Ok::<_, ()>(111)
+                })
+            })
+        };
+        entered.recv().unwrap();
+        let waiter = {
+            let cache = cache.clone();
+            std::thread::spawn(move || cache.get_or_load(1, || Ok::<_, ()>(7)))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        cache.insert(1, 5);
+        release_tx.send(()).unwrap();
+        assert!(
+            leader.join().is_err(),
+            "the leader gets the listener's panic"
+        );
+        assert_eq!(waiter.join().unwrap(), Ok(111));
+        assert_eq!(cache.get(&1), Some(5));
+    });
+}

@@ -4,6 +4,7 @@ mod asynch;
 mod behaviour;
 mod loading;
 mod prop;
+mod refresh;
 mod stress;
 
 use std::sync::mpsc;

@@ -1,0 +1,161 @@
+//! Background loads on the cache's executor: refresh-ahead (a read found its
+//! entry due and claimed the reload) and prefetch. Both run through the
+//! table of loads, so a write of the key while they run supersedes them, as
+//! it does a caller's load.
+
+use std::hash::{BuildHasher, Hash};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use prodkit_pool::Pool;
+
+use crate::inner::{Inner, Next};
+use crate::load::{Begin, Flight, Leading};
+use crate::stats::Counters;
+
+/// Schedules the refresh a read claimed: registers it as a load of the key,
+/// then queues it. A full queue drops it (counted) and the next read claims
+/// it again.
+pub(crate) fn schedule_refresh<K, V, S>(inner: &Arc<Inner<K, V, S>>, pool: Option<&Pool>, key: K)
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    let hash = inner.hash(&key);
+    let Some(pool) = pool else {
+        inner.release_refresh(hash, &key, Next::NextRead);
+        return;
+    };
+    let Some(flight) = inner.begin_refresh(hash, &key) else {
+        return;
+    };
+    let ticket = Refresh {
+        inner: inner.clone(),
+        hash,
+        key: Some(key),
+        flight,
+    };
+    match pool.try_execute(move || ticket.run()) {
+        Ok(()) => Counters::add(&inner.counters.refreshes, 1),
+        // The job comes back and is dropped here: its ticket gives the
+        // refresh up.
+        Err(_) => Counters::add(&inner.counters.refreshes_dropped, 1),
+    }
+}
+
+/// A refresh registered as a load and claimed on its entry. Dropped without
+/// running (a full queue, an executor shut down with the cache), it gives
+/// both up: the load leaves the table, its waiters load for themselves, and
+/// the next read claims the refresh again.
+struct Refresh<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    inner: Arc<Inner<K, V, S>>,
+    hash: u64,
+    key: Option<K>,
+    flight: Arc<Flight<V>>,
+}
+
+impl<K, V, S> Refresh<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    /// Reloads the key. A value replaces the entry's unless a write
+    /// superseded the refresh; a failed reload (an error or a panic), or a
+    /// callback that panics while the value is stored, keeps the old value,
+    /// counts a failed refresh and puts the next one off by an interval.
+    fn run(mut self) {
+        let inner = Arc::clone(&self.inner);
+        // Without a loader (never, with an executor), the drop gives up.
+        let Some(loader) = &inner.loader else { return };
+        let Some(key) = self.key.take() else { return };
+        let (hash, flight) = (self.hash, &self.flight);
+        let start = inner.clock.now();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let _leading = Leading::enter(flight);
+            loader(&key)
+        }));
+        let elapsed = inner.clock.now().saturating_duration_since(start);
+        Counters::add(
+            &inner.counters.load_nanos,
+            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+        );
+        let superseded = || {
+            inner.leave(hash, flight);
+            flight.superseded()
+        };
+        match result {
+            Ok(Ok(value)) => {
+                Counters::add(&inner.counters.loads_ok, 1);
+                let stored = catch_unwind(AssertUnwindSafe(|| {
+                    inner.refreshed(hash, key.clone(), Some(value.clone()), superseded)
+                }));
+                inner.leave(hash, flight);
+                flight.succeed(value);
+                match stored {
+                    Ok(Ok(())) => {}
+                    Ok(Err(too_heavy)) => inner.reject(too_heavy),
+                    Err(_) => {
+                        Counters::add(&inner.counters.refreshes_failed, 1);
+                        inner.release_refresh(hash, &key, Next::Interval);
+                    }
+                }
+            }
+            _ => {
+                Counters::add(&inner.counters.loads_failed, 1);
+                Counters::add(&inner.counters.refreshes_failed, 1);
+                let kept = catch_unwind(AssertUnwindSafe(|| {
+                    inner.refreshed(hash, key.clone(), None, superseded)
+                }));
+                if kept.is_err() {
+                    inner.release_refresh(hash, &key, Next::Interval);
+                }
+                inner.leave(hash, flight);
+                flight.abandon();
+            }
+        }
+    }
+}
+
+impl<K, V, S> Drop for Refresh<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.inner.leave(self.hash, &self.flight);
+            self.flight.abandon();
+            self.inner.release_refresh(self.hash, &key, Next::NextRead);
+        }
+    }
+}
+
+/// A prefetch job: loads `key` through the table of loads unless it is
+/// cached or already loading.
+pub(crate) fn load_now<K, V, S>(inner: &Inner<K, V, S>, hash: u64, key: K)
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    let Some(loader) = &inner.loader else { return };
+    if let Begin::Lead(guard) = inner.begin(hash, &key, false) {
+        // A panic drops the guard unsettled: the load is abandoned and
+        // counted as failed; the pool's worker goes on.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let _leading = Leading::enter(guard.flight());
+            loader(&key)
+        }));
+        if let Ok(result) = result {
+            let _ = catch_unwind(AssertUnwindSafe(|| guard.finish(result)));
+        }
+    }
+}
