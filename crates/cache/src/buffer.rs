@@ -14,9 +14,14 @@
 //! back to every read. The
 //! policy then sees every read wherever entries come and go (every trace with
 //! misses), and a read-only shard stops paying for records that change
-//! nothing but the order of entries that all stay. The hit count follows the
-//! same rule: a record counts for the reads it stands for, so it is exact
-//! while every read is recorded and an estimate while a shard samples.
+//! nothing but the order of entries that all stay. A record carries the
+//! number of reads it stands for, which the policy counts. (The hit count
+//! is kept apart, per thread: see `stats.rs`.)
+//!
+//! The position of the next record is a plain load and store, not a
+//! read-modify-write: two readers racing may take the same slot, one record
+//! overwriting the other, which the buffer allows; a read pays no locked
+//! instruction beyond the shard lock's own.
 
 #[cfg(prodkit_loom)]
 use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -32,9 +37,8 @@ const EMPTY: u64 = u64::MAX;
 const MAX_LEVEL: u32 = 3;
 
 pub(crate) struct ReadBuffer {
-    /// Hits counted so far (each record adds the reads it stands for); also
-    /// the position of the next record, at the current level.
-    hits: AtomicU64,
+    /// Records so far: the position of the next one.
+    position: AtomicU64,
     slots: [AtomicU64; SLOTS],
     /// The sampling level: record one read in `2^level`. Read by every
     /// reader, written only when it changes, so its line stays shared.
@@ -60,7 +64,7 @@ thread_local! {
 impl ReadBuffer {
     pub(crate) fn new() -> ReadBuffer {
         ReadBuffer {
-            hits: AtomicU64::new(0),
+            position: AtomicU64::new(0),
             slots: std::array::from_fn(|_| AtomicU64::new(EMPTY)),
             level: AtomicU32::new(0),
             writes: AtomicU32::new(0),
@@ -81,7 +85,8 @@ impl ReadBuffer {
         let Some(level) = self.sample() else {
             return false;
         };
-        let at = self.hits.fetch_add(1 << level, Ordering::Relaxed) >> level;
+        let at = self.position.load(Ordering::Relaxed);
+        self.position.store(at.wrapping_add(1), Ordering::Relaxed);
         // The level rides in the token (bits 30 and 31 of the position's
         // half): the replay counts the record for the reads it stands for.
         let token = token | u64::from(level) << 30;
@@ -129,9 +134,9 @@ impl ReadBuffer {
         Some(level)
     }
 
-    /// Hits counted (see the module's note on sampling).
-    pub(crate) fn hits(&self) -> u64 {
-        self.hits.load(Ordering::Relaxed)
+    /// Records so far (a drain with no new one has nothing to do).
+    pub(crate) fn position(&self) -> u64 {
+        self.position.load(Ordering::Relaxed)
     }
 
     /// Hands each token recorded since the last replay to `f`. Called with
@@ -173,7 +178,7 @@ impl ReadBuffer {
 impl std::fmt::Debug for ReadBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadBuffer")
-            .field("hits", &self.hits())
+            .field("position", &self.position())
             .finish()
     }
 }
@@ -193,7 +198,7 @@ mod tests {
         }
         b.drain(|x| seen.push(x));
         assert_eq!(seen, (0..SLOTS as u64 + 5).collect::<Vec<_>>());
-        assert_eq!(b.hits(), SLOTS as u64 + 5);
+        assert_eq!(b.position(), SLOTS as u64 + 5);
     }
 
     #[test]
@@ -234,14 +239,12 @@ mod tests {
         assert_eq!(b.level.load(Ordering::Relaxed), MAX_LEVEL);
         read_until_full(&b);
         assert_eq!(b.level.load(Ordering::Relaxed), MAX_LEVEL);
-        // Each record stood for 2^level reads: the count follows the reads
-        // (to within a sampling period per level change).
-        let reads = reads.get();
-        assert!(
-            b.hits().abs_diff(reads) <= 16,
-            "{} hits counted for {reads} reads",
-            b.hits()
-        );
+        // One read in eight is recorded now.
+        let recorded = b.position();
+        for _ in 0..800 {
+            b.record(7);
+        }
+        assert_eq!(b.position() - recorded, 100, "after {} reads", reads.get());
         b.on_write();
         assert_eq!(b.level.load(Ordering::Relaxed), 0);
         // After a write, the quiet count starts again.
@@ -287,7 +290,8 @@ mod loom_tests {
                 "a record replayed twice: {seen:?}"
             );
             assert!(seen.iter().all(|x| [9, 10, 11].contains(x)), "{seen:?}");
-            assert_eq!(b.hits(), 3);
+            // Two racing records may take one slot and one position.
+            assert!((2..=3).contains(&b.position()), "{}", b.position());
         });
     }
 }

@@ -937,7 +937,6 @@ where
     pub fn stats(&self) -> Stats {
         let mut s = Stats::default();
         for slot in self.inner.slots.iter() {
-            s.hits += slot.buffer.hits();
             s.misses += slot.misses.load(std::sync::atomic::Ordering::Relaxed);
             let parts = slot.read();
             s.entries += parts.store.len();

@@ -236,11 +236,11 @@ where
 
     /// Replays the reads recorded since the last drain into the policy.
     pub(crate) fn drain(&self, slot: &Slot<K, V>, order: &mut Order) {
-        let hits = slot.buffer.hits();
-        if hits == order.seen_hits {
+        let position = slot.buffer.position();
+        if position == order.seen_position {
             return;
         }
-        order.seen_hits = hits;
+        order.seen_position = position;
         let len = order.links.len() as u64;
         let mut any = false;
         slot.buffer.drain(|token| {
@@ -259,7 +259,7 @@ where
         }
     }
 
-    /// A read: the live value, recorded for the policy and the hit count;
+    /// A read: the live value, recorded for the policy and counted as a hit;
     /// an expired entry is removed and reads as a miss.
     #[inline]
     pub(crate) fn read<Q>(&self, hash: u64, key: &Q) -> Option<Hit<K, V>>
@@ -321,6 +321,7 @@ where
             .buffer
             .record(u64::from(tag(hash)) << 32 | u64::from(i));
         drop(parts);
+        self.counters.hits.count();
         if full && let Some(mut parts) = slot.lock.try_write() {
             self.drain(slot, &mut parts.order);
         }

@@ -179,8 +179,8 @@ pub(crate) struct Order {
     pub(crate) policy: Policy,
     /// Whether an entry came or went during the current write.
     pub(crate) wrote: bool,
-    /// The read buffer's hit count at the last replay.
-    pub(crate) seen_hits: u64,
+    /// The read buffer's position at the last replay.
+    pub(crate) seen_position: u64,
     /// Updates of present entries that the policy counted.
     pub(crate) updates: u32,
     /// Where the expiry sweep goes on.
@@ -199,7 +199,7 @@ impl Order {
             }; 3],
             policy: Policy::new(max_weight, room),
             wrote: false,
-            seen_hits: 0,
+            seen_position: 0,
             updates: 0,
             sweep: 0,
             counts: Counts::default(),

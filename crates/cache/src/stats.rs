@@ -1,5 +1,7 @@
 //! The `stats()` snapshot and the removal causes.
 
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -68,9 +70,9 @@ pub struct Evictions {
 
 /// A snapshot of a cache's counters and gauges.
 ///
-/// Hits cost no counter: each shard's read buffer counts the reads it
-/// records, which the policy needs anyway. Misses are one relaxed atomic add
-/// on the shard's line, on the miss path only.
+/// A hit costs no shared counter: each thread counts its hits in a
+/// thread-local batch added to the total 32 at a time. Misses are one
+/// relaxed atomic add on the shard's line, on the miss path only.
 ///
 /// ```
 /// use prodkit_cache::Cache;
@@ -90,10 +92,9 @@ pub struct Evictions {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Reads that found a live entry. Exact while every read is recorded;
-    /// an estimate (each sampled read counts for the 2, 4 or 8 it stands
-    /// for) while a shard samples, after 2,048 reads in a row with no entry
-    /// coming or going.
+    /// Reads that found a live entry: exact for the calling thread and for
+    /// threads that ended; each other thread that read the cache lately may
+    /// hold up to 31 hits not yet added (they join as its batch fills).
     pub hits: u64,
     /// Reads that found none (absent or expired).
     pub misses: u64,
@@ -148,10 +149,135 @@ impl Stats {
     }
 }
 
+/// Hits a thread counts before it adds them to the cache's total.
+const BATCH: u64 = 32;
+
+/// The caches a thread has read lately (other than the one `CURRENT`
+/// counts for), most recent first, with the hits counted for each and not
+/// yet added to their totals. Holding the totals keeps their addresses,
+/// which `CURRENT` names them by, from being reused.
+struct Parked([Option<(Arc<AtomicU64>, u64)>; 4]);
+
+impl Drop for Parked {
+    /// A thread that ends adds what it still holds.
+    fn drop(&mut self) {
+        let (current, n) = CURRENT.get();
+        for (total, parked) in self.0.iter().flatten() {
+            let mine = if id(total) == current { n } else { 0 };
+            total.fetch_add(parked + mine, Ordering::Relaxed);
+        }
+        CURRENT.set((0, 0));
+    }
+}
+
+thread_local! {
+    /// The cache this thread counts hits for now (the address of its total;
+    /// 0 for none) and the hits counted: a plain thread-local with nothing
+    /// to destroy, so a hit costs a compare and an add.
+    static CURRENT: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
+    static PARKED: RefCell<Parked> = const { RefCell::new(Parked([None, None, None, None])) };
+}
+
+fn id(total: &Arc<AtomicU64>) -> usize {
+    Arc::as_ptr(total) as usize
+}
+
+/// The hit count: each thread counts its hits of a cache in a thread-local
+/// batch and adds a batch of 32 to the cache's total at once, so a hit
+/// costs no read-modify-write on a shared line. A snapshot adds the calling
+/// thread's batch; other threads' batches (fewer than 32 hits each, for the
+/// threads that read the cache lately) join the total as they fill, when
+/// the thread has read four other caches since, or when it ends.
+#[derive(Debug, Default)]
+pub(crate) struct Hits {
+    total: Arc<AtomicU64>,
+}
+
+impl Hits {
+    #[inline]
+    pub(crate) fn count(&self) {
+        let me = id(&self.total);
+        let (current, n) = CURRENT.get();
+        if current == me && n + 1 < BATCH {
+            CURRENT.set((me, n + 1));
+        } else {
+            self.count_slowly();
+        }
+    }
+
+    /// A batch is full, or this cache is not the one the thread counts for.
+    #[cold]
+    fn count_slowly(&self) {
+        let me = id(&self.total);
+        let counted = PARKED.try_with(|p| {
+            let Ok(mut p) = p.try_borrow_mut() else {
+                return false;
+            };
+            let (current, mut n) = CURRENT.get();
+            if current != me {
+                // Park the current cache's count with it; take this one's.
+                if let Some((_, parked)) = p.0.iter_mut().flatten().find(|(t, _)| id(t) == current)
+                {
+                    *parked += n;
+                }
+                let at =
+                    p.0.iter()
+                        .position(|e| e.as_ref().is_some_and(|(t, _)| id(t) == me))
+                        .unwrap_or_else(|| {
+                            // Room for this cache: the least recent one's count
+                            // goes to its total (the current one is first, never
+                            // last).
+                            if let Some((total, parked)) = p.0[3].take() {
+                                total.fetch_add(parked, Ordering::Relaxed);
+                            }
+                            p.0[3] = Some((self.total.clone(), 0));
+                            3
+                        });
+                p.0[..=at].rotate_right(1);
+                n = p.0[0]
+                    .as_mut()
+                    .map_or(0, |(_, parked)| std::mem::take(parked));
+            }
+            if n + 1 < BATCH {
+                CURRENT.set((me, n + 1));
+            } else {
+                self.total.fetch_add(n + 1, Ordering::Relaxed);
+                CURRENT.set((me, 0));
+            }
+            true
+        });
+        if counted != Ok(true) {
+            // The thread is ending: count directly.
+            self.total.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The total, with the calling thread's counts added first.
+    pub(crate) fn get(&self) -> u64 {
+        let me = id(&self.total);
+        let (current, n) = CURRENT.get();
+        if current == me && n > 0 {
+            self.total.fetch_add(n, Ordering::Relaxed);
+            CURRENT.set((me, 0));
+        }
+        let _ = PARKED.try_with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut() {
+                for (total, parked) in p.0.iter_mut().flatten() {
+                    if id(total) == me {
+                        total.fetch_add(std::mem::take(parked), Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        self.total.load(Ordering::Relaxed)
+    }
+}
+
 /// Counters of the slow paths (loads, refreshes, prefetches): shared atomics,
-/// each bumped once per loader call, never per hit.
+/// each bumped once per loader call, never per hit; and the hit count.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    pub(crate) hits: Hits,
     pub(crate) loads_ok: AtomicU64,
     pub(crate) loads_failed: AtomicU64,
     pub(crate) load_nanos: AtomicU64,
@@ -169,6 +295,7 @@ impl Counters {
 
     pub(crate) fn fill(&self, s: &mut Stats) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        s.hits += self.hits.get();
         s.loads_ok = get(&self.loads_ok);
         s.loads_failed = get(&self.loads_failed);
         s.load_time = Duration::from_nanos(get(&self.load_nanos));

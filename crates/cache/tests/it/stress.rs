@@ -149,3 +149,57 @@ fn invalidation_racing_reads_and_writes_loses_nothing() {
         assert!(cache.len() <= 512);
     });
 }
+
+#[test]
+fn hits_are_counted_exactly_by_threads_reading_many_caches_in_turn() {
+    // Each thread counts hits in batches of its own; batches join the totals
+    // when they fill, when a thread moves between more caches than it keeps
+    // batches for (four), and when it ends. Six caches read in turn by
+    // three threads, with reads also while the shards sample (read-only):
+    // every hit and miss is counted.
+    watchdog(Duration::from_secs(60), || {
+        let caches: Vec<Cache<u64, u64>> = (0..6)
+            .map(|_| Cache::builder(1024).build().unwrap())
+            .collect();
+        for c in &caches {
+            for k in 0..512 {
+                c.insert(k, k);
+            }
+        }
+        let expected: Vec<(u64, u64)> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..3u64)
+                .map(|t| {
+                    let caches = &caches;
+                    s.spawn(move || {
+                        let mut counts = vec![(0u64, 0u64); caches.len()];
+                        let mut x = t + 1;
+                        for i in 0..60_000u64 {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            // Long runs on one cache, then turns among all.
+                            let which = if i < 20_000 { 0 } else { (x % 6) as usize };
+                            match caches[which].get(&(x % 600)) {
+                                Some(_) => counts[which].0 += 1,
+                                None => counts[which].1 += 1,
+                            }
+                        }
+                        counts
+                    })
+                })
+                .collect();
+            let mut total = vec![(0, 0); caches.len()];
+            for t in threads {
+                for (sum, (h, m)) in total.iter_mut().zip(t.join().unwrap()) {
+                    sum.0 += h;
+                    sum.1 += m;
+                }
+            }
+            total
+        });
+        for (c, (hits, misses)) in caches.iter().zip(expected) {
+            let s = c.stats();
+            assert_eq!((s.hits, s.misses), (hits, misses));
+        }
+    });
+}
