@@ -10,11 +10,14 @@ pub(crate) struct Sketch {
     block_mask: usize,
     additions: u64,
     sample_size: u64,
-    /// The most words the sketch grows to.
-    most: usize,
+    /// The entries it grows for at most (the policy's capacity).
+    capacity: u64,
 }
 
 const RESET_MASK: u64 = 0x7777_7777_7777_7777;
+/// The fewest words a sketch has (32 KiB): a small cache's keys would
+/// otherwise crowd a few blocks.
+const MIN_WORDS: u64 = 4096;
 
 impl Sketch {
     /// A sketch for a policy of up to `capacity` entries, sized for
@@ -25,21 +28,23 @@ impl Sketch {
     /// whose capacity counts bytes, does not allocate for entries it never
     /// holds.
     pub(crate) fn new(entries: u64, capacity: u64) -> Sketch {
-        let most = Self::words(capacity);
-        Self::sized(Self::words(entries).min(most), most)
+        Self::sized(entries.min(capacity), capacity)
     }
 
     fn words(entries: u64) -> usize {
-        entries.clamp(8, 1 << 26).next_power_of_two() as usize
+        entries.clamp(MIN_WORDS, 1 << 26).next_power_of_two() as usize
     }
 
-    fn sized(words: usize, most: usize) -> Sketch {
+    /// A sketch for `entries` entries of `capacity`: it ages (halves) every
+    /// `10 x entries` additions.
+    fn sized(entries: u64, capacity: u64) -> Sketch {
+        let words = Self::words(entries);
         Sketch {
             table: vec![0; words].into_boxed_slice(),
             block_mask: words / 8 - 1,
             additions: 0,
-            sample_size: (words as u64).saturating_mul(10),
-            most,
+            sample_size: entries.saturating_mul(10).max(16),
+            capacity,
         }
     }
 
@@ -48,8 +53,12 @@ impl Sketch {
     /// fills, a doubling at a time).
     #[inline]
     pub(crate) fn ensure(&mut self, entries: usize) {
-        if entries > self.table.len() && self.table.len() < self.most {
-            *self = Self::sized(Self::words(entries as u64).min(self.most), self.most);
+        let entries = entries as u64;
+        if entries > self.sample_size / 10 && entries <= self.capacity {
+            *self = Self::sized(
+                (entries.next_power_of_two()).min(self.capacity),
+                self.capacity,
+            );
         }
     }
 
