@@ -11,8 +11,10 @@
 //!   update path, not eviction. `insert-on-miss`: a cache of 2^12 entries and
 //!   keys drawn from Zipf over 2^16 ranks; `get`, then `insert` on a miss, so
 //!   that evictions happen all the time. Figure: total operations of both
-//!   threads over the elapsed time, in millions per second; the median of 5
-//!   runs of 1 s (3 of 200 ms under `--quick`), with min and max.
+//!   threads over the elapsed time, in millions per second; the median of 7
+//!   runs of 1 s (3 of 200 ms under `--quick`), with min and max. The
+//!   implementations take turns run by run, so that a busy spell of the host
+//!   falls on all of them alike.
 //! - `cache/throughput-1t/read-100`: `read-100` by one thread: the cost of a
 //!   hit without contention.
 //!
@@ -209,55 +211,42 @@ fn step<C: Bench>(cache: &C, key: u64, i: usize, mix: Mix) {
     }
 }
 
-/// Median, min and max of `reps` runs of `mix`, each on a fresh cache built by
-/// `build` and prepopulated with every key.
-fn measure<C: Bench>(
+/// One run of `mix` on a fresh cache built by `build` and prepopulated with
+/// every key; millions of operations per second.
+fn once<C: Bench>(
     build: impl Fn(usize) -> C,
     keys: &[u64],
     mix: Mix,
     threads: usize,
-    reps: usize,
     span: Duration,
-) -> (f64, f64, f64) {
-    let mut rates: Vec<f64> = (0..reps)
-        .map(|rep| {
-            let cache = build(mix.capacity());
-            for &k in keys {
-                cache.insert(k, k);
-            }
-            cache.settle();
-            run(&cache, keys, mix, threads, span, rep as u64) / 1e6
-        })
-        .collect();
-    rates.sort_by(f64::total_cmp);
-    (rates[rates.len() / 2], rates[0], rates[rates.len() - 1])
+    seed: u64,
+) -> f64 {
+    let cache = build(mix.capacity());
+    for &k in keys {
+        cache.insert(k, k);
+    }
+    cache.settle();
+    run(&cache, keys, mix, threads, span, seed) / 1e6
 }
 
-fn measure_impl(
-    name: &str,
-    keys: &[u64],
-    mix: Mix,
-    threads: usize,
-    reps: usize,
-    span: Duration,
-) -> (f64, f64, f64) {
+fn once_impl(name: &str, keys: &[u64], mix: Mix, threads: usize, span: Duration, seed: u64) -> f64 {
     match name {
-        "prodkit" => measure(prodkit, keys, mix, threads, reps, span),
-        "quick_cache" => measure(
+        "prodkit" => once(prodkit, keys, mix, threads, span, seed),
+        "quick_cache" => once(
             quick_cache::sync::Cache::new,
             keys,
             mix,
             threads,
-            reps,
             span,
+            seed,
         ),
-        "moka" => measure(
+        "moka" => once(
             |capacity| moka::sync::Cache::new(capacity as u64),
             keys,
             mix,
             threads,
-            reps,
             span,
+            seed,
         ),
         _ => unreachable!("unknown implementation {name}"),
     }
@@ -289,21 +278,33 @@ fn main() {
     let (reps, span) = if prodkit_benches::quick() {
         (3, Duration::from_millis(200))
     } else {
-        (5, Duration::from_secs(1))
+        (7, Duration::from_secs(1))
     };
     let mut figures = Figures::new("cache");
     figures.samples(reps as u64);
     for (group, mix, threads) in groups() {
         let keys = keys(mix);
-        for name in IMPLS {
-            figures.start(&group, name);
-            let (median, low, high) = measure_impl(name, &keys, mix, threads, reps, span);
+        // The implementations take turns, run by run: this host's speed
+        // drifts 2-3x between quiet and busy spells, and taking turns puts
+        // every implementation through the same spells.
+        let mut rates = vec![Vec::with_capacity(reps); IMPLS.len()];
+        for rep in 0..reps {
+            for (i, name) in IMPLS.iter().enumerate() {
+                if rep == 0 {
+                    figures.start(&group, name);
+                }
+                rates[i].push(once_impl(name, &keys, mix, threads, span, rep as u64));
+            }
+        }
+        for (name, mut r) in IMPLS.iter().zip(rates) {
+            r.sort_by(f64::total_cmp);
+            let (median, low, high) = (r[r.len() / 2], r[0], r[r.len() - 1]);
             figures.record_spread(&group, name, median, low, high, "Mops/s", Better::Higher);
             eprintln!("{group}/{name}: {median:.2} Mops/s ({low:.2} to {high:.2})");
         }
     }
     figures.note(&format!(
-        "cache/throughput: Caffeine's GetPutBenchmark shape: {THREADS} threads on one prepopulated cache of {SIZE} entries, keys from a scrambled Zipf (s = {ZIPF_S}) over {ITEMS} ranks; insert-on-miss: capacity {MISS_CAPACITY}, {MISS_ITEMS} ranks; median of {reps} runs of {span:?}, each on a fresh cache"
+        "cache/throughput: Caffeine's GetPutBenchmark shape: {THREADS} threads on one prepopulated cache of {SIZE} entries, keys from a scrambled Zipf (s = {ZIPF_S}) over {ITEMS} ranks; insert-on-miss: capacity {MISS_CAPACITY}, {MISS_ITEMS} ranks; median of {reps} runs of {span:?}, each on a fresh cache, the implementations taking turns run by run"
     ));
     let path = figures.write().expect("write figures");
     eprintln!("figures written to {}", path.display());
