@@ -6,12 +6,142 @@
 use std::hash::{BuildHasher, Hash};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use prodkit_pool::Pool;
 
-use crate::inner::{Inner, Next};
-use crate::load::{Begin, Flight, Leading};
+use crate::inner::Inner;
+use crate::load::{Begin, Flight, Leading, Pending};
+use crate::shard::{NEVER, REFRESHING};
 use crate::stats::Counters;
+use crate::{RemovalCause, TooHeavy};
+
+/// When a released refresh claim lets the next refresh come.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Next {
+    NextRead,
+    Interval,
+}
+
+impl<K, V, S> Inner<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    /// Ends a refresh (its load already out of the table): the new value
+    /// replaces the old one unless a write of the key superseded the
+    /// refresh (then it goes to the listener as overwritten, as a
+    /// superseded load's does) or the entry has gone; a failed reload puts
+    /// the next refresh off by a refresh interval. A new value too heavy to
+    /// hold comes back (the old one is removed).
+    pub(crate) fn refreshed(
+        &self,
+        hash: u64,
+        key: K,
+        value: Option<V>,
+        stale: impl FnOnce() -> Option<RemovalCause>,
+    ) -> Result<(), TooHeavy<K, V>> {
+        self.write(self.slot(hash), |shard, now, sink| {
+            let stale = stale();
+            let found = shard
+                .find(hash, &key)
+                .filter(|&i| !shard.is_expired(i, now));
+            match (value, stale, found) {
+                (Some(value), Some(cause), _) => {
+                    shard.order.counts.count(cause);
+                    if let Some(sink) = sink {
+                        sink.push((key, value, cause));
+                    }
+                }
+                (Some(value), None, Some(i)) => {
+                    let previous = shard.times(i).map(|t| t.expires.load(Ordering::Relaxed));
+                    let weight = self.weigh(&key, &value);
+                    let limit = shard.max_weight();
+                    if u64::from(weight) > limit {
+                        shard.evict(i, RemovalCause::Replaced, &self.hasher, sink);
+                        shard.order.counts.rejected += 1;
+                        return Err(TooHeavy {
+                            key,
+                            value,
+                            weight,
+                            limit,
+                        });
+                    }
+                    let expires = self.expire.on_write(&key, &value, now, previous);
+                    let old = shard.replace(i, value, weight);
+                    shard.set_times(i, self.times_at(expires, now));
+                    shard.order.counts.replaced += 1;
+                    if let Some(sink) = sink {
+                        sink.push((key, old, RemovalCause::Replaced));
+                    }
+                    shard.maintain(now, &self.hasher, sink);
+                }
+                (None, None, Some(i)) => {
+                    if let Some(d) = shard.store.due(i) {
+                        let next = self.refresh_after.map_or(NEVER, |a| now.saturating_add(a));
+                        d.store(next, Ordering::Relaxed);
+                    }
+                }
+                // Superseded, or gone: nothing to keep.
+                (None, _, _) | (Some(_), None, None) => {}
+            }
+            Ok(())
+        })
+    }
+
+    /// Gives up a refresh claim: the next refresh is due at `next` (the
+    /// next read, for a refresh the executor had no room for; a refresh
+    /// interval on, for one whose job failed).
+    pub(crate) fn release_refresh(&self, hash: u64, key: &K, next: Next) {
+        let parts = self.slot(hash).read();
+        let shard = &parts.store;
+        if let Some(d) = shard.find(hash, key).and_then(|i| shard.due(i)) {
+            let due = d.load(Ordering::Relaxed);
+            if due & REFRESHING != 0 {
+                let next = match next {
+                    Next::NextRead => due & !REFRESHING,
+                    Next::Interval => {
+                        let now = self.now();
+                        self.refresh_after.map_or(NEVER, |a| now.saturating_add(a))
+                    }
+                };
+                // A write in between set a new time, which stands.
+                let _ = d.compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Registers a claimed refresh of `key` as a load under way, so that a
+    /// write of the key meanwhile supersedes it; `None` when the claim is
+    /// void (the entry was written or removed since) or a load of the key
+    /// is already under way (the claim is then released).
+    pub(crate) fn begin_refresh(&self, hash: u64, key: &K) -> Option<Arc<Flight<V>>> {
+        let slot = self.slot(hash);
+        let parts = slot.read();
+        let i = parts.store.find(hash, key)?;
+        let d = parts.store.due(i)?;
+        if d.load(Ordering::Relaxed) & REFRESHING == 0 {
+            return None;
+        }
+        let mut flights = slot.flights.lock();
+        if flights.find(hash, |p| p.key == *key).is_some() {
+            d.fetch_and(!REFRESHING, Ordering::Relaxed);
+            return None;
+        }
+        let flight = Arc::new(Flight::new());
+        flights.insert_unique(
+            hash,
+            Pending {
+                key: key.clone(),
+                flight: flight.clone(),
+            },
+            |p| self.hasher.hash_one(&p.key),
+        );
+        slot.loading.fetch_add(1, Ordering::Relaxed);
+        Some(flight)
+    }
+}
 
 /// Schedules the refresh a read claimed: registers it as a load of the key,
 /// then queues it. A full queue drops it (counted) and the next read claims

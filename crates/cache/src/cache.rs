@@ -2,10 +2,9 @@
 
 use std::borrow::Borrow;
 use std::fmt;
-use std::future::Future;
 use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Arc, Weak};
 
 use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
@@ -13,13 +12,11 @@ use parking_lot::{Mutex, RwLock};
 use prodkit_pool::Pool;
 
 use crate::buffer::ReadBuffer;
+use crate::handle::Executor;
 use crate::inner::{Hit, Inner, Slot};
-use crate::load::{Begin, Leading, Outcome, WaitFlight};
 use crate::shard::{Order, Parts, Store, tag};
 use crate::stats::Counters;
-use crate::{
-    Builder, ConfigError, DefaultHashBuilder, PrefetchError, RemovalCause, Stats, TooHeavy,
-};
+use crate::{Builder, ConfigError, DefaultHashBuilder, RemovalCause, Stats, TooHeavy};
 
 /// A bounded concurrent cache. Cloning gives another handle to the same
 /// cache. When the last handle is dropped, the background loads still
@@ -37,7 +34,7 @@ use crate::{
 /// a message instead of waiting for itself; a call into another shard can
 /// deadlock against a thread doing the reverse. The eviction listener and
 /// the loaders run with no lock held and may call the cache (a loader
-/// through a [`WeakCache`] if it is the cache's own), except that a loader
+/// through a [`WeakCache`](crate::WeakCache) if it is the cache's own), except that a loader
 /// must not wait for its own key: `get_or_load` of its key from inside it
 /// panics likewise.
 ///
@@ -53,9 +50,9 @@ use crate::{
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Cache<K, V, S = DefaultHashBuilder> {
-    inner: Arc<Inner<K, V, S>>,
+    pub(crate) inner: Arc<Inner<K, V, S>>,
     /// Dropped with the last handle.
-    executor: Option<Arc<Executor>>,
+    pub(crate) executor: Option<Arc<Executor>>,
 }
 
 impl<K, V, S> Clone for Cache<K, V, S> {
@@ -63,109 +60,6 @@ impl<K, V, S> Clone for Cache<K, V, S> {
         Cache {
             inner: self.inner.clone(),
             executor: self.executor.clone(),
-        }
-    }
-}
-
-/// The executor of background loads. Its jobs hold the cache's state but no
-/// handle, so the last handle's drop reaches it: the jobs not started are
-/// dropped (nobody can read what they would load), the running ones finish,
-/// the threads are joined (or, dropped from one of its own jobs, the last
-/// worker joins the others).
-struct Executor(Pool);
-
-impl Drop for Executor {
-    fn drop(&mut self) {
-        drop(self.0.shutdown_now());
-    }
-}
-
-/// A handle that does not keep the cache alive: for a loader, listener or
-/// background task that needs the cache itself (a strong handle there
-/// would keep the cache, and its executor's threads, alive forever).
-///
-/// ```
-/// use std::sync::{Arc, OnceLock};
-/// use prodkit_cache::{Cache, WeakCache};
-///
-/// // A loader that looks at another key of the same cache.
-/// let me: Arc<OnceLock<WeakCache<u32, u32>>> = Arc::new(OnceLock::new());
-/// let seen = me.clone();
-/// let cache: Cache<u32, u32> = Cache::builder(100)
-///     .loader(move |k: &u32| {
-///         let base = seen.get().and_then(WeakCache::upgrade).and_then(|c| c.get(&0));
-///         Ok::<_, std::io::Error>(base.unwrap_or(0) + k)
-///     })
-///     .build()?;
-/// me.set(cache.downgrade()).unwrap();
-/// let weak = cache.downgrade();
-/// drop(cache);
-/// assert!(weak.upgrade().is_none());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct WeakCache<K, V, S = DefaultHashBuilder> {
-    inner: Weak<Inner<K, V, S>>,
-    executor: Option<Weak<Executor>>,
-}
-
-impl<K, V, S> WeakCache<K, V, S> {
-    /// A handle to the cache, unless every handle was dropped.
-    ///
-    /// ```
-    /// use prodkit_cache::Cache;
-    ///
-    /// let cache: Cache<u32, u32> = Cache::builder(10).build()?;
-    /// cache.insert(1, 1);
-    /// let weak = cache.downgrade();
-    /// assert_eq!(weak.upgrade().and_then(|c| c.get(&1)), Some(1));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn upgrade(&self) -> Option<Cache<K, V, S>> {
-        let executor = match &self.executor {
-            Some(weak) => Some(weak.upgrade()?),
-            None => None,
-        };
-        Some(Cache {
-            inner: self.inner.upgrade()?,
-            executor,
-        })
-    }
-}
-
-impl<K, V, S> Clone for WeakCache<K, V, S> {
-    fn clone(&self) -> Self {
-        WeakCache {
-            inner: self.inner.clone(),
-            executor: self.executor.clone(),
-        }
-    }
-}
-
-impl<K, V, S> fmt::Debug for WeakCache<K, V, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WeakCache")
-            .field("alive", &(self.inner.strong_count() > 0))
-            .finish()
-    }
-}
-
-impl<K, V, S> Cache<K, V, S> {
-    /// A handle that does not keep the cache alive; see [`WeakCache`].
-    ///
-    /// ```
-    /// use prodkit_cache::Cache;
-    ///
-    /// let cache: Cache<u32, u32> = Cache::builder(10).build()?;
-    /// let weak = cache.downgrade();
-    /// assert!(weak.upgrade().is_some());
-    /// drop(cache);
-    /// assert!(weak.upgrade().is_none());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn downgrade(&self) -> WeakCache<K, V, S> {
-        WeakCache {
-            inner: Arc::downgrade(&self.inner),
-            executor: self.executor.as_ref().map(Arc::downgrade),
         }
     }
 }
@@ -193,28 +87,6 @@ pub enum Compute<V> {
     Insert(V),
     /// Remove the entry.
     Remove,
-}
-
-/// What [`Cache::prefetch`] did with the keys.
-///
-/// ```
-/// use prodkit_cache::Cache;
-///
-/// let cache: Cache<u32, u32> = Cache::builder(10).loader(|k: &u32| Ok::<_, std::io::Error>(*k)).build()?;
-/// cache.insert(1, 1);
-/// let p = cache.prefetch([1, 2])?;
-/// assert_eq!((p.queued, p.skipped, p.dropped), (1, 1, 0));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Prefetched {
-    /// Keys queued on the executor.
-    pub queued: usize,
-    /// Keys already cached or being loaded.
-    pub skipped: usize,
-    /// Keys dropped because the executor's queue was full.
-    pub dropped: usize,
 }
 
 impl<K, V> Cache<K, V> {
@@ -354,7 +226,7 @@ where
         Some(self.after_hit(hit))
     }
 
-    fn after_hit(&self, hit: Hit<K, V>) -> V {
+    pub(crate) fn after_hit(&self, hit: Hit<K, V>) -> V {
         if let Some(key) = hit.refresh {
             self.schedule_refresh(key);
         }
@@ -638,211 +510,6 @@ where
         value
     }
 
-    /// The value of `key`, loaded by `loader` on a miss. Concurrent callers
-    /// missing the same key run one loader between them (single-flight): the
-    /// others wait and get its value, or its error. A loader that panics
-    /// poisons nothing: the panic reaches its caller, and a waiter loads
-    /// with its own loader.
-    ///
-    /// A write of the key while the loader runs wins over the load: after an
-    /// `insert`, `compute`, `remove`, `invalidate_if` or `clear` that
-    /// happens during the load, the loaded value (which may have been read
-    /// before that write) goes to this call and its waiters, and to the
-    /// eviction listener as `Replaced` (after an insert or compute) or
-    /// `Explicit` (after a removal), as if it had been cached and then
-    /// overwritten; it is not cached.
-    ///
-    /// The loader runs on the caller's thread with no lock held: it may use
-    /// the cache, except to load its own key.
-    ///
-    /// # Errors
-    /// The loader's error, shared with the waiters (they get the same
-    /// `Arc`). Nothing is cached then.
-    ///
-    /// # Panics
-    /// When the loader panics (its panic goes on). When the loader calls
-    /// `get_or_load` for its own key: that call would wait for itself
-    /// forever, so it panics instead (as Caffeine throws on a recursive
-    /// load).
-    ///
-    /// ```
-    /// use prodkit_cache::Cache;
-    ///
-    /// let cache: Cache<u32, String> = Cache::builder(100).build()?;
-    /// let v = cache.get_or_load(7, || Ok::<_, std::io::Error>("seven".to_string()))?;
-    /// assert_eq!(v, "seven");
-    /// let err = cache.get_or_load(8, || Err(std::io::Error::other("db down"))).unwrap_err();
-    /// assert_eq!(err.to_string(), "db down");
-    /// assert_eq!(cache.get(&8), None);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn get_or_load<E, F>(&self, key: K, loader: F) -> Result<V, Arc<E>>
-    where
-        F: FnOnce() -> Result<V, E>,
-        E: Send + Sync + 'static,
-    {
-        let hash = self.inner.hash(&key);
-        let mut loader = Some(loader);
-        loop {
-            match self.inner.begin(hash, &key, true) {
-                Begin::Hit(hit) => return Ok(self.after_hit(hit)),
-                Begin::Lead(guard) => {
-                    let Some(load) = loader.take() else {
-                        unreachable!("a caller leads at most once: it returns after leading")
-                    };
-                    let result = {
-                        let _leading = Leading::enter(guard.flight());
-                        load()
-                    };
-                    return guard.finish(result);
-                }
-                Begin::Wait(flight) if flight.led_here() => recursive_load(),
-                Begin::Wait(flight) => match flight.wait() {
-                    Outcome::Value(v) => return Ok(v),
-                    Outcome::Error(e) => {
-                        if let Ok(e) = e.downcast::<E>() {
-                            return Err(e);
-                        }
-                        // Another error type: a caller of another kind led;
-                        // load again with ours.
-                    }
-                    Outcome::Abandoned => {}
-                },
-            }
-        }
-    }
-
-    /// [`get_or_load`](Cache::get_or_load) for async callers: a waiter is a
-    /// future that parks no thread (its waker is woken when the leader
-    /// settles), and no runtime is required. Dropping the leader's future
-    /// abandons its load: a waiter takes over with its own loader. A write
-    /// of the key during the load wins over it, as with `get_or_load`.
-    ///
-    /// Do not mix the two forms on one runtime thread: a blocking
-    /// `get_or_load` there that waits for a load led by a future polled on
-    /// the same thread waits for itself.
-    ///
-    /// # Errors
-    /// As [`get_or_load`](Cache::get_or_load).
-    ///
-    /// ```
-    /// use prodkit_cache::Cache;
-    ///
-    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// let cache: Cache<u32, String> = Cache::builder(100).build()?;
-    /// let v = cache
-    ///     .get_or_load_async(1, || async { Ok::<_, std::io::Error>("one".to_string()) })
-    ///     .await?;
-    /// assert_eq!(v, "one");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # })?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub async fn get_or_load_async<E, F, Fut>(&self, key: K, loader: F) -> Result<V, Arc<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<V, E>>,
-        E: Send + Sync + 'static,
-    {
-        let hash = self.inner.hash(&key);
-        let mut loader = Some(loader);
-        loop {
-            let flight = match self.inner.begin(hash, &key, true) {
-                Begin::Hit(hit) => return Ok(self.after_hit(hit)),
-                Begin::Lead(guard) => {
-                    let Some(load) = loader.take() else {
-                        unreachable!("a caller leads at most once: it returns after leading")
-                    };
-                    // The loader is marked as this thread's while it makes
-                    // its future and while that future is polled: a wait
-                    // for its own key from inside it is caught.
-                    let flight = guard.flight().clone();
-                    let load = {
-                        let _leading = Leading::enter(&flight);
-                        load()
-                    };
-                    let mut load = std::pin::pin!(load);
-                    let result = std::future::poll_fn(|cx| {
-                        let _leading = Leading::enter(&flight);
-                        load.as_mut().poll(cx)
-                    })
-                    .await;
-                    return guard.finish(result);
-                }
-                Begin::Wait(flight) if flight.led_here() => recursive_load(),
-                Begin::Wait(flight) => flight,
-            };
-            match WaitFlight::new(flight).await {
-                Outcome::Value(v) => return Ok(v),
-                Outcome::Error(e) => {
-                    if let Ok(e) = e.downcast::<E>() {
-                        return Err(e);
-                    }
-                }
-                Outcome::Abandoned => {}
-            }
-        }
-    }
-
-    fn schedule_refresh(&self, key: K) {
-        crate::background::schedule_refresh(
-            &self.inner,
-            self.executor.as_deref().map(|e| &e.0),
-            key,
-        );
-    }
-
-    /// Loads `keys` in the background through the cache's executor (its
-    /// [`loader`](Builder::loader)); keys cached or being loaded are skipped,
-    /// and when the executor's queue is full the rest are dropped and
-    /// counted, never queued without bound.
-    ///
-    /// # Errors
-    /// [`PrefetchError::NoLoader`] when the cache has no loader.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use prodkit_cache::Cache;
-    ///
-    /// let cache: Cache<u32, u32> =
-    ///     Cache::builder(100).loader(|k: &u32| Ok::<_, std::io::Error>(k * 10)).build()?;
-    /// let p = cache.prefetch(1..=3)?;
-    /// assert_eq!(p.queued + p.dropped, 3);
-    /// # while cache.len() < p.queued { std::thread::sleep(Duration::from_millis(1)); }
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn prefetch<I>(&self, keys: I) -> Result<Prefetched, PrefetchError>
-    where
-        I: IntoIterator<Item = K>,
-    {
-        let Some(pool) = &self.executor else {
-            return Err(PrefetchError::NoLoader);
-        };
-        let mut report = Prefetched::default();
-        for key in keys {
-            let hash = self.inner.hash(&key);
-            if self.inner.peek(hash, &key).is_some() || self.inner.loading(hash, &key) {
-                report.skipped += 1;
-                continue;
-            }
-            let inner = self.inner.clone();
-            match pool
-                .0
-                .try_execute(move || crate::background::load_now(&inner, hash, key))
-            {
-                Ok(()) => {
-                    report.queued += 1;
-                    Counters::add(&self.inner.counters.prefetches, 1);
-                }
-                Err(_) => {
-                    report.dropped += 1;
-                    Counters::add(&self.inner.counters.prefetches_dropped, 1);
-                }
-            }
-        }
-        Ok(report)
-    }
-
     /// The entries held now, cloned, one shard at a time (each shard's part
     /// is a consistent snapshot; expired entries are left out).
     ///
@@ -1034,10 +701,4 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
             .field("executor", &self.executor.is_some())
             .finish_non_exhaustive()
     }
-}
-
-/// A loader asked for its own key: waiting would wait for itself.
-#[cold]
-fn recursive_load() -> ! {
-    panic!("get_or_load called from the loader of the same key: it would wait for itself")
 }

@@ -133,13 +133,6 @@ pub(crate) struct Inner<K, V, S> {
     pub(crate) counters: Counters,
 }
 
-/// When a released refresh claim lets the next refresh come.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Next {
-    NextRead,
-    Interval,
-}
-
 /// A read that found a live entry; `refresh` is its key when this read
 /// claimed its refresh.
 pub(crate) struct Hit<K, V> {
@@ -175,7 +168,7 @@ where
         if self.timed { self.now() } else { 0 }
     }
 
-    fn weigh(&self, key: &K, value: &V) -> u32 {
+    pub(crate) fn weigh(&self, key: &K, value: &V) -> u32 {
         self.weigher.as_ref().map_or(1, |w| w(key, value).max(1))
     }
 
@@ -523,119 +516,6 @@ where
             }
             Some(v)
         })
-    }
-
-    /// Ends a refresh (its load already out of the table): the new value
-    /// replaces the old one unless a write of the key superseded the
-    /// refresh (then it goes to the listener as overwritten, as a
-    /// superseded load's does) or the entry has gone; a failed reload puts
-    /// the next refresh off by a refresh interval. A new value too heavy to
-    /// hold comes back (the old one is removed).
-    pub(crate) fn refreshed(
-        &self,
-        hash: u64,
-        key: K,
-        value: Option<V>,
-        stale: impl FnOnce() -> Option<RemovalCause>,
-    ) -> Result<(), TooHeavy<K, V>> {
-        self.write(self.slot(hash), |shard, now, sink| {
-            let stale = stale();
-            let found = shard
-                .find(hash, &key)
-                .filter(|&i| !shard.is_expired(i, now));
-            match (value, stale, found) {
-                (Some(value), Some(cause), _) => {
-                    shard.order.counts.count(cause);
-                    if let Some(sink) = sink {
-                        sink.push((key, value, cause));
-                    }
-                }
-                (Some(value), None, Some(i)) => {
-                    let previous = shard.times(i).map(|t| t.expires.load(Ordering::Relaxed));
-                    let weight = self.weigh(&key, &value);
-                    let limit = shard.max_weight();
-                    if u64::from(weight) > limit {
-                        shard.evict(i, RemovalCause::Replaced, &self.hasher, sink);
-                        shard.order.counts.rejected += 1;
-                        return Err(TooHeavy {
-                            key,
-                            value,
-                            weight,
-                            limit,
-                        });
-                    }
-                    let expires = self.expire.on_write(&key, &value, now, previous);
-                    let old = shard.replace(i, value, weight);
-                    shard.set_times(i, self.times_at(expires, now));
-                    shard.order.counts.replaced += 1;
-                    if let Some(sink) = sink {
-                        sink.push((key, old, RemovalCause::Replaced));
-                    }
-                    shard.maintain(now, &self.hasher, sink);
-                }
-                (None, None, Some(i)) => {
-                    if let Some(d) = shard.store.due(i) {
-                        let next = self.refresh_after.map_or(NEVER, |a| now.saturating_add(a));
-                        d.store(next, Ordering::Relaxed);
-                    }
-                }
-                // Superseded, or gone: nothing to keep.
-                (None, _, _) | (Some(_), None, None) => {}
-            }
-            Ok(())
-        })
-    }
-
-    /// Gives up a refresh claim: the next refresh is due at `next` (the
-    /// next read, for a refresh the executor had no room for; a refresh
-    /// interval on, for one whose job failed).
-    pub(crate) fn release_refresh(&self, hash: u64, key: &K, next: Next) {
-        let parts = self.slot(hash).read();
-        let shard = &parts.store;
-        if let Some(d) = shard.find(hash, key).and_then(|i| shard.due(i)) {
-            let due = d.load(Ordering::Relaxed);
-            if due & REFRESHING != 0 {
-                let next = match next {
-                    Next::NextRead => due & !REFRESHING,
-                    Next::Interval => {
-                        let now = self.now();
-                        self.refresh_after.map_or(NEVER, |a| now.saturating_add(a))
-                    }
-                };
-                // A write in between set a new time, which stands.
-                let _ = d.compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Registers a claimed refresh of `key` as a load under way, so that a
-    /// write of the key meanwhile supersedes it; `None` when the claim is
-    /// void (the entry was written or removed since) or a load of the key
-    /// is already under way (the claim is then released).
-    pub(crate) fn begin_refresh(&self, hash: u64, key: &K) -> Option<Arc<Flight<V>>> {
-        let slot = self.slot(hash);
-        let parts = slot.read();
-        let i = parts.store.find(hash, key)?;
-        let d = parts.store.due(i)?;
-        if d.load(Ordering::Relaxed) & REFRESHING == 0 {
-            return None;
-        }
-        let mut flights = slot.flights.lock();
-        if flights.find(hash, |p| p.key == *key).is_some() {
-            d.fetch_and(!REFRESHING, Ordering::Relaxed);
-            return None;
-        }
-        let flight = Arc::new(Flight::new());
-        flights.insert_unique(
-            hash,
-            Pending {
-                key: key.clone(),
-                flight: flight.clone(),
-            },
-            |p| self.hasher.hash_one(&p.key),
-        );
-        slot.loading.fetch_add(1, Ordering::Relaxed);
-        Some(flight)
     }
 
     /// Takes `flight` out of its shard's table of loads, if a write has not

@@ -8,17 +8,21 @@ mod cache;
 mod config;
 mod error;
 mod expiry;
+mod handle;
 mod inner;
 mod load;
+mod loading;
 mod policy;
 mod shard;
 mod sketch;
 mod stats;
 
-pub use cache::{Cache, Compute, Iter, Prefetched, WeakCache};
+pub use cache::{Cache, Compute, Iter};
 pub use config::{BoxError, Builder};
 pub use error::{ConfigError, PrefetchError, TooHeavy};
 pub use expiry::Expiry;
+pub use handle::WeakCache;
+pub use loading::Prefetched;
 pub use stats::{Evictions, RemovalCause, Stats};
 
 /// The clock seam: a [`quanta::Clock`] (with its mock) drives expiry,
