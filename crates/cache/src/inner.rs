@@ -8,7 +8,7 @@
 //! writes in order (exactly, with one thread; nearly, under contention).
 
 use std::borrow::Borrow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::hash::{BuildHasher, Hash};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
@@ -46,27 +46,38 @@ pub(crate) struct Slot<K, V> {
 }
 
 thread_local! {
-    /// The shards whose locks this thread holds while it runs the user's
-    /// code under them (a weigher, an expiry rule, a predicate, a compute
-    /// function), by address, innermost last: callbacks may nest, across
-    /// shards and across caches.
-    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// The shard whose lock this thread holds while it runs the user's code
+    /// under it (a weigher, an expiry rule, a predicate, a compute
+    /// function), by address; 0 for none. A plain cell: entering and leaving
+    /// cost a load and a store.
+    static HELD: Cell<usize> = const { Cell::new(0) };
+    /// The shards held further out, when callbacks nest (across shards and
+    /// across caches), innermost last.
+    static HELD_OUTER: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Marks a shard as held by this thread while user code runs under its
 /// lock; the mark goes on drop, unwinding included.
-struct Held;
+struct Held {
+    outer: usize,
+}
 
 impl Held {
     fn enter<K, V>(slot: &Slot<K, V>) -> Held {
-        HELD.with_borrow_mut(|held| held.push(slot.id()));
-        Held
+        let outer = HELD.replace(slot.id());
+        if outer != 0 {
+            HELD_OUTER.with_borrow_mut(|held| held.push(outer));
+        }
+        Held { outer }
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        HELD.with_borrow_mut(|held| held.pop());
+        HELD.set(self.outer);
+        if self.outer != 0 {
+            HELD_OUTER.with_borrow_mut(|held| held.pop());
+        }
     }
 }
 
@@ -86,7 +97,9 @@ impl<K, V> Slot<K, V> {
 
     /// Whether this thread runs user code under this shard's lock.
     fn held_here(&self) -> bool {
-        HELD.with_borrow(|held| held.contains(&self.id()))
+        let held = HELD.get();
+        held != 0
+            && (held == self.id() || HELD_OUTER.with_borrow(|outer| outer.contains(&self.id())))
     }
 
     /// A lock this thread cannot get at once may be one it holds itself,
