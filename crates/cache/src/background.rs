@@ -47,6 +47,13 @@ where
             let found = shard
                 .find(hash, &key)
                 .filter(|&i| !shard.is_expired(i, now));
+            if stale.is_some()
+                && let Some(d) = found.and_then(|i| shard.store.due(i))
+            {
+                // Superseded while its entry stayed: give the claim back, or
+                // the entry would never be refreshed again.
+                d.fetch_and(!REFRESHING, Ordering::Relaxed);
+            }
             match (value, stale, found) {
                 (Some(value), Some(cause), _) => {
                     shard.order.counts.count(cause);
@@ -135,6 +142,7 @@ where
             Pending {
                 key: key.clone(),
                 flight: flight.clone(),
+                refresh: true,
             },
             |p| self.hasher.hash_one(&p.key),
         );
@@ -206,6 +214,13 @@ where
         let Some(loader) = &inner.loader else { return };
         let Some(key) = self.key.take() else { return };
         let (hash, flight) = (self.hash, &self.flight);
+        if flight.superseded().is_some() {
+            // A caller's load or a write took over while this job waited:
+            // nothing to reload.
+            inner.leave(hash, flight);
+            flight.abandon();
+            return;
+        }
         let start = inner.clock.now();
         let result = catch_unwind(AssertUnwindSafe(|| {
             let _leading = Leading::enter(flight);

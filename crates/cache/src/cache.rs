@@ -27,16 +27,19 @@ use crate::{Builder, ConfigError, DefaultHashBuilder, RemovalCause, Stats, TooHe
 /// Some of your code runs under a shard's lock: the weigher, the
 /// [`Expiry`](crate::Expiry) rule, an [`invalidate_if`](Cache::invalidate_if)
 /// predicate, a [`compute`](Cache::compute) or
-/// [`get_or_insert_with`](Cache::get_or_insert_with) function, and the
-/// key's `Hash`, `Eq` and `Clone`. It must be quick and must not call the
-/// cache: a call that needs a lock this thread holds for a callback (the
+/// [`get_or_insert_with`](Cache::get_or_insert_with) function, the key's
+/// `Hash`, `Eq` and `Clone`, and the `Drop` of keys and values removed
+/// when there is no listener to hand them to. It must be quick and must not
+/// call the cache: a call that needs a lock this thread holds for a callback (the
 /// same shard, also through nested callbacks and other caches) panics with
 /// a message instead of waiting for itself; a call into another shard can
 /// deadlock against a thread doing the reverse. The eviction listener and
 /// the loaders run with no lock held and may call the cache (a loader
 /// through a [`WeakCache`](crate::WeakCache) if it is the cache's own), except that a loader
 /// must not wait for its own key: `get_or_load` of its key from inside it
-/// panics likewise.
+/// panics likewise. Loaders on two threads that wait for each other's keys
+/// deadlock, as two locks taken in opposite orders do; that is not
+/// detected.
 ///
 /// ```
 /// use prodkit_cache::Cache;
@@ -337,7 +340,7 @@ where
         let mut total = 0;
         for slot in self.inner.slots.iter() {
             total += self.inner.write(slot, |shard, now, sink| {
-                self.inner.supersede_all(slot);
+                self.inner.supersede_loads(slot);
                 let mut explicit = 0;
                 shard.remove_where(
                     |k, v, expired| {
@@ -345,6 +348,10 @@ where
                             Some(RemovalCause::Expired)
                         } else if predicate(k, v) {
                             explicit += 1;
+                            // A refresh of this entry under way loses to the
+                            // removal.
+                            let inner = &*self.inner;
+                            inner.supersede(inner.hash(k), k, RemovalCause::Explicit);
                             Some(RemovalCause::Explicit)
                         } else {
                             None

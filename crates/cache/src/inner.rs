@@ -211,6 +211,21 @@ where
                 shard.sweep(SWEEP_STEPS, now, &self.hasher, &mut sink);
                 f(&mut shard, now, &mut sink)
             }));
+            if result.is_err() {
+                // The panic (a callback's, or the drop of a key or value
+                // removed with no listener to take it) may have come between
+                // a write and its evictions: evict now. A drop may panic
+                // again, after its entry is out: each pass removes one more,
+                // so the passes are bounded by the entries.
+                for _ in 0..=shard.len() {
+                    let pass = catch_unwind(AssertUnwindSafe(|| {
+                        shard.maintain(now, &self.hasher, &mut sink);
+                    }));
+                    if pass.is_ok() {
+                        break;
+                    }
+                }
+            }
             // An entry came or went: every read counts again.
             if shard.order.wrote {
                 shard.order.wrote = false;
@@ -387,18 +402,26 @@ where
         }
     }
 
-    /// Supersedes every load under way in `slot` (an invalidation by
-    /// predicate cannot see a value not loaded yet, so it takes every load
-    /// as hit). Called under the shard's write lock.
-    pub(crate) fn supersede_all(&self, slot: &Slot<K, V>) {
+    /// Supersedes every caller's load under way in `slot` (an invalidation
+    /// by predicate cannot see a value not loaded yet, so it takes every
+    /// load as hit). A refresh has its entry, which the predicate sees: it
+    /// is superseded only if its entry is removed. Called under the shard's
+    /// write lock.
+    pub(crate) fn supersede_loads(&self, slot: &Slot<K, V>) {
         if slot.loading.load(Ordering::Relaxed) == 0 {
             return;
         }
         let mut flights = slot.flights.lock();
-        for p in flights.drain() {
+        let before = flights.len();
+        flights.retain(|p| {
+            if p.refresh {
+                return true;
+            }
             p.flight.supersede(RemovalCause::Explicit);
-        }
-        slot.loading.store(0, Ordering::Relaxed);
+            false
+        });
+        slot.loading
+            .fetch_sub(before - flights.len(), Ordering::Relaxed);
     }
 
     /// The times of an entry written at `now` with deadline `expires`.

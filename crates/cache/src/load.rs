@@ -34,10 +34,11 @@ pub(crate) struct Flight<V> {
     state: Mutex<State<V>>,
     done: Condvar,
     /// Set when a write of the key (`Replaced`, or `Explicit` for a
-    /// removal) superseded the load: its value may be older than that
-    /// write, so it goes to the callers and, as if cached and then
-    /// overwritten, to the listener with this cause, but is not cached.
-    /// Written and read under the shard's write lock.
+    /// removal), or a caller's load of it, superseded the load: its value
+    /// may be older than that write, so it goes to the callers and, as if
+    /// cached and then overwritten, to the listener with this cause, but is
+    /// not cached. Set under the shard's lock (and the table's), read by
+    /// the load's leader under the shard's write lock.
     superseded: AtomicU8,
 }
 
@@ -46,6 +47,10 @@ pub(crate) struct Flight<V> {
 pub(crate) struct Pending<K, V> {
     pub(crate) key: K,
     pub(crate) flight: Arc<Flight<V>>,
+    /// A refresh, not a caller's load: nobody waits for it (it may still
+    /// be queued behind other jobs); a caller that misses the key
+    /// supersedes it and loads for itself.
+    pub(crate) refresh: bool,
 }
 
 thread_local! {
@@ -273,8 +278,15 @@ where
             });
         }
         let mut flights = slot.flights.lock();
-        if let Some(p) = flights.find(hash, |p| p.key == *key) {
-            return Begin::Wait(p.flight.clone());
+        if let Ok(entry) = flights.find_entry(hash, |p| p.key == *key) {
+            if !entry.get().refresh {
+                return Begin::Wait(entry.get().flight.clone());
+            }
+            // A refresh of an entry that has since gone: this caller loads,
+            // rather than wait for a job that may sit behind others.
+            let (p, _) = entry.remove();
+            slot.loading.fetch_sub(1, Ordering::Relaxed);
+            p.flight.supersede(RemovalCause::Replaced);
         }
         let flight = Arc::new(Flight::new());
         flights.insert_unique(
@@ -282,6 +294,7 @@ where
             Pending {
                 key: key.clone(),
                 flight: flight.clone(),
+                refresh: false,
             },
             |p| self.hasher.hash_one(&p.key),
         );

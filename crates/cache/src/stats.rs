@@ -93,7 +93,10 @@ pub struct Evictions {
 #[non_exhaustive]
 pub struct Stats {
     /// Reads that found a live entry: exact for the calling thread and for
-    /// threads that ended; each other thread that read the cache lately may
+    /// threads that have been joined (a thread adds its counts as its
+    /// thread-locals are destroyed, which `thread::scope` does not wait
+    /// for unless the thread is joined); each other thread that read the
+    /// cache lately may
     /// hold up to 31 hits not yet added (they join as its batch fills).
     pub hits: u64,
     /// Reads that found none (absent or expired).
@@ -113,7 +116,9 @@ pub struct Stats {
     pub load_time: Duration,
     /// Refreshes started on the executor.
     pub refreshes: u64,
-    /// Refreshes whose reload failed (the old value was kept).
+    /// Refreshes whose reload failed (the old value was kept), or whose
+    /// storing met a panicking callback (a weigher or expiry rule: the old
+    /// value was kept; the listener: the new value was stored).
     pub refreshes_failed: u64,
     /// Refreshes not started because the executor's queue was full (the
     /// next read of the entry tries again).

@@ -509,3 +509,46 @@ fn a_callback_that_calls_its_own_cache_under_the_lock_panics_instead_of_deadlock
         assert_eq!(v.unwrap(), 5);
     });
 }
+
+/// A value whose drop panics once it is marked.
+#[derive(Clone, Debug, PartialEq)]
+struct Grenade(u32, bool);
+
+impl Drop for Grenade {
+    fn drop(&mut self) {
+        if self.1 && !std::thread::panicking() {
+            panic!("drop fails");
+        }
+    }
+}
+
+#[test]
+fn a_panicking_drop_never_leaves_the_cache_over_its_capacity() {
+    crate::watchdog(Duration::from_secs(30), || {
+        let cache: Cache<u32, Grenade> = Cache::builder(10)
+            .weigher(|_, v: &Grenade| v.0)
+            .build()
+            .unwrap();
+        cache.insert(1, Grenade(5, true));
+        cache.insert(2, Grenade(5, true));
+        // Growing key 1 replaces its value (whose drop panics) and must
+        // then evict to stay within 10.
+        let grown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cache.insert(1, Grenade(8, false));
+        }));
+        assert!(grown.is_err());
+        assert!(cache.weight() <= 10, "weight {}", cache.weight());
+        // Entries whose drops panic are evicted in turn, each panic reaching
+        // the caller, and the bound holds after each.
+        for k in 3..8 {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                cache.insert(k, Grenade(4, true));
+            }));
+            assert!(cache.weight() <= 10, "weight {}", cache.weight());
+        }
+        // Let the rest drop quietly.
+        for k in 0..8 {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cache.remove(&k)));
+        }
+    });
+}

@@ -160,3 +160,108 @@ fn a_refreshed_value_too_heavy_to_hold_is_reported() {
         assert_eq!(cache.stats().rejected, 1);
     });
 }
+
+#[test]
+fn a_caller_missing_a_key_never_waits_for_its_queued_refresh() {
+    // One worker, busy with a prefetch whose loader needs key 2. Key 2's
+    // refresh is queued behind that prefetch, and key 2 expires: the
+    // loader's get_or_load(2) must load key 2 itself, not wait for the
+    // queued refresh (which would wait for the loader: a deadlock).
+    watchdog(LIMIT, || {
+        let (clock, mock) = Clock::mock();
+        let me = Arc::new(std::sync::OnceLock::<prodkit_cache::WeakCache<u32, u32>>::new());
+        let (entered_tx, entered) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel::<()>();
+        let (entered_tx, release) = (Mutex::new(entered_tx), Mutex::new(release));
+        let weak = me.clone();
+        let cache: Cache<u32, u32> = Cache::builder(100)
+            .clock(clock)
+            .time_to_live(15 * SEC)
+            .refresh_after(10 * SEC)
+            .executor(1, 16)
+            .loader(move |k: &u32| {
+                if *k != 1 {
+                    return Ok::<_, std::io::Error>(k + 1000);
+                }
+                entered_tx.lock().unwrap().send(()).unwrap();
+                release.lock().unwrap().recv().unwrap();
+                let cache = weak
+                    .get()
+                    .and_then(prodkit_cache::WeakCache::upgrade)
+                    .unwrap();
+                let two = cache
+                    .get_or_load(2, || Ok::<_, std::io::Error>(222))
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                Ok(100 + two)
+            })
+            .build()
+            .unwrap();
+        me.set(cache.downgrade()).unwrap();
+        cache.insert(2, 2);
+        assert_eq!(cache.prefetch([1]).unwrap().queued, 1);
+        entered.recv().unwrap();
+        mock.increment(11 * SEC);
+        assert_eq!(cache.get(&2), Some(2), "claims key 2's refresh");
+        mock.increment(5 * SEC); // key 2 expires, its refresh still queued
+        release_tx.send(()).unwrap();
+        until(|| cache.get(&1).is_some());
+        assert_eq!(cache.get(&1), Some(322), "the loader loaded key 2 itself");
+        // The superseded refresh neither overwrites nor blocks anything.
+        until(|| cache.stats().refreshes as usize >= 1);
+        assert_eq!(cache.get_or_load(2, || Ok::<_, ()>(9)), Ok(222));
+        assert_eq!(
+            cache.get(&2),
+            Some(222),
+            "the caller's value is the one cached"
+        );
+    });
+}
+
+#[test]
+fn an_invalidation_that_spares_an_entry_leaves_its_refreshes_running() {
+    // invalidate_if takes every caller's load under way as hit, but a
+    // refresh has its entry, which the predicate sees: sparing the entry
+    // spares the refresh, and later refreshes still come.
+    watchdog(LIMIT, || {
+        let (clock, mock) = Clock::mock();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (entered_tx, entered) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel::<()>();
+        let (entered_tx, release) = (Mutex::new(entered_tx), Mutex::new(release));
+        let c = calls.clone();
+        let cache: Cache<u32, u32> = Cache::builder(100)
+            .clock(clock)
+            .eviction_listener(move |k, v, cause| sink.lock().unwrap().push((k, v, cause)))
+            .refresh_after(2 * SEC)
+            .loader(move |_: &u32| {
+                let n = c.fetch_add(1, Ordering::SeqCst) as u32;
+                if n == 0 {
+                    entered_tx.lock().unwrap().send(()).unwrap();
+                    release.lock().unwrap().recv().unwrap();
+                }
+                Ok::<_, std::io::Error>(100 + n)
+            })
+            .build()
+            .unwrap();
+        cache.insert(1, 1);
+        cache.insert(2, 2);
+        mock.increment(3 * SEC);
+        cache.get(&1);
+        entered.recv().unwrap();
+        assert_eq!(cache.invalidate_if(|k, _| *k == 2), 1);
+        release_tx.send(()).unwrap();
+        until(|| cache.get(&1) == Some(100));
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                (2, 2, RemovalCause::Explicit),
+                (1, 1, RemovalCause::Replaced)
+            ]
+        );
+        mock.increment(3 * SEC);
+        cache.get(&1);
+        until(|| cache.get(&1) == Some(101));
+    });
+}
