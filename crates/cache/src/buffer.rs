@@ -139,10 +139,18 @@ impl ReadBuffer {
         self.position.load(Ordering::Relaxed)
     }
 
-    /// Hands each token recorded since the last replay to `f`. Called with
-    /// the shard's lock held exclusively, so there is one drainer at a time.
-    pub(crate) fn drain(&self, mut f: impl FnMut(u64)) {
-        for slot in &self.slots {
+    /// Hands each token recorded since the last replay to `f`, in the
+    /// order recorded: the slots of positions `from..to` (all of them when
+    /// the readers went round the buffer since). A record that a reader
+    /// slow between its two steps left behind `from` waits for the buffer
+    /// to come round, or is overwritten, which the buffer allows. Called
+    /// with the shard's lock held exclusively, so there is one drainer at a
+    /// time.
+    pub(crate) fn drain(&self, from: u64, to: u64, mut f: impl FnMut(u64)) {
+        let count = to.wrapping_sub(from).min(SLOTS as u64) as usize;
+        let start = if count == SLOTS { to } else { from };
+        for n in 0..count {
+            let slot = &self.slots[(start as usize).wrapping_add(n) % SLOTS];
             let token = slot.load(Ordering::Relaxed);
             if token != EMPTY {
                 // A plain store, not a swap: a record landing in between is
@@ -183,6 +191,14 @@ impl std::fmt::Debug for ReadBuffer {
     }
 }
 
+/// Drains what was recorded since `from`, as a shard does; for the tests.
+#[cfg(test)]
+fn drain_since(b: &ReadBuffer, from: &mut u64, out: &mut Vec<u64>) {
+    let to = b.position();
+    b.drain(*from, to, |x| out.push(x));
+    *from = to;
+}
+
 #[cfg(all(test, not(prodkit_loom)))]
 mod tests {
     use super::*;
@@ -190,13 +206,13 @@ mod tests {
     #[test]
     fn with_writes_every_read_is_replayed_in_order_and_counted() {
         let b = ReadBuffer::new();
-        let mut seen = Vec::new();
+        let (mut seen, mut from) = (Vec::new(), 0);
         for i in 0..(SLOTS as u64 + 5) {
             if b.record(i) {
-                b.drain(|x| seen.push(x));
+                drain_since(&b, &mut from, &mut seen);
             }
         }
-        b.drain(|x| seen.push(x));
+        drain_since(&b, &mut from, &mut seen);
         assert_eq!(seen, (0..SLOTS as u64 + 5).collect::<Vec<_>>());
         assert_eq!(b.position(), SLOTS as u64 + 5);
     }
@@ -207,14 +223,14 @@ mod tests {
         for i in 0..(3 * SLOTS as u64) {
             b.record(i);
         }
-        let mut seen = Vec::new();
-        b.drain(|x| seen.push(x));
-        seen.sort_unstable();
+        let (mut seen, mut from) = (Vec::new(), 0);
+        drain_since(&b, &mut from, &mut seen);
         assert_eq!(
             seen,
-            (2 * SLOTS as u64..3 * SLOTS as u64).collect::<Vec<_>>()
+            (2 * SLOTS as u64..3 * SLOTS as u64).collect::<Vec<_>>(),
+            "the newest, in order"
         );
-        b.drain(|x| seen.push(x));
+        drain_since(&b, &mut from, &mut seen);
         assert_eq!(seen.len(), SLOTS, "a second drain replays nothing twice");
     }
 
@@ -271,12 +287,12 @@ mod loom_tests {
                     })
                 })
                 .collect();
-            let mut seen = Vec::new();
-            b.drain(|x| seen.push(x));
+            let (mut seen, mut from) = (Vec::new(), 0);
+            drain_since(&b, &mut from, &mut seen);
             for r in readers {
                 r.join().unwrap();
             }
-            b.drain(|x| seen.push(x));
+            drain_since(&b, &mut from, &mut seen);
             assert!(
                 seen.contains(&9),
                 "the settled record is replayed: {seen:?}"

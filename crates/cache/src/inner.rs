@@ -258,13 +258,14 @@ where
     /// Replays the reads recorded since the last drain into the policy.
     pub(crate) fn drain(&self, slot: &Slot<K, V>, order: &mut Order) {
         let position = slot.buffer.position();
-        if position == order.seen_position {
+        let seen = order.seen_position;
+        if position == seen {
             return;
         }
         order.seen_position = position;
         let len = order.links.len() as u64;
         let mut any = false;
-        slot.buffer.drain(|token| {
+        slot.buffer.drain(seen, position, |token| {
             // A record may name a position that has since changed hands (a
             // removal moved another entry there): the policy is credited
             // with the wrong read, never corrupted.
