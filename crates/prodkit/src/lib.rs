@@ -1,16 +1,23 @@
 #![cfg_attr(
-    all(feature = "batch", feature = "cache", feature = "pool", feature = "ratelimit"),
+    all(
+        feature = "batch",
+        feature = "cache",
+        feature = "netcfg",
+        feature = "pool",
+        feature = "ratelimit"
+    ),
     doc = include_str!("../README.md")
 )]
 #![cfg_attr(
     not(all(
         feature = "batch",
         feature = "cache",
+        feature = "netcfg",
         feature = "pool",
         feature = "ratelimit"
     )),
     doc = "Building blocks for backend services, each re-exported as a module behind a feature: \
-           `pool`, `ratelimit`, `batch`, `cache`, or `full` for all of them. The crate \
+           `pool`, `ratelimit`, `batch`, `cache`, `netcfg`, or `full` for all of them. The crate \
            documentation with its example is built with all of them enabled (as docs.rs builds it)."
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -163,4 +170,27 @@ pub mod cache {
     //! ```
     #[doc(no_inline)]
     pub use prodkit_cache::*;
+}
+
+#[cfg(feature = "netcfg")]
+#[cfg_attr(docsrs, doc(cfg(feature = "netcfg")))]
+pub mod netcfg {
+    //! Hardened, validated presets for an HTTP server, an HTTP client and a
+    //! PostgreSQL pool: every limit and timeout with its reason, checked at
+    //! start-up, loaded from a profile, a TOML file and the environment.
+    //!
+    //! This module is the whole `prodkit-netcfg` crate: its documentation is
+    //! the reference, and its examples' `prodkit_netcfg::X` is
+    //! `prodkit::netcfg::X` here.
+    //!
+    //! ```
+    //! use prodkit::netcfg::{ClientConfig, ServerConfig};
+    //!
+    //! let server = ServerConfig::internet_facing().with_toml("max_connections = 2000")?;
+    //! server.validate()?;
+    //! ClientConfig::internal().validate_against(&server)?;
+    //! # Ok::<(), Box<dyn std::error::Error>>(())
+    //! ```
+    #[doc(no_inline)]
+    pub use prodkit_netcfg::*;
 }

@@ -60,3 +60,13 @@ fn ratelimit_tokio_futures_are_there() {
         prodkit::ratelimit::RateLimiter::new(prodkit::ratelimit::Quota::per_second(10).unwrap());
     let _future = limiter.until_ready();
 }
+
+#[cfg(feature = "netcfg")]
+#[test]
+fn netcfg_is_the_whole_crate() {
+    use prodkit::netcfg::{ClientConfig, DbPoolConfig, ServerConfig};
+    let server: prodkit_netcfg::ServerConfig = ServerConfig::internal();
+    server.validate().unwrap();
+    ClientConfig::internal().validate_against(&server).unwrap();
+    DbPoolConfig::internal().validate().unwrap();
+}
