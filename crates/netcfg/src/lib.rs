@@ -7,6 +7,7 @@ mod db;
 mod error;
 mod layer;
 mod server;
+mod shutdown;
 
 use std::time::Duration;
 
@@ -14,6 +15,10 @@ pub use client::ClientConfig;
 pub use db::DbPoolConfig;
 pub use error::{ConfigError, LoadError, Problem};
 pub use server::ServerConfig;
+pub use shutdown::{Deadline, PhaseOutcome, PhaseReport, Shutdown, ShutdownReport};
+
+/// The clock seam of [`Shutdown`]: a [`quanta::Clock`] (with its mock).
+pub use quanta;
 
 /// A duration as the configurations write it ("1m 30s").
 pub(crate) fn show(d: Duration) -> String {
