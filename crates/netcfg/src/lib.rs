@@ -5,6 +5,7 @@
 mod client;
 mod db;
 mod error;
+mod health;
 mod layer;
 mod server;
 mod shutdown;
@@ -14,6 +15,7 @@ use std::time::Duration;
 pub use client::ClientConfig;
 pub use db::DbPoolConfig;
 pub use error::{ConfigError, LoadError, Problem};
+pub use health::{Health, HealthCheck, HealthState, PoolState};
 pub use server::ServerConfig;
 pub use shutdown::{Deadline, PhaseOutcome, PhaseReport, Shutdown, ShutdownReport};
 

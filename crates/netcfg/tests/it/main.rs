@@ -1,5 +1,6 @@
 //! Integration tests of prodkit-netcfg, one binary (see the workspace style).
 
+mod health;
 mod layering;
 mod shutdown;
 mod validation;
