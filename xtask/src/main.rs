@@ -107,7 +107,7 @@ fn ci() -> Result {
         ),
         ("test", &["test", "--workspace"]),
         // The umbrella's re-exports and the leaves' optional parts (tokio
-        // futures) exist only with features on.
+        // futures, netcfg's adapters) exist only with features on.
         (
             "test features",
             &[
@@ -116,6 +116,8 @@ fn ci() -> Result {
                 "prodkit",
                 "--package",
                 "prodkit-ratelimit",
+                "--package",
+                "prodkit-netcfg",
                 "--all-features",
             ],
         ),

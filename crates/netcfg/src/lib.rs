@@ -7,6 +7,9 @@ mod db;
 mod error;
 mod health;
 mod layer;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+mod postgres;
 mod server;
 mod shutdown;
 
@@ -16,6 +19,9 @@ pub use client::ClientConfig;
 pub use db::DbPoolConfig;
 pub use error::{ConfigError, LoadError, Problem};
 pub use health::{Health, HealthCheck, HealthState, PoolState};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::PgConnectError;
 pub use server::ServerConfig;
 pub use shutdown::{Deadline, PhaseOutcome, PhaseReport, Shutdown, ShutdownReport};
 

@@ -2,6 +2,8 @@
 
 mod health;
 mod layering;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod shutdown;
 mod validation;
 
