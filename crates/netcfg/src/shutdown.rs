@@ -388,29 +388,7 @@ impl Shutdown {
     /// assert!(report.is_clean());
     /// ```
     pub fn run(self) -> ShutdownReport {
-        let clock = self.clock.unwrap_or_default();
-        let mut phases = Vec::with_capacity(self.phases.len());
-        for phase in self.phases {
-            let start = clock.now();
-            let deadline = Deadline {
-                at: start + phase.deadline,
-                clock: clock.clone(),
-            };
-            let outcome = match phase.action {
-                Action::Blocking(run) => caught(catch_unwind(AssertUnwindSafe(|| run(deadline)))),
-                Action::Async(run) => match catch_unwind(AssertUnwindSafe(|| run(deadline))) {
-                    Ok(f) => block_on(Caught(f)),
-                    Err(panic) => caught(Err(panic)),
-                },
-            };
-            phases.push(report(
-                phase.name,
-                phase.deadline,
-                clock.now() - start,
-                outcome,
-            ));
-        }
-        ShutdownReport { phases }
+        block_on(self.run_async())
     }
 
     /// Runs every phase in order and reports, as a future: phases that are
