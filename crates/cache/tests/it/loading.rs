@@ -214,25 +214,36 @@ fn a_full_executor_drops_and_counts_prefetches_and_refreshes() {
     });
 }
 
-/// Starts a load of `key` whose loader returns `value` once released; the
-/// returned closure releases it and gives the leader's result.
-fn held_load(cache: &Cache<u32, u32>, key: u32, value: u32) -> impl FnOnce() -> u32 + use<> {
+/// Starts a load of `key` on a thread of its own and returns once its loader
+/// is running: the loader computes `load()`, then waits to be released. The
+/// returned closure releases it and gives what the leader's thread ended
+/// with (its panic, if it panicked).
+fn held_load<V, L>(
+    cache: &Cache<u32, V>,
+    key: u32,
+    load: L,
+) -> impl FnOnce() -> std::thread::Result<Result<V, Arc<()>>> + use<V, L>
+where
+    V: Clone + Send + Sync + 'static,
+    L: FnOnce() -> V + Send + 'static,
+{
     let (entered_tx, entered) = mpsc::channel();
     let (release_tx, release) = mpsc::channel::<()>();
     let leader = {
         let cache = cache.clone();
         std::thread::spawn(move || {
             cache.get_or_load(key, || {
+                let v = load();
                 entered_tx.send(()).unwrap();
                 release.recv().unwrap();
-                Ok::<_, ()>(value)
+                Ok::<_, ()>(v)
             })
         })
     };
     entered.recv().unwrap();
     move || {
         release_tx.send(()).unwrap();
-        leader.join().unwrap().unwrap()
+        leader.join()
     }
 }
 
@@ -296,10 +307,14 @@ fn a_write_of_the_key_during_a_load_wins_over_the_loaded_value() {
         ];
         for (name, write, expected, cause) in writes {
             cache.clear();
-            let finish = held_load(&cache, 1, 111);
+            let finish = held_load(&cache, 1, || 111);
             write(&cache);
             log.lock().unwrap().clear();
-            assert_eq!(finish(), 111, "{name}: the leader gets its loaded value");
+            assert_eq!(
+                finish().unwrap(),
+                Ok(111),
+                "{name}: the leader gets its loaded value"
+            );
             assert_eq!(cache.get(&1), expected, "{name}: the write wins");
             assert_eq!(
                 *log.lock().unwrap(),
@@ -308,10 +323,10 @@ fn a_write_of_the_key_during_a_load_wins_over_the_loaded_value() {
             );
         }
         // A write of another key does not stop the load from caching.
-        let finish = held_load(&cache, 1, 111);
+        let finish = held_load(&cache, 1, || 111);
         cache.insert(2, 2);
         cache.remove(&3);
-        assert_eq!(finish(), 111);
+        assert_eq!(finish().unwrap(), Ok(111));
         assert_eq!(cache.get(&1), Some(111));
     });
 }
@@ -447,52 +462,22 @@ fn a_load_started_after_an_invalidation_loads_afresh_without_waiting_for_the_old
     watchdog(LIMIT, || {
         let row = Arc::new(AtomicUsize::new(0));
         let cache: Cache<u32, usize> = Cache::builder(100).build().unwrap();
-        let (entered_tx, entered) = mpsc::channel();
-        let (release_tx, release) = mpsc::channel::<()>();
-        let leader = {
-            let (cache, row) = (cache.clone(), row.clone());
-            std::thread::spawn(move || {
-                cache.get_or_load(1, || {
-                    let v = row.load(Ordering::SeqCst);
-                    entered_tx.send(()).unwrap();
-                    release.recv().unwrap();
-                    Ok::<_, ()>(v)
-                })
-            })
-        };
-        entered.recv().unwrap();
+        let r = row.clone();
+        let finish = held_load(&cache, 1, move || r.load(Ordering::SeqCst));
         row.store(1, Ordering::SeqCst);
         cache.remove(&1);
         let late = cache.get_or_load(1, || Ok::<_, ()>(row.load(Ordering::SeqCst)));
         assert_eq!(late, Ok(1), "the late reader loads the new row");
         assert_eq!(cache.get(&1), Some(1));
         // The old load ends with its old value, which is not cached.
-        release_tx.send(()).unwrap();
-        assert_eq!(leader.join().unwrap(), Ok(0));
+        assert_eq!(finish().unwrap(), Ok(0));
         assert_eq!(cache.get(&1), Some(1));
         // The same after clear().
         cache.clear();
-        let finish = {
-            let cache: &Cache<u32, usize> = &cache;
-            let (entered_tx, entered) = mpsc::channel();
-            let (release_tx, release) = mpsc::channel::<()>();
-            let c = cache.clone();
-            let leader = std::thread::spawn(move || {
-                c.get_or_load(2, || {
-                    entered_tx.send(()).unwrap();
-                    release.recv().unwrap();
-                    Ok::<_, ()>(20)
-                })
-            });
-            entered.recv().unwrap();
-            move || {
-                release_tx.send(()).unwrap();
-                leader.join().unwrap()
-            }
-        };
+        let finish = held_load(&cache, 2, || 20);
         cache.clear();
         assert_eq!(cache.get_or_load(2, || Ok::<_, ()>(21)), Ok(21));
-        assert_eq!(finish(), Ok(20));
+        assert_eq!(finish().unwrap(), Ok(20));
         assert_eq!(cache.get(&2), Some(21));
     });
 }
@@ -510,19 +495,7 @@ fn a_callback_panic_while_the_leader_caches_its_value_still_wakes_every_waiter()
             })
             .build()
             .unwrap();
-        let (entered_tx, entered) = mpsc::channel();
-        let (release_tx, release) = mpsc::channel::<()>();
-        let leader = {
-            let cache = cache.clone();
-            std::thread::spawn(move || {
-                cache.get_or_load(1, || {
-                    entered_tx.send(()).unwrap();
-                    release.recv().unwrap();
-                    Ok::<_, ()>(111)
-                })
-            })
-        };
-        entered.recv().unwrap();
+        let finish = held_load(&cache, 1, || 111);
         let waiters: Vec<_> = (0..3)
             .map(|_| {
                 let cache = cache.clone();
@@ -530,11 +503,7 @@ fn a_callback_panic_while_the_leader_caches_its_value_still_wakes_every_waiter()
             })
             .collect();
         std::thread::sleep(Duration::from_millis(50));
-        release_tx.send(()).unwrap();
-        assert!(
-            leader.join().is_err(),
-            "the leader gets the weigher's panic"
-        );
+        assert!(finish().is_err(), "the leader gets the weigher's panic");
         for w in waiters {
             let got = w.join().unwrap().unwrap();
             // A waiter that arrived after the leader left loads for itself.
@@ -547,30 +516,14 @@ fn a_callback_panic_while_the_leader_caches_its_value_still_wakes_every_waiter()
             .eviction_listener(|_, v, _| assert_ne!(v, 111, "listener fails"))
             .build()
             .unwrap();
-        let (entered_tx, entered) = mpsc::channel();
-        let (release_tx, release) = mpsc::channel::<()>();
-        let leader = {
-            let cache = cache.clone();
-            std::thread::spawn(move || {
-                cache.get_or_load(1, || {
-                    entered_tx.send(()).unwrap();
-                    release.recv().unwrap();
-                    Ok::<_, ()>(111)
-                })
-            })
-        };
-        entered.recv().unwrap();
+        let finish = held_load(&cache, 1, || 111);
         let waiter = {
             let cache = cache.clone();
             std::thread::spawn(move || cache.get_or_load(1, || Ok::<_, ()>(7)))
         };
         std::thread::sleep(Duration::from_millis(50));
         cache.insert(1, 5);
-        release_tx.send(()).unwrap();
-        assert!(
-            leader.join().is_err(),
-            "the leader gets the listener's panic"
-        );
+        assert!(finish().is_err(), "the leader gets the listener's panic");
         assert_eq!(waiter.join().unwrap(), Ok(111));
         assert_eq!(cache.get(&1), Some(5));
     });
