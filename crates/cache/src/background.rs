@@ -176,9 +176,12 @@ where
     };
     match pool.try_execute(move || ticket.run()) {
         Ok(()) => Counters::add(&inner.counters.refreshes, 1),
-        // The job comes back and is dropped here: its ticket gives the
-        // refresh up.
-        Err(_) => Counters::add(&inner.counters.refreshes_dropped, 1),
+        // The job comes back: dropped, its ticket gives the refresh up, and
+        // only then is the drop counted.
+        Err(job) => {
+            drop(job);
+            Counters::add(&inner.counters.refreshes_dropped, 1);
+        }
     }
 }
 
@@ -247,14 +250,14 @@ where
                     Ok(Ok(())) => {}
                     Ok(Err(too_heavy)) => inner.reject(too_heavy),
                     Err(_) => {
-                        Counters::add(&inner.counters.refreshes_failed, 1);
+                        // The claim is given back before the failure is
+                        // counted: whoever sees the count sees the claim free.
                         inner.release_refresh(hash, &key, Next::Interval);
+                        Counters::add(&inner.counters.refreshes_failed, 1);
                     }
                 }
             }
             _ => {
-                Counters::add(&inner.counters.loads_failed, 1);
-                Counters::add(&inner.counters.refreshes_failed, 1);
                 let kept = catch_unwind(AssertUnwindSafe(|| {
                     inner.refreshed(hash, key.clone(), None, superseded)
                 }));
@@ -263,6 +266,9 @@ where
                 }
                 inner.leave(hash, flight);
                 flight.abandon();
+                // Counted once the claim is given back (as above).
+                Counters::add(&inner.counters.loads_failed, 1);
+                Counters::add(&inner.counters.refreshes_failed, 1);
             }
         }
     }
