@@ -6,6 +6,9 @@ mod client;
 mod db;
 mod error;
 mod health;
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+mod http_server;
 mod layer;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -19,6 +22,9 @@ pub use client::ClientConfig;
 pub use db::DbPoolConfig;
 pub use error::{ConfigError, LoadError, Problem};
 pub use health::{Health, HealthCheck, HealthState, PoolState};
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+pub use http_server::{ConnectionError, HttpServer, Limit, ResponseBody};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::PgConnectError;

@@ -1,10 +1,14 @@
 //! Integration tests of prodkit-netcfg, one binary (see the workspace style).
 
 mod health;
+#[cfg(feature = "hyper")]
+mod http_server;
 mod layering;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod shutdown;
+#[cfg(feature = "hyper")]
+mod tls;
 mod validation;
 
 use std::sync::mpsc;

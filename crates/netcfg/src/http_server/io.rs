@@ -1,0 +1,320 @@
+//! A connection's deadlines, enforced where hyper reads and writes.
+//!
+//! hyper reads a connection only when it needs bytes (the next head, or
+//! body the handler asked for) and writes only when it has bytes, so each
+//! deadline is checked exactly where the wait happens: a read or write
+//! that is not ready arms a timer for the deadline of the phase the
+//! connection is in, and fails with [`io::ErrorKind::TimedOut`] when it
+//! fires. hyper then closes the connection (and hands the error to a
+//! handler reading the body).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use super::Limit;
+use crate::ServerConfig;
+
+/// Where a connection is in the life of its requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Accepted, no byte yet: `first_byte_timeout` from the accept.
+    FirstByte,
+    /// Part of a head has arrived: `header_read_timeout` from its first byte.
+    Head,
+    /// The handler runs and may read the body: `request_read_timeout`
+    /// from the request's first byte.
+    Body,
+    /// The handler has answered: no read deadline (hyper reads only to
+    /// notice a close); writes have `response_write_timeout`.
+    Responding,
+    /// The response is out, no next request yet: `idle_timeout`.
+    Idle,
+}
+
+impl Phase {
+    fn limit(self) -> Limit {
+        match self {
+            Phase::FirstByte => Limit::FirstByte,
+            Phase::Head => Limit::Header,
+            Phase::Body | Phase::Responding => Limit::RequestRead,
+            Phase::Idle => Limit::Idle,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    phase: Phase,
+    /// When the current request's first byte arrived.
+    request_start: Instant,
+    /// Reads must complete by this (none while responding).
+    read_deadline: Option<Instant>,
+    /// Writes must complete by this; armed when the handler answers, or
+    /// at the first write that has to wait if nothing armed it.
+    write_deadline: Option<Instant>,
+    /// The limit that closed the connection, if one did.
+    expired: Option<Limit>,
+    /// The task of a read that waits. A new phase wakes it, so that the
+    /// read arms the new phase's timer (hyper does not read again on its
+    /// own after writing a response).
+    reader: Option<Waker>,
+}
+
+impl State {
+    fn wake_reader(&mut self) {
+        if let Some(w) = self.reader.take() {
+            w.wake();
+        }
+    }
+}
+
+/// The limits of one connection, shared by its I/O and its service.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    first_byte: Duration,
+    header: Duration,
+    request: Duration,
+    write: Duration,
+    idle: Duration,
+}
+
+impl Shared {
+    /// A connection accepted now.
+    pub(crate) fn new(config: &ServerConfig) -> Arc<Shared> {
+        let now = Instant::now();
+        Arc::new(Shared {
+            state: Mutex::new(State {
+                phase: Phase::FirstByte,
+                request_start: now,
+                read_deadline: Some(now + config.first_byte_timeout),
+                write_deadline: None,
+                expired: None,
+                reader: None,
+            }),
+            first_byte: config.first_byte_timeout,
+            header: config.header_read_timeout,
+            request: config.request_read_timeout,
+            write: config.response_write_timeout,
+            idle: config.idle_timeout,
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // The state is a few plain fields, each update leaves it whole: a
+        // panic elsewhere while it was held does not make it wrong.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Bytes arrived: the first of a request starts its head deadline.
+    fn bytes_read(&self) {
+        let mut s = self.state();
+        if matches!(s.phase, Phase::FirstByte | Phase::Idle) {
+            let now = Instant::now();
+            s.phase = Phase::Head;
+            s.request_start = now;
+            s.read_deadline = Some(now + self.header);
+            s.write_deadline = None;
+        }
+    }
+
+    /// The head is complete and the handler is called.
+    pub(crate) fn request_started(&self) {
+        let mut s = self.state();
+        if matches!(s.phase, Phase::FirstByte | Phase::Idle) {
+            // A pipelined head hyper had already buffered.
+            s.request_start = Instant::now();
+            s.write_deadline = None;
+        }
+        s.phase = Phase::Body;
+        s.read_deadline = Some(s.request_start + self.request);
+        s.wake_reader();
+    }
+
+    /// The handler has answered; the response is being written.
+    pub(crate) fn handler_done(&self) {
+        let mut s = self.state();
+        s.phase = Phase::Responding;
+        s.read_deadline = None;
+        s.write_deadline = Some(Instant::now() + self.write);
+        s.wake_reader();
+    }
+
+    /// hyper has taken the response's last byte (or dropped the response).
+    pub(crate) fn response_done(&self) {
+        let mut s = self.state();
+        if s.phase == Phase::Responding {
+            s.phase = Phase::Idle;
+            s.read_deadline = Some(Instant::now() + self.idle);
+            s.wake_reader();
+        }
+    }
+
+    /// The limit that closed the connection, if one did.
+    pub(crate) fn expired(&self) -> Option<Limit> {
+        self.state().expired
+    }
+
+    /// How long `limit` allows.
+    pub(crate) fn allowed(&self, limit: Limit) -> Duration {
+        match limit {
+            Limit::FirstByte => self.first_byte,
+            Limit::Header => self.header,
+            Limit::RequestRead => self.request,
+            Limit::ResponseWrite => self.write,
+            Limit::Idle => self.idle,
+            // Enforced around the handshake, before the connection exists.
+            Limit::TlsHandshake => Duration::ZERO,
+        }
+    }
+
+    /// A read must wait: its deadline, and the limit it enforces.
+    fn read_wait(&self, cx: &Context<'_>) -> Option<(Instant, Limit)> {
+        let mut s = self.state();
+        match &s.reader {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => s.reader = Some(cx.waker().clone()),
+        }
+        s.read_deadline.map(|d| (d, s.phase.limit()))
+    }
+
+    /// A write must wait: its deadline, armed now if nothing armed it.
+    fn write_wait(&self) -> Instant {
+        let mut s = self.state();
+        *s.write_deadline
+            .get_or_insert_with(|| Instant::now() + self.write)
+    }
+
+    fn expire(&self, limit: Limit) -> io::Error {
+        self.state().expired.get_or_insert(limit);
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{limit} ({}) passed", crate::show(self.allowed(limit))),
+        )
+    }
+}
+
+/// A stream whose reads and writes fail once their deadline passes.
+pub(crate) struct Guarded<T> {
+    io: T,
+    shared: Arc<Shared>,
+    read_timer: Pin<Box<Sleep>>,
+    write_timer: Pin<Box<Sleep>>,
+}
+
+impl<T> Guarded<T> {
+    pub(crate) fn new(io: T, shared: Arc<Shared>) -> Guarded<T> {
+        let far = Instant::now() + Duration::from_secs(86_400);
+        Guarded {
+            io,
+            shared,
+            read_timer: Box::pin(tokio::time::sleep_until(far)),
+            write_timer: Box::pin(tokio::time::sleep_until(far)),
+        }
+    }
+}
+
+/// Waits on `timer` for `deadline`: ready (with the error) once it passed.
+fn wait(
+    timer: &mut Pin<Box<Sleep>>,
+    deadline: Instant,
+    cx: &mut Context<'_>,
+    shared: &Shared,
+    limit: Limit,
+) -> Poll<io::Error> {
+    if timer.deadline() != deadline {
+        timer.as_mut().reset(deadline);
+    }
+    match timer.as_mut().poll(cx) {
+        Poll::Ready(()) => Poll::Ready(shared.expire(limit)),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.shared.bytes_read();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match this.shared.read_wait(cx) {
+                None => Poll::Pending,
+                Some((deadline, limit)) => {
+                    wait(&mut this.read_timer, deadline, cx, &this.shared, limit).map(Err)
+                }
+            },
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> Guarded<T> {
+    /// `op` on the stream, failing once the write deadline passed.
+    fn write_op<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        match op(Pin::new(&mut self.io), cx) {
+            Poll::Pending => {
+                let deadline = self.shared.write_wait();
+                wait(
+                    &mut self.write_timer,
+                    deadline,
+                    cx,
+                    &self.shared,
+                    Limit::ResponseWrite,
+                )
+                .map(Err)
+            }
+            ready => ready,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().write_op(cx, |io, cx| io.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .write_op(cx, |io, cx| io.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().write_op(cx, |io, cx| io.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().write_op(cx, |io, cx| io.poll_shutdown(cx))
+    }
+}
