@@ -6,6 +6,9 @@ mod client;
 mod db;
 mod error;
 mod health;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+mod http_client;
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 mod http_server;
@@ -22,6 +25,9 @@ pub use client::ClientConfig;
 pub use db::DbPoolConfig;
 pub use error::{ConfigError, LoadError, Problem};
 pub use health::{Health, HealthCheck, HealthState, PoolState};
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use http_client::SendError;
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub use http_server::{ConnectionError, HttpServer, Limit, ResponseBody};

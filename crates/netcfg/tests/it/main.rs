@@ -1,6 +1,8 @@
 //! Integration tests of prodkit-netcfg, one binary (see the workspace style).
 
 mod health;
+#[cfg(feature = "reqwest")]
+mod http_client;
 #[cfg(feature = "hyper")]
 mod http_server;
 mod layering;
