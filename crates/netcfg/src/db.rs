@@ -221,3 +221,18 @@ impl DbPoolConfig {
         Ok(())
     }
 }
+
+#[cfg(any(feature = "postgres", feature = "r2d2"))]
+impl DbPoolConfig {
+    /// `existing` start-up options with `statement_timeout` added.
+    pub(crate) fn start_up_options(&self, existing: Option<&str>) -> String {
+        let statement = format!(
+            "-c statement_timeout={}",
+            self.statement_timeout.as_millis()
+        );
+        match existing {
+            Some(o) if !o.is_empty() => format!("{o} {statement}"),
+            _ => statement,
+        }
+    }
+}

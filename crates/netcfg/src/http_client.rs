@@ -6,6 +6,17 @@ use std::time::Duration;
 use crate::ClientConfig;
 
 /// Why [`ClientConfig::send`] returned no response.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_netcfg::SendError;
+///
+/// let e = SendError::HeadTimedOut { after: Duration::from_secs(7) };
+/// assert_eq!(
+///     e.to_string(),
+///     "no response head within 7s (connect, TLS handshake and response_header_timeout)"
+/// );
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SendError {

@@ -13,6 +13,9 @@ mod http_client;
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 mod http_server;
 mod layer;
+#[cfg(feature = "r2d2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "r2d2")))]
+mod pool;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 mod postgres;

@@ -73,15 +73,8 @@ impl DbPoolConfig {
         config.connect_timeout(self.connect_timeout);
         config.keepalives(true);
         config.keepalives_idle(self.tcp_keepalive);
-        let statement = format!(
-            "-c statement_timeout={}",
-            self.statement_timeout.as_millis()
-        );
-        let options = match config.get_options() {
-            Some(o) if !o.is_empty() => format!("{o} {statement}"),
-            _ => statement,
-        };
-        config.options(&options);
+        let options = self.start_up_options(config.get_options());
+        config.options(options);
     }
 
     /// Opens a connection within `connect_timeout` for the whole start-up:

@@ -70,3 +70,11 @@ fn netcfg_is_the_whole_crate() {
     ClientConfig::internal().validate_against(&server).unwrap();
     DbPoolConfig::internal().validate().unwrap();
 }
+
+#[cfg(all(feature = "netcfg-hyper", feature = "netcfg-reqwest"))]
+#[test]
+fn netcfg_adapters_are_reachable() {
+    use prodkit::netcfg::{ClientConfig, HttpServer, ServerConfig};
+    HttpServer::new(&ServerConfig::internal()).unwrap();
+    let _builder = ClientConfig::internal().reqwest_builder();
+}

@@ -25,7 +25,13 @@ pub use service::ResponseBody;
 
 use crate::{ConfigError, ServerConfig};
 
-/// The limit that closed a connection.
+/// The limit that closed a connection, named as its [`ServerConfig`] field.
+///
+/// ```
+/// use prodkit_netcfg::Limit;
+///
+/// assert_eq!(Limit::Header.to_string(), "header_read_timeout");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Limit {
@@ -57,6 +63,14 @@ impl fmt::Display for Limit {
 }
 
 /// Why a connection ended other than by the client closing it.
+///
+/// ```
+/// use std::time::Duration;
+/// use prodkit_netcfg::{ConnectionError, Limit};
+///
+/// let e = ConnectionError::TimedOut { limit: Limit::Idle, after: Duration::from_secs(60) };
+/// assert_eq!(e.to_string(), "connection closed by idle_timeout (1m)");
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ConnectionError {
@@ -153,7 +167,8 @@ impl ServerConfig {
 /// let hello = hyper::service::service_fn(|_req: Request<Incoming>| async {
 ///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hello"))))
 /// });
-/// server.serve(listener, hello, tokio::signal::ctrl_c()).await;
+/// let shutdown = std::future::pending::<()>(); // tokio::signal::ctrl_c(), say
+/// server.serve(listener, hello, shutdown).await;
 /// # Ok(())
 /// # }
 /// ```
@@ -270,7 +285,29 @@ impl HttpServer {
     /// deadline) ends them at once. Connections ending on a limit are
     /// logged at debug level with `tracing`.
     ///
-    /// See [`HttpServer`] for an example.
+    /// ```no_run
+    /// use std::convert::Infallible;
+    /// use http_body_util::Full;
+    /// use hyper::body::{Bytes, Incoming};
+    /// use hyper::{Request, Response};
+    /// use prodkit_netcfg::{HttpServer, ServerConfig};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = HttpServer::new(&ServerConfig::internal())?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// let ok = hyper::service::service_fn(|_req: Request<Incoming>| async {
+    ///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+    /// });
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let serving = tokio::spawn(async move {
+    ///     server.serve(listener, ok, async { let _ = stopped.await; }).await
+    /// });
+    /// // ... at shutdown: stop accepting, let requests in flight finish.
+    /// let _ = stop.send(());
+    /// serving.await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn serve<S, B, F>(&self, listener: TcpListener, service: S, shutdown: F)
     where
         S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,

@@ -70,6 +70,18 @@ impl Drop for Done {
 
 /// The body of a response served by [`HttpServer`](super::HttpServer):
 /// the handler's body, or none when the handler ran out of time (503).
+/// It is what hyper writes; handlers return their own body type.
+///
+/// ```
+/// use http_body_util::Full;
+/// use hyper::body::{Body, Bytes, SizeHint};
+/// use prodkit_netcfg::ResponseBody;
+///
+/// fn announced(body: &ResponseBody<Full<Bytes>>) -> SizeHint {
+///     body.size_hint()
+/// }
+/// # let _ = announced;
+/// ```
 pub struct ResponseBody<B> {
     inner: Option<B>,
     _done: Done,

@@ -6,6 +6,8 @@ mod http_client;
 #[cfg(feature = "hyper")]
 mod http_server;
 mod layering;
+#[cfg(feature = "r2d2")]
+mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod shutdown;

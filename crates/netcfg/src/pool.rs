@@ -1,0 +1,158 @@
+//! The `r2d2` feature: a blocking PostgreSQL pool (r2d2 and the `postgres`
+//! crate) built from a [`DbPoolConfig`], and its health.
+
+use postgres::Socket;
+use postgres::tls::{MakeTlsConnect, TlsConnect};
+use r2d2::{ManageConnection, Pool};
+use r2d2_postgres::PostgresConnectionManager;
+
+use crate::{ConfigError, DbPoolConfig, Health, HealthCheck, PoolState};
+
+impl From<r2d2::State> for PoolState {
+    /// Connections in use are the open ones not idle.
+    ///
+    /// ```
+    /// use prodkit_netcfg::PoolState;
+    ///
+    /// # fn show<M: r2d2::ManageConnection>(pool: &r2d2::Pool<M>) {
+    /// let state = PoolState::from(pool.state());
+    /// println!("{} in use, {} idle", state.in_use, state.idle);
+    /// # }
+    /// ```
+    fn from(state: r2d2::State) -> PoolState {
+        PoolState {
+            in_use: u64::from(state.connections.saturating_sub(state.idle_connections)),
+            idle: u64::from(state.idle_connections),
+        }
+    }
+}
+
+/// `n` as r2d2's `u32`, or the error naming `field`.
+fn count(field: &'static str, n: u64) -> Result<u32, ConfigError> {
+    u32::try_from(n).map_err(|_| {
+        ConfigError::range(field, format!("({n}) is above r2d2's limit, {}", u32::MAX))
+    })
+}
+
+impl DbPoolConfig {
+    /// The `postgres` crate's configuration with the keep-alives, the TCP
+    /// connect timeout and `statement_timeout` (a start-up option the
+    /// server applies to every statement of the connection).
+    ///
+    /// ```
+    /// use prodkit_netcfg::DbPoolConfig;
+    ///
+    /// let mut config: postgres::Config = "host=127.0.0.1 user=app".parse()?;
+    /// DbPoolConfig::internet_facing().apply_postgres_sync(&mut config);
+    /// assert_eq!(config.get_options(), Some("-c statement_timeout=5000"));
+    /// # Ok::<(), postgres::Error>(())
+    /// ```
+    pub fn apply_postgres_sync(&self, config: &mut postgres::Config) {
+        config.connect_timeout(self.connect_timeout);
+        config.keepalives(true);
+        config.keepalives_idle(self.tcp_keepalive);
+        config.options(&self.start_up_options(config.get_options()));
+    }
+
+    /// r2d2's builder with this configuration, once it is valid (r2d2
+    /// panics on zero durations and sizes, and on `min_idle` above
+    /// `max_size`; here they are errors):
+    ///
+    /// | field | r2d2 |
+    /// |---|---|
+    /// | `max_open` | `max_size` |
+    /// | `max_idle` | `min_idle`: r2d2 keeps this many open and closes idle ones above it after `idle_timeout` (Go closes idle ones above it at once and keeps no minimum) |
+    /// | `max_lifetime` | `max_lifetime` |
+    /// | `max_idle_time` | `idle_timeout` |
+    /// | `connect_timeout` | `connection_timeout`: how long `get` waits, for a free connection or a new one |
+    ///
+    /// ```
+    /// use prodkit_netcfg::DbPoolConfig;
+    /// use r2d2_postgres::{postgres::NoTls, PostgresConnectionManager};
+    ///
+    /// let builder = DbPoolConfig::internal()
+    ///     .r2d2_builder::<PostgresConnectionManager<NoTls>>()?;
+    /// # let _ = builder;
+    /// # Ok::<(), prodkit_netcfg::ConfigError>(())
+    /// ```
+    pub fn r2d2_builder<M: ManageConnection>(&self) -> Result<r2d2::Builder<M>, ConfigError> {
+        self.validate()?;
+        Ok(Pool::builder()
+            .max_size(count("max_open", self.max_open)?)
+            .min_idle(Some(count("max_idle", self.max_idle)?))
+            .max_lifetime(Some(self.max_lifetime))
+            .idle_timeout(Some(self.max_idle_time))
+            .connection_timeout(self.connect_timeout))
+    }
+
+    /// A pool of `config`'s server with this configuration (applied with
+    /// [`apply_postgres_sync`](Self::apply_postgres_sync)). It opens its
+    /// connections in the background: a server that is down makes `get`
+    /// fail after `connect_timeout`, not this call.
+    ///
+    /// The `postgres` crate offers no deadline over a connection's whole
+    /// start-up: against a server that accepts and stays mute, `get`
+    /// fails after `connect_timeout`, but the r2d2 thread opening the
+    /// connection waits until the TCP connection ends. The async path,
+    /// [`connect_postgres`](Self::connect_postgres) (feature `postgres`),
+    /// has the full deadline.
+    ///
+    /// ```no_run
+    /// use prodkit_netcfg::{DbPoolConfig, HealthCheck};
+    /// use r2d2_postgres::postgres::NoTls;
+    ///
+    /// let db = DbPoolConfig::internet_facing();
+    /// let pool = db.postgres_pool(&"host=127.0.0.1 user=app".parse()?, NoTls)?;
+    /// let mut conn = pool.get()?;
+    /// conn.simple_query("SELECT 1")?;
+    /// println!("{}", HealthCheck::new(&db).check_postgres(&pool));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn postgres_pool<T>(
+        &self,
+        config: &postgres::Config,
+        tls: T,
+    ) -> Result<Pool<PostgresConnectionManager<T>>, ConfigError>
+    where
+        T: MakeTlsConnect<Socket> + Clone + 'static + Sync + Send,
+        T::TlsConnect: Send,
+        T::Stream: Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        let mut config = config.clone();
+        self.apply_postgres_sync(&mut config);
+        let manager = PostgresConnectionManager::new(config, tls);
+        Ok(self.r2d2_builder()?.build_unchecked(manager))
+    }
+}
+
+impl HealthCheck {
+    /// Judges `pool`: saturated when too many connections are in use
+    /// (without a ping), else a ping (`get` and `is_valid`, each under
+    /// `health_check_timeout`).
+    ///
+    /// ```no_run
+    /// use prodkit_netcfg::{DbPoolConfig, HealthCheck};
+    /// use r2d2_postgres::postgres::NoTls;
+    ///
+    /// let db = DbPoolConfig::internal();
+    /// let pool = db.postgres_pool(&"host=127.0.0.1 user=app".parse()?, NoTls)?;
+    /// let health = HealthCheck::new(&db).check_postgres(&pool);
+    /// if !health.is_healthy() {
+    ///     eprintln!("not ready: {health}");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_postgres<T>(&self, pool: &Pool<PostgresConnectionManager<T>>) -> Health
+    where
+        T: MakeTlsConnect<Socket> + Clone + 'static + Sync + Send,
+        T::TlsConnect: Send,
+        T::Stream: Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        self.check(PoolState::from(pool.state()), |timeout| {
+            let mut conn = pool.get_timeout(timeout).map_err(|e| e.to_string())?;
+            conn.is_valid(timeout).map_err(|e| e.to_string())
+        })
+    }
+}

@@ -1,0 +1,159 @@
+//! The `r2d2` feature: validation where r2d2 panics, `get` against a
+//! server that accepts and stays mute (where the `postgres` crate's own
+//! connect hangs), and on a real server the statement timeout and the
+//! health check turning unhealthy at saturation and back.
+
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use prodkit_netcfg::{DbPoolConfig, HealthCheck, HealthState, Problem};
+use prodkit_testkit::{Durability, shared_or_skip};
+use r2d2_postgres::PostgresConnectionManager;
+use r2d2_postgres::postgres::NoTls;
+
+use crate::watchdog;
+
+const T: Duration = Duration::from_millis(300);
+
+fn db(set: impl FnOnce(&mut DbPoolConfig)) -> DbPoolConfig {
+    let mut db = DbPoolConfig::internal();
+    set(&mut db);
+    db.validate().unwrap();
+    db
+}
+
+#[test]
+fn zero_durations_that_make_r2d2_panic_are_errors_naming_the_field() {
+    let plain = std::panic::catch_unwind(|| {
+        r2d2::Pool::<PostgresConnectionManager<NoTls>>::builder().connection_timeout(Duration::ZERO)
+    });
+    assert!(plain.is_err(), "r2d2 took a zero connection_timeout");
+
+    let mut cfg = DbPoolConfig::internal();
+    cfg.connect_timeout = Duration::ZERO;
+    let err = cfg
+        .r2d2_builder::<PostgresConnectionManager<NoTls>>()
+        .unwrap_err();
+    assert_eq!(
+        (err.field(), err.problem()),
+        ("connect_timeout", Problem::Zero)
+    );
+
+    let mut cfg = DbPoolConfig::internal();
+    cfg.max_open = u64::from(u32::MAX) + 1;
+    let err = cfg
+        .r2d2_builder::<PostgresConnectionManager<NoTls>>()
+        .unwrap_err();
+    assert_eq!((err.field(), err.problem()), ("max_open", Problem::Range));
+}
+
+#[test]
+fn get_fails_after_connect_timeout_against_a_server_that_accepts_and_stays_mute() {
+    watchdog(Duration::from_secs(60), || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (held_tx, held) = mpsc::channel();
+        let mute = std::thread::spawn(move || {
+            for socket in listener.incoming() {
+                match socket {
+                    // A connection from `stop` below ends the listener.
+                    Ok(s) => {
+                        if held_tx.send(s).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        let config: postgres::Config = format!("host=127.0.0.1 port={port} user=app dbname=app")
+            .parse()
+            .unwrap();
+
+        // The postgres crate alone, with its connect_timeout (T): still
+        // waiting at 3T (it covers TCP only).
+        let mut plain = config.clone();
+        plain.connect_timeout(T);
+        let (done_tx, done) = mpsc::channel();
+        let waiting = std::thread::spawn(move || {
+            let _ = done_tx.send(plain.connect(NoTls).is_ok());
+        });
+        assert!(
+            done.recv_timeout(3 * T).is_err(),
+            "the postgres crate's connect returned within 3T"
+        );
+
+        // The pool: `get` fails within [T, 3T].
+        let pool = db(|d| {
+            d.connect_timeout = T;
+            d.health_check_timeout = T;
+            d.max_idle = 0;
+        })
+        .postgres_pool(&config, NoTls)
+        .unwrap();
+        let start = Instant::now();
+        let got = pool.get();
+        let took = start.elapsed();
+        assert!(got.is_err(), "a connection from a mute server");
+        assert!(took >= T && took <= 3 * T, "get failed after {took:?}");
+
+        // Closing the held sockets ends the waiting connects.
+        drop(held);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+        assert_eq!(done.recv_timeout(Duration::from_secs(10)), Ok(false));
+        waiting.join().unwrap();
+        mute.join().unwrap();
+        drop(pool);
+    });
+}
+
+#[test]
+fn on_a_real_server_the_statement_timeout_applies_and_health_follows_saturation() {
+    let Some(pg) = shared_or_skip(Durability::Fast, "netcfg::pool") else {
+        return;
+    };
+    let config: postgres::Config = pg.url().parse().unwrap();
+    watchdog(Duration::from_secs(60), move || {
+        let cfg = db(|d| {
+            d.max_open = 2;
+            d.max_idle = 1;
+            d.saturation_percent = 100;
+            d.statement_timeout = T;
+            d.connect_timeout = Duration::from_secs(5);
+        });
+        let pool = cfg.postgres_pool(&config, NoTls).unwrap();
+        let check = HealthCheck::new(&cfg);
+
+        let mut first = pool.get().unwrap();
+        let shown = first.query_one("SHOW statement_timeout", &[]).unwrap();
+        assert_eq!(shown.get::<_, String>(0), "300ms");
+        let start = Instant::now();
+        let err = first.simple_query("SELECT pg_sleep(5)").unwrap_err();
+        let took = start.elapsed();
+        assert_eq!(
+            err.code(),
+            Some(&postgres::error::SqlState::QUERY_CANCELED),
+            "{err}"
+        );
+        assert!(took >= T && took <= 3 * T, "cancelled after {took:?}");
+
+        // One of two in use: healthy, pinged.
+        let health = check.check_postgres(&pool);
+        assert_eq!(health.state, HealthState::Healthy, "{health}");
+        assert!(health.ping.is_some());
+        assert_eq!(health.pool.in_use, 1);
+
+        // Both in use: saturated, not pinged.
+        let second = pool.get().unwrap();
+        let health = check.check_postgres(&pool);
+        assert_eq!(health.state, HealthState::Saturated, "{health}");
+        assert_eq!((health.pool.in_use, health.ping), (2, None));
+
+        // And back.
+        drop((first, second));
+        let health = check.check_postgres(&pool);
+        assert_eq!(health.state, HealthState::Healthy, "{health}");
+        assert_eq!(health.pool.in_use, 0);
+    });
+}
