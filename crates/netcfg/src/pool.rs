@@ -97,6 +97,11 @@ impl DbPoolConfig {
     /// [`connect_postgres`](Self::connect_postgres) (feature `postgres`),
     /// has the full deadline.
     ///
+    /// In an async service, use the pool inside `spawn_blocking` and drop
+    /// its last handle there too: the `postgres` crate blocks on its own
+    /// runtime to run a query and to close a connection, and panics when
+    /// that happens on a tokio runtime thread.
+    ///
     /// ```no_run
     /// use prodkit_netcfg::{DbPoolConfig, HealthCheck};
     /// use r2d2_postgres::postgres::NoTls;
