@@ -182,3 +182,135 @@ fn the_response_head_deadline_fires_against_a_listener_that_never_answers() {
         });
     });
 }
+
+/// A server answering every request at once, keeping connections alive;
+/// counts the connections it accepted.
+async fn counting_server() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                loop {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if socket.write_all(ok).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[test]
+fn pooled_connections_are_reused_within_the_idle_timeout_and_not_after() {
+    use std::sync::atomic::Ordering;
+    watchdog(Duration::from_secs(60), || {
+        runtime().block_on(async {
+            let (addr, accepted) = counting_server().await;
+            let url = format!("http://{addr}/");
+            let cfg = config(|c| c.pool_idle_timeout = T);
+            let client = ours(&cfg);
+            for _ in 0..3 {
+                assert!(
+                    cfg.send(client.get(&url))
+                        .await
+                        .unwrap()
+                        .status()
+                        .is_success()
+                );
+            }
+            assert_eq!(
+                accepted.load(Ordering::SeqCst),
+                1,
+                "calls in a row share a connection"
+            );
+            tokio::time::sleep(3 * T).await;
+            assert!(
+                cfg.send(client.get(&url))
+                    .await
+                    .unwrap()
+                    .status()
+                    .is_success()
+            );
+            assert_eq!(
+                accepted.load(Ordering::SeqCst),
+                2,
+                "an idle connection outlived pool_idle_timeout"
+            );
+        });
+    });
+}
+
+#[test]
+fn no_idle_connection_is_kept_when_the_per_host_cap_is_zero() {
+    use std::sync::atomic::Ordering;
+    watchdog(Duration::from_secs(60), || {
+        runtime().block_on(async {
+            let (addr, accepted) = counting_server().await;
+            let url = format!("http://{addr}/");
+            let cfg = config(|c| c.pool_max_idle_per_host = 0);
+            let client = ours(&cfg);
+            for _ in 0..3 {
+                assert!(
+                    cfg.send(client.get(&url))
+                        .await
+                        .unwrap()
+                        .status()
+                        .is_success()
+                );
+            }
+            assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        });
+    });
+}
+
+#[test]
+fn the_read_timeout_fires_when_a_body_stalls_long_before_the_total_timeout() {
+    use tokio::io::AsyncWriteExt;
+    watchdog(Duration::from_secs(60), || {
+        runtime().block_on(async {
+            // Answers with a head and part of the body, then stalls.
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move {
+                while let Ok((mut socket, _)) = listener.accept().await {
+                    tokio::spawn(async move {
+                        let mut buf = [0u8; 1024];
+                        let _ = socket.read(&mut buf).await;
+                        let _ = socket
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
+                            .await;
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                    });
+                }
+            });
+            let url = format!("http://{addr}/");
+            let response = plain().get(&url).send().await.unwrap();
+            let body = tokio::time::timeout(3 * T, response.bytes()).await;
+            assert!(body.is_err(), "plain reqwest's body read ended within 3T");
+
+            let cfg = config(|c| c.read_timeout = T);
+            let response = cfg.send(ours(&cfg).get(&url)).await.unwrap();
+            let start = Instant::now();
+            let err = response.bytes().await.unwrap_err();
+            within(start.elapsed(), "the read timeout fired");
+            assert!(err.is_timeout(), "{err:?}");
+        });
+    });
+}
