@@ -34,7 +34,11 @@ enum Phase {
     /// The handler has answered: no read deadline (hyper reads only to
     /// notice a close); writes have `response_write_timeout`.
     Responding,
-    /// The response is out, no next request yet: `idle_timeout`.
+    /// hyper has taken the whole response; its last bytes may still wait
+    /// to be written (a large body handed over at once, a slow reader).
+    /// Idle starts at the next completed flush.
+    Draining,
+    /// The response is written, no next request yet: `idle_timeout`.
     Idle,
 }
 
@@ -43,7 +47,7 @@ impl Phase {
         match self {
             Phase::FirstByte => Limit::FirstByte,
             Phase::Head => Limit::Header,
-            Phase::Body | Phase::Responding => Limit::RequestRead,
+            Phase::Body | Phase::Responding | Phase::Draining => Limit::RequestRead,
             Phase::Idle => Limit::Idle,
         }
     }
@@ -151,6 +155,15 @@ impl Shared {
     pub(crate) fn response_done(&self) {
         let mut s = self.state();
         if s.phase == Phase::Responding {
+            s.phase = Phase::Draining;
+        }
+    }
+
+    /// Every byte handed to the stream is written: a drained response
+    /// leaves the connection idle.
+    fn flushed(&self) {
+        let mut s = self.state();
+        if s.phase == Phase::Draining {
             s.phase = Phase::Idle;
             s.read_deadline = Some(Instant::now() + self.idle);
             s.wake_reader();
@@ -311,7 +324,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().write_op(cx, |io, cx| io.poll_flush(cx))
+        let this = self.get_mut();
+        let flushed = this.write_op(cx, |io, cx| io.poll_flush(cx));
+        if let Poll::Ready(Ok(())) = flushed {
+            this.shared.flushed();
+        }
+        flushed
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

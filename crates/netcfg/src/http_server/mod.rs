@@ -146,11 +146,15 @@ impl ServerConfig {
 /// | `request_read_timeout` | a request's first byte | its body read by the handler |
 /// | `handler_timeout` | the head complete | the handler's answer (else 503) |
 /// | `response_write_timeout` | the handler's answer | the response written |
-/// | `idle_timeout` | a response written | the next request's first byte |
+/// | `idle_timeout` | a response written (flushed to the socket) | the next request's first byte |
 /// | `tls_handshake_timeout` | accept | the handshake done |
 /// | `max_header_bytes` | | 431 above it |
 /// | `max_connections` | | more wait in the listen backlog |
 ///
+/// A deadline is checked where the connection waits for the client: a
+/// read with no byte ready, a write the client has not made room for. A
+/// client that keeps up is never cut (a handler streaming slowly to it is
+/// the handler's business, bounded by `handler_timeout` until it answers).
 /// A connection a limit closes ends with [`ConnectionError::TimedOut`]
 /// naming it; a handler reading the body sees the read fail.
 ///

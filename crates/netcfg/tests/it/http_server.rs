@@ -571,3 +571,51 @@ fn shutdown_lets_the_request_in_flight_finish_and_stops_accepting() {
         );
     });
 }
+
+#[test]
+fn a_client_reading_a_large_response_slowly_is_not_cut_by_the_idle_timeout() {
+    watchdog(Duration::from_secs(60), || {
+        let rt = runtime();
+        // The handler hands over the whole body at once; writing it takes
+        // longer than the idle timeout, since the client reads slowly.
+        let len = 16 << 20;
+        let server = HttpServer::new(&config(|c| {
+            c.first_byte_timeout = T;
+            c.header_read_timeout = T;
+            c.idle_timeout = T;
+        }))
+        .unwrap();
+        let (addr, ended) = serve_one(&rt, server, large(len));
+        let mut s = connect(addr);
+        s.write_all(GET).unwrap();
+        let start = Instant::now();
+        let mut got = 0usize;
+        // At most 128 KiB each 10 ms: over a second in all.
+        let mut buf = vec![0u8; 128 << 10];
+        while got < len {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The head is counted in `got`: at least the body came.
+        assert!(
+            got >= len,
+            "cut after {got} of {len} bytes, at {:?}",
+            start.elapsed()
+        );
+        assert!(
+            start.elapsed() > 3 * T,
+            "the response went too fast to show anything"
+        );
+        // Idle began when the last bytes entered the socket buffers, which
+        // the client drains later: the close comes at most T after the end.
+        let end = Instant::now();
+        assert!(
+            wait_close(&mut s) - end <= T,
+            "the idle connection stayed open"
+        );
+        expect_timeout(&ended, Limit::Idle);
+    });
+}
