@@ -132,8 +132,9 @@ impl Shared {
     /// The head is complete and the handler is called.
     pub(crate) fn request_started(&self) {
         let mut s = self.state();
-        if matches!(s.phase, Phase::FirstByte | Phase::Idle) {
-            // A pipelined head hyper had already buffered.
+        if s.phase != Phase::Head {
+            // A pipelined head hyper had already buffered: this request
+            // starts now, not with the one before.
             s.request_start = Instant::now();
             s.write_deadline = None;
         }

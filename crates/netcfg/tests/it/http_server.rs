@@ -619,3 +619,44 @@ fn a_client_reading_a_large_response_slowly_is_not_cut_by_the_idle_timeout() {
         expect_timeout(&ended, Limit::Idle);
     });
 }
+
+#[test]
+fn a_pipelined_request_gets_its_own_read_deadline() {
+    watchdog(Duration::from_secs(30), || {
+        let rt = runtime();
+        let server = HttpServer::new(&config(|c| {
+            c.first_byte_timeout = T;
+            c.header_read_timeout = T;
+            c.request_read_timeout = T;
+        }))
+        .unwrap();
+        // GET takes 2T; POST reads its body.
+        let service = service_fn(|req: Request<Incoming>| async move {
+            let status = if req.method() == hyper::Method::GET {
+                tokio::time::sleep(2 * T).await;
+                StatusCode::OK
+            } else if req.into_body().collect().await.is_ok() {
+                StatusCode::OK
+            } else {
+                StatusCode::REQUEST_TIMEOUT
+            };
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = status;
+            Ok::<_, Infallible>(response)
+        });
+        let (addr, _ended) = serve_one(&rt, server, service);
+        let mut s = connect(addr);
+        // Both heads at once; the POST's body at 2.5T, within T of the
+        // POST's start (after the GET's answer at 2T), not of the GET's.
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(2 * T + T / 2);
+        s.write_all(b"hello").unwrap();
+        assert_eq!(read_response(&mut s), 200);
+        assert_eq!(
+            read_response(&mut s),
+            200,
+            "the pipelined POST was held to the GET's deadline"
+        );
+    });
+}
