@@ -14,9 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
-use prodkit_netcfg::{ClientConfig, DbPoolConfig, HealthCheck, HttpServer, ServerConfig, Shutdown};
+use prodkit_netcfg::{
+    ClientConfig, DbPoolConfig, HealthCheck, HttpServer, RequestBody, ServerConfig, Shutdown,
+};
 use r2d2_postgres::PostgresConnectionManager;
 use r2d2_postgres::postgres::NoTls;
 
@@ -24,7 +26,7 @@ type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 /// `/health` judges the pool (when there is one); `/` answers.
 async fn handle(
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     db: Option<(Pool, HealthCheck)>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, text) = match (req.uri().path(), db) {

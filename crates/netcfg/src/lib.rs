@@ -33,7 +33,7 @@ pub use health::{Health, HealthCheck, HealthState, PoolState};
 pub use http_client::SendError;
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
-pub use http_server::{ConnectionError, HttpServer, Limit, ResponseBody};
+pub use http_server::{ConnectionError, HttpServer, Limit, RequestBody, ResponseBody};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::PgConnectError;

@@ -29,10 +29,11 @@ enum Phase {
     /// Part of a head has arrived: `header_read_timeout` from its first byte.
     Head,
     /// The handler runs and may read the body: `request_read_timeout`
-    /// from the request's first byte.
+    /// from the request's first byte, until the body is read.
     Body,
-    /// The handler has answered: no read deadline (hyper reads only to
-    /// notice a close); writes have `response_write_timeout`.
+    /// The handler has answered: the body, if still unread, keeps its
+    /// deadline (else hyper reads only to notice a close); writes have
+    /// `response_write_timeout`.
     Responding,
     /// hyper has taken the whole response; its last bytes may still wait
     /// to be written (a large body handed over at once, a slow reader).
@@ -58,13 +59,24 @@ struct State {
     phase: Phase,
     /// When the current request's first byte arrived.
     request_start: Instant,
-    /// Reads must complete by this (none while responding).
+    /// Reads must complete by this in the phases before a request's head
+    /// is complete and after its response is written (during a request,
+    /// see `body_wanted`).
     read_deadline: Option<Instant>,
     /// Writes must complete by this; armed when the handler answers, or
     /// at the first write that has to wait if nothing armed it.
     write_deadline: Option<Instant>,
     /// The limit that closed the connection, if one did.
     expired: Option<Limit>,
+    /// Whether the handler has read the whole request body.
+    body_done: bool,
+    /// Whether the handler waits for body bytes that have not come: only
+    /// then does the body's deadline apply (a client that sent its whole
+    /// body is not late because the handler has not read it yet).
+    body_wanted: bool,
+    /// When the next request's first byte came, if it came before the
+    /// response to this one was written (pipelining).
+    next_head: Option<Instant>,
     /// The task of a read that waits. A new phase wakes it, so that the
     /// read arms the new phase's timer (hyper does not read again on its
     /// own after writing a response).
@@ -98,9 +110,12 @@ impl Shared {
             state: Mutex::new(State {
                 phase: Phase::FirstByte,
                 request_start: now,
-                read_deadline: Some(now + config.first_byte_timeout),
+                read_deadline: Some(later(now, config.first_byte_timeout)),
                 write_deadline: None,
                 expired: None,
+                body_done: false,
+                body_wanted: false,
+                next_head: None,
                 reader: None,
             }),
             first_byte: config.first_byte_timeout,
@@ -120,36 +135,72 @@ impl Shared {
     /// Bytes arrived: the first of a request starts its head deadline.
     fn bytes_read(&self) {
         let mut s = self.state();
-        if matches!(s.phase, Phase::FirstByte | Phase::Idle) {
-            let now = Instant::now();
-            s.phase = Phase::Head;
-            s.request_start = now;
-            s.read_deadline = Some(now + self.header);
-            s.write_deadline = None;
+        match s.phase {
+            Phase::FirstByte | Phase::Idle => {
+                let now = Instant::now();
+                s.phase = Phase::Head;
+                s.request_start = now;
+                s.read_deadline = Some(later(now, self.header));
+                s.write_deadline = None;
+            }
+            // Once the body is read, bytes are the next request's, early.
+            Phase::Body | Phase::Responding | Phase::Draining if s.body_done => {
+                s.next_head.get_or_insert_with(Instant::now);
+            }
+            _ => {}
         }
     }
 
-    /// The head is complete and the handler is called.
-    pub(crate) fn request_started(&self) {
+    /// The head is complete and the handler is called; `empty` when the
+    /// request has no body.
+    pub(crate) fn request_started(&self, empty: bool) {
         let mut s = self.state();
         if s.phase != Phase::Head {
             // A pipelined head hyper had already buffered: this request
-            // starts now, not with the one before.
-            s.request_start = Instant::now();
+            // started with its own first byte, not with the one before.
+            s.request_start = s.next_head.unwrap_or_else(Instant::now);
             s.write_deadline = None;
         }
+        s.next_head = None;
         s.phase = Phase::Body;
-        s.read_deadline = Some(s.request_start + self.request);
+        s.body_done = empty;
+        s.body_wanted = false;
+        // The body's deadline applies while the handler waits for it (see
+        // `read_wait`); otherwise hyper reads only to notice a close.
+        s.read_deadline = None;
         s.wake_reader();
     }
 
-    /// The handler has answered; the response is being written.
-    pub(crate) fn handler_done(&self) {
+    /// The handler waits for body bytes (`true`), or got what it waited
+    /// for (`false`).
+    pub(crate) fn body_wanted(&self, wanted: bool) {
+        let mut s = self.state();
+        if s.body_wanted != wanted {
+            s.body_wanted = wanted;
+            if wanted {
+                // hyper's read may be waiting without the body's timer.
+                s.wake_reader();
+            }
+        }
+    }
+
+    /// The handler has read the whole body.
+    pub(crate) fn body_finished(&self) {
+        let mut s = self.state();
+        s.body_done = true;
+        s.body_wanted = false;
+    }
+
+    /// The handler has answered; the response is being written. The
+    /// body's deadline stays while the body is unread (an echo reads it as
+    /// it answers). The response's deadline, returned.
+    pub(crate) fn handler_done(&self) -> Instant {
         let mut s = self.state();
         s.phase = Phase::Responding;
-        s.read_deadline = None;
-        s.write_deadline = Some(Instant::now() + self.write);
+        let deadline = later(Instant::now(), self.write);
+        s.write_deadline = Some(deadline);
         s.wake_reader();
+        deadline
     }
 
     /// hyper has taken the response's last byte (or dropped the response).
@@ -161,12 +212,22 @@ impl Shared {
     }
 
     /// Every byte handed to the stream is written: a drained response
-    /// leaves the connection idle.
+    /// leaves the connection idle, or reading the next head if its first
+    /// bytes came early.
     fn flushed(&self) {
         let mut s = self.state();
         if s.phase == Phase::Draining {
-            s.phase = Phase::Idle;
-            s.read_deadline = Some(Instant::now() + self.idle);
+            match s.next_head.take() {
+                Some(first) => {
+                    s.phase = Phase::Head;
+                    s.request_start = first;
+                    s.read_deadline = Some(later(first, self.header));
+                }
+                None => {
+                    s.phase = Phase::Idle;
+                    s.read_deadline = Some(later(Instant::now(), self.idle));
+                }
+            }
             s.wake_reader();
         }
     }
@@ -196,23 +257,37 @@ impl Shared {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => s.reader = Some(cx.waker().clone()),
         }
-        s.read_deadline.map(|d| (d, s.phase.limit()))
+        let deadline = match s.phase {
+            Phase::Body | Phase::Responding | Phase::Draining => {
+                (s.body_wanted && !s.body_done).then(|| later(s.request_start, self.request))
+            }
+            Phase::FirstByte | Phase::Head | Phase::Idle => s.read_deadline,
+        };
+        deadline.map(|d| (d, s.phase.limit()))
     }
 
     /// A write must wait: its deadline, armed now if nothing armed it.
     fn write_wait(&self) -> Instant {
         let mut s = self.state();
         *s.write_deadline
-            .get_or_insert_with(|| Instant::now() + self.write)
+            .get_or_insert_with(|| later(Instant::now(), self.write))
     }
 
-    fn expire(&self, limit: Limit) -> io::Error {
+    /// Records that `limit` closed the connection; the error to return.
+    pub(crate) fn expire(&self, limit: Limit) -> io::Error {
         self.state().expired.get_or_insert(limit);
         io::Error::new(
             io::ErrorKind::TimedOut,
             format!("{limit} ({}) passed", crate::show(self.allowed(limit))),
         )
     }
+}
+
+/// `d` after `from`, or as good as never when that is past what an
+/// `Instant` holds (validation refuses such limits; this is the backstop).
+pub(crate) fn later(from: Instant, d: Duration) -> Instant {
+    from.checked_add(d)
+        .unwrap_or_else(|| from + Duration::from_secs(30 * 365 * 86_400))
 }
 
 /// A stream whose reads and writes fail once their deadline passes.

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 use hyper::server::conn::http1;
 use hyper::service::Service;
 use hyper::{Request, Response};
@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_native_tls::TlsAcceptor;
 
-pub use service::ResponseBody;
+pub use service::{RequestBody, ResponseBody};
 
 use crate::{ConfigError, ServerConfig};
 
@@ -143,32 +143,33 @@ impl ServerConfig {
 /// |---|---|---|
 /// | `first_byte_timeout` | accept (or TLS handshake) | a request's first byte |
 /// | `header_read_timeout` | a request's first byte | its head complete |
-/// | `request_read_timeout` | a request's first byte | its body read by the handler |
+/// | `request_read_timeout` | a request's first byte | its body read (while the handler waits for it) |
 /// | `handler_timeout` | the head complete | the handler's answer (else 503) |
-/// | `response_write_timeout` | the handler's answer | the response written |
+/// | `response_write_timeout` | the handler's answer | the response written (also a stream that stalls) |
 /// | `idle_timeout` | a response written (flushed to the socket) | the next request's first byte |
 /// | `tls_handshake_timeout` | accept | the handshake done |
 /// | `max_header_bytes` | | 431 above it |
 /// | `max_connections` | | more wait in the listen backlog |
 ///
-/// A deadline is checked where the connection waits for the client: a
-/// read with no byte ready, a write the client has not made room for. A
-/// client that keeps up is never cut (a handler streaming slowly to it is
-/// the handler's business, bounded by `handler_timeout` until it answers).
+/// A read deadline is checked where the connection waits for the client:
+/// a read with no byte ready (the body's only while the handler waits for
+/// it, so a client that sent its body is never late because the handler
+/// is slow). The response's deadline is total: a client that does not
+/// read, and a response stream that stalls or runs past it, are both cut.
 /// A connection a limit closes ends with [`ConnectionError::TimedOut`]
 /// naming it; a handler reading the body sees the read fail.
 ///
 /// ```no_run
 /// use std::convert::Infallible;
 /// use http_body_util::Full;
-/// use hyper::body::{Bytes, Incoming};
+/// use hyper::body::Bytes;
 /// use hyper::{Request, Response};
-/// use prodkit_netcfg::{HttpServer, ServerConfig};
+/// use prodkit_netcfg::{HttpServer, RequestBody, ServerConfig};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let server = HttpServer::new(&ServerConfig::internet_facing())?;
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-/// let hello = hyper::service::service_fn(|_req: Request<Incoming>| async {
+/// let hello = hyper::service::service_fn(|_req: Request<RequestBody>| async {
 ///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hello"))))
 /// });
 /// let shutdown = std::future::pending::<()>(); // tokio::signal::ctrl_c(), say
@@ -256,13 +257,13 @@ impl HttpServer {
     /// ```no_run
     /// use std::convert::Infallible;
     /// use http_body_util::Empty;
-    /// use hyper::body::{Bytes, Incoming};
+    /// use hyper::body::Bytes;
     /// use hyper::{Request, Response};
-    /// use prodkit_netcfg::{HttpServer, ServerConfig};
+    /// use prodkit_netcfg::{HttpServer, RequestBody, ServerConfig};
     ///
     /// # async fn run(stream: tokio::net::TcpStream) -> Result<(), Box<dyn std::error::Error>> {
     /// let server = HttpServer::new(&ServerConfig::internal())?;
-    /// let empty = hyper::service::service_fn(|_req: Request<Incoming>| async {
+    /// let empty = hyper::service::service_fn(|_req: Request<RequestBody>| async {
     ///     Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
     /// });
     /// server.serve_connection(stream, empty).await?;
@@ -272,7 +273,7 @@ impl HttpServer {
     pub async fn serve_connection<I, S, B>(&self, io: I, service: S) -> Result<(), ConnectionError>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Service<Request<Incoming>, Response = Response<B>>,
+        S: Service<Request<RequestBody>, Response = Response<B>>,
         S::Future: Send + 'static,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
         B: Body + Unpin + Send + 'static,
@@ -292,14 +293,14 @@ impl HttpServer {
     /// ```no_run
     /// use std::convert::Infallible;
     /// use http_body_util::Full;
-    /// use hyper::body::{Bytes, Incoming};
+    /// use hyper::body::Bytes;
     /// use hyper::{Request, Response};
-    /// use prodkit_netcfg::{HttpServer, ServerConfig};
+    /// use prodkit_netcfg::{HttpServer, RequestBody, ServerConfig};
     ///
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let server = HttpServer::new(&ServerConfig::internal())?;
     /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-    /// let ok = hyper::service::service_fn(|_req: Request<Incoming>| async {
+    /// let ok = hyper::service::service_fn(|_req: Request<RequestBody>| async {
     ///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok"))))
     /// });
     /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -314,7 +315,7 @@ impl HttpServer {
     /// ```
     pub async fn serve<S, B, F>(&self, listener: TcpListener, service: S, shutdown: F)
     where
-        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
         B: Body + Unpin + Send + 'static,
@@ -364,7 +365,7 @@ impl HttpServer {
     ) -> Result<(), ConnectionError>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Service<Request<Incoming>, Response = Response<B>>,
+        S: Service<Request<RequestBody>, Response = Response<B>>,
         S::Future: Send + 'static,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
         B: Body + Unpin + Send + 'static,
@@ -395,7 +396,7 @@ impl HttpServer {
     ) -> Result<(), ConnectionError>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Service<Request<Incoming>, Response = Response<B>>,
+        S: Service<Request<RequestBody>, Response = Response<B>>,
         S::Future: Send + 'static,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
         B: Body + Unpin + Send + 'static,

@@ -15,7 +15,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use prodkit_netcfg::{ConnectionError, HttpServer, Limit, ServerConfig};
+use prodkit_netcfg::{ConnectionError, HttpServer, Limit, RequestBody, ServerConfig};
 
 use crate::watchdog;
 
@@ -63,7 +63,7 @@ fn serve_one<S, B>(
     service: S,
 ) -> (SocketAddr, Ended)
 where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S: hyper::service::Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     B: hyper::body::Body + Unpin + Send + 'static,
@@ -121,15 +121,16 @@ where
     (addr, rx)
 }
 
-fn hello() -> impl hyper::service::Service<
-    Request<Incoming>,
+/// Answers "hello" to a request with any body (hyper's or ours).
+fn hello<R: hyper::body::Body + Send + 'static>() -> impl hyper::service::Service<
+    Request<R>,
     Response = Response<Full<Bytes>>,
     Error = Infallible,
     Future = impl Send,
 > + Clone
 + Send
 + 'static {
-    service_fn(|_req: Request<Incoming>| async {
+    service_fn(|_req: Request<R>| async {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
     })
 }
@@ -338,16 +339,20 @@ fn a_head_over_max_header_bytes_gets_431_and_the_server_keeps_serving() {
 
 /// Reads the whole body; the time its read ended and the result, and a
 /// 408 when it failed.
-fn collect(
+fn collect<R>(
     report: mpsc::Sender<(Instant, Result<usize, String>)>,
 ) -> impl hyper::service::Service<
-    Request<Incoming>,
+    Request<R>,
     Response = Response<Full<Bytes>>,
     Error = Infallible,
     Future = impl Send,
 > + Send
-+ 'static {
-    service_fn(move |req: Request<Incoming>| {
++ 'static
+where
+    R: hyper::body::Body<Data = Bytes> + Send + 'static,
+    R::Error: std::fmt::Display + Send,
+{
+    service_fn(move |req: Request<R>| {
         let report = report.clone();
         async move {
             let read = req.into_body().collect().await;
@@ -409,17 +414,17 @@ fn a_slow_body_hits_the_request_read_deadline() {
     });
 }
 
-fn large(
+fn large<R: hyper::body::Body + Send + 'static>(
     len: usize,
 ) -> impl hyper::service::Service<
-    Request<Incoming>,
+    Request<R>,
     Response = Response<Full<Bytes>>,
     Error = Infallible,
     Future = impl Send,
 > + Send
 + 'static {
     let body = Bytes::from(vec![b'x'; len]);
-    service_fn(move |_req: Request<Incoming>| {
+    service_fn(move |_req: Request<R>| {
         let body = body.clone();
         async move { Ok::<_, Infallible>(Response::new(Full::new(body))) }
     })
@@ -457,7 +462,7 @@ fn a_slow_handler_gets_503_after_the_handler_timeout() {
     watchdog(Duration::from_secs(30), || {
         let rt = runtime();
         let server = HttpServer::new(&config(|c| c.handler_timeout = T)).unwrap();
-        let slow = service_fn(|_req: Request<Incoming>| async {
+        let slow = service_fn(|_req: Request<RequestBody>| async {
             tokio::time::sleep(Duration::from_secs(60)).await;
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
         });
@@ -543,7 +548,7 @@ fn shutdown_lets_the_request_in_flight_finish_and_stops_accepting() {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let (started, start_seen) = mpsc::channel();
-        let slow = service_fn(move |_req: Request<Incoming>| {
+        let slow = service_fn(move |_req: Request<RequestBody>| {
             let started = started.clone();
             async move {
                 let _ = started.send(());
@@ -631,7 +636,7 @@ fn a_pipelined_request_gets_its_own_read_deadline() {
         }))
         .unwrap();
         // GET takes 2T; POST reads its body.
-        let service = service_fn(|req: Request<Incoming>| async move {
+        let service = service_fn(|req: Request<RequestBody>| async move {
             let status = if req.method() == hyper::Method::GET {
                 tokio::time::sleep(2 * T).await;
                 StatusCode::OK
@@ -658,5 +663,173 @@ fn a_pipelined_request_gets_its_own_read_deadline() {
             200,
             "the pipelined POST was held to the GET's deadline"
         );
+    });
+}
+
+#[test]
+fn a_handler_slower_than_the_request_read_timeout_still_answers_a_request_without_body() {
+    watchdog(Duration::from_secs(30), || {
+        let rt = runtime();
+        let server = HttpServer::new(&config(|c| {
+            c.first_byte_timeout = T;
+            c.header_read_timeout = T;
+            c.request_read_timeout = T;
+            c.handler_timeout = 10 * T;
+        }))
+        .unwrap();
+        let slow = service_fn(|_req: Request<RequestBody>| async {
+            tokio::time::sleep(2 * T).await;
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"late"))))
+        });
+        let (addr, _ended) = serve_one(&rt, server, slow);
+        let mut s = connect(addr);
+        s.write_all(GET).unwrap();
+        assert_eq!(read_response(&mut s), 200);
+        // And after reading a whole body, too.
+        s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+            .unwrap();
+        assert_eq!(read_response(&mut s), 200);
+    });
+}
+
+#[test]
+fn a_body_still_unread_when_the_handler_answers_keeps_its_read_deadline() {
+    watchdog(Duration::from_secs(30), || {
+        let rt = runtime();
+        let server = HttpServer::new(&config(|c| {
+            c.first_byte_timeout = T;
+            c.header_read_timeout = T;
+            c.request_read_timeout = T;
+        }))
+        .unwrap();
+        // An echo: answers at once, streaming the request body back.
+        let echo = service_fn(|req: Request<RequestBody>| async move {
+            Ok::<_, Infallible>(Response::new(req.into_body()))
+        });
+        let (addr, ended) = serve_one(&rt, server, echo);
+        let mut s = connect(addr);
+        s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap();
+        let start = Instant::now();
+        while start.elapsed() < 10 * T && s.write_all(b"1\r\na\r\n").is_ok() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        within(
+            expect_timeout(&ended, Limit::RequestRead),
+            "the server ended it",
+        );
+    });
+}
+
+/// A response body: `chunks` chunks, one every 50 ms, then (if `stall`)
+/// pending for ever instead of ending.
+struct Trickle {
+    chunks: usize,
+    stall: bool,
+    tick: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for Trickle {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        use std::future::Future;
+        if self.chunks == 0 {
+            return if self.stall {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(None)
+            };
+        }
+        std::task::ready!(self.tick.as_mut().poll(cx));
+        let next = tokio::time::Instant::now() + Duration::from_millis(50);
+        self.tick.as_mut().reset(next);
+        self.chunks -= 1;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(
+            b"chunk\n",
+        )))))
+    }
+}
+
+fn trickle(
+    chunks: usize,
+    stall: bool,
+) -> impl hyper::service::Service<
+    Request<RequestBody>,
+    Response = Response<Trickle>,
+    Error = Infallible,
+    Future = impl Send,
+> + Send
++ 'static {
+    service_fn(move |_req: Request<RequestBody>| async move {
+        Ok::<_, Infallible>(Response::new(Trickle {
+            chunks,
+            stall,
+            tick: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        }))
+    })
+}
+
+#[test]
+fn a_response_stream_that_stalls_or_runs_past_the_write_deadline_is_cut() {
+    watchdog(Duration::from_secs(30), || {
+        let rt = runtime();
+        let cfg = config(|c| c.response_write_timeout = T);
+        for (what, chunks, stall) in [("a stalled stream", 1, true), ("a long stream", 60, false)] {
+            let (addr, ended) =
+                serve_one(&rt, HttpServer::new(&cfg).unwrap(), trickle(chunks, stall));
+            let mut s = connect(addr);
+            let start = Instant::now();
+            s.write_all(GET).unwrap();
+            within(wait_close(&mut s) - start, what);
+            within(expect_timeout(&ended, Limit::ResponseWrite), what);
+        }
+        // A stream that ends in time is whole.
+        let (addr, ended) = serve_one(&rt, HttpServer::new(&cfg).unwrap(), trickle(3, false));
+        let mut s = connect(addr);
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut all = String::new();
+        s.read_to_string(&mut all).unwrap();
+        assert_eq!(all.matches("chunk\n").count(), 3, "{all}");
+        assert!(
+            ended
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap()
+                .0
+                .is_ok()
+        );
+    });
+}
+
+#[test]
+fn the_next_head_started_during_a_response_gets_the_header_timeout_not_idle_plus_header() {
+    watchdog(Duration::from_secs(30), || {
+        let rt = runtime();
+        let server = HttpServer::new(&config(|c| {
+            c.first_byte_timeout = T;
+            c.header_read_timeout = T;
+            c.idle_timeout = 10 * T;
+        }))
+        .unwrap();
+        let slow = service_fn(|_req: Request<RequestBody>| async {
+            tokio::time::sleep(T / 2).await;
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+        });
+        let (addr, ended) = serve_one(&rt, server, slow);
+        let mut s = connect(addr);
+        // A request, and while it is answered the first byte of the next,
+        // then nothing.
+        s.write_all(GET).unwrap();
+        std::thread::sleep(T / 4);
+        s.write_all(b"G").unwrap();
+        let start = Instant::now();
+        assert_eq!(read_response(&mut s), 200);
+        within(wait_close(&mut s) - start, "the half-sent head was dropped");
+        expect_timeout(&ended, Limit::Header);
     });
 }
