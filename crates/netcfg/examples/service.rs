@@ -17,12 +17,12 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
 use prodkit_netcfg::{
-    ClientConfig, DbPoolConfig, HealthCheck, HttpServer, RequestBody, ServerConfig, Shutdown,
+    ClientConfig, DbPoolConfig, HealthCheck, HttpServer, PgManager, RequestBody, ServerConfig,
+    Shutdown,
 };
-use r2d2_postgres::PostgresConnectionManager;
 use r2d2_postgres::postgres::NoTls;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<PgManager<NoTls>>;
 
 /// `/health` judges the pool (when there is one); `/` answers.
 async fn handle(

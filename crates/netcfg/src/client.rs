@@ -173,6 +173,7 @@ impl ClientConfig {
                 "the whole call ends first",
             )?;
         }
+        crate::keepalive("tcp_keepalive", self.tcp_keepalive)?;
         Ok(())
     }
 

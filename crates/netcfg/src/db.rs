@@ -186,6 +186,14 @@ impl DbPoolConfig {
                 format!("({}) is outside 1-100", self.saturation_percent),
             ));
         }
+        crate::in_range(
+            "statement_timeout",
+            self.statement_timeout,
+            Duration::from_millis(1),
+            Duration::from_millis(i32::MAX as u64),
+            "PostgreSQL takes whole milliseconds up to 2,147,483,647 (below 1 ms would mean no limit, above it refuses every connection)",
+        )?;
+        crate::keepalive("tcp_keepalive", self.tcp_keepalive)?;
         Ok(())
     }
 
@@ -226,9 +234,11 @@ impl DbPoolConfig {
 impl DbPoolConfig {
     /// `existing` start-up options with `statement_timeout` added.
     pub(crate) fn start_up_options(&self, existing: Option<&str>) -> String {
+        // Whole milliseconds, rounded up: a fraction never turns into 0,
+        // which PostgreSQL reads as no limit.
         let statement = format!(
             "-c statement_timeout={}",
-            self.statement_timeout.as_millis()
+            self.statement_timeout.as_nanos().div_ceil(1_000_000)
         );
         match existing {
             Some(o) if !o.is_empty() => format!("{o} {statement}"),

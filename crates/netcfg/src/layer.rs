@@ -33,10 +33,14 @@ impl Setting for Duration {
 }
 
 impl Setting for u64 {
-    const EXPECTED: &'static str = "a whole number, 0 or more";
+    const EXPECTED: &'static str = "a whole number from 0 to 9223372036854775807";
 
     fn from_text(text: &str) -> Option<Self> {
-        text.trim().parse().ok()
+        // Up to what TOML holds, so that the dump loads back the same.
+        text.trim()
+            .parse()
+            .ok()
+            .filter(|&n| i64::try_from(n).is_ok())
     }
 
     fn from_toml(value: &toml::Value) -> Option<Self> {

@@ -1,8 +1,10 @@
 //! The `r2d2` feature: a blocking PostgreSQL pool (r2d2 and the `postgres`
 //! crate) built from a [`DbPoolConfig`], and its health.
 
-use postgres::Socket;
+use std::fmt;
+
 use postgres::tls::{MakeTlsConnect, TlsConnect};
+use postgres::{Client, Socket};
 use r2d2::{ManageConnection, Pool};
 use r2d2_postgres::PostgresConnectionManager;
 
@@ -32,6 +34,103 @@ fn count(field: &'static str, n: u64) -> Result<u32, ConfigError> {
     u32::try_from(n).map_err(|_| {
         ConfigError::range(field, format!("({n}) is above r2d2's limit, {}", u32::MAX))
     })
+}
+
+/// r2d2's manager for the `postgres` crate, as `r2d2_postgres`'s but with
+/// a check of a connection taken from the pool that cannot hang. r2d2
+/// checks each connection it hands out; `r2d2_postgres` checks with a
+/// query that has no deadline, so against a server that hangs (stopped, or
+/// a network that drops everything) `get` hangs with it,
+/// `connection_timeout` or not. This one checks that the connection is
+/// not known closed, without a round trip (a server that hangs is the
+/// health check's to find, under its deadline; a connection the server
+/// closed fails its first query, and r2d2 then drops it).
+///
+/// A query on a hung server still waits: the `postgres` crate has no
+/// client-side deadline (`statement_timeout` is the server's), and closing
+/// a connection waits for its unanswered requests. The async path
+/// (feature `postgres`, tokio timeouts) has neither limit.
+///
+/// ```no_run
+/// use prodkit_netcfg::{DbPoolConfig, PgManager};
+/// use r2d2_postgres::postgres::NoTls;
+///
+/// let pool: r2d2::Pool<PgManager<NoTls>> = DbPoolConfig::internal()
+///     .postgres_pool(&"host=127.0.0.1 user=app".parse()?, NoTls)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct PgManager<T> {
+    inner: PostgresConnectionManager<T>,
+}
+
+impl<T> fmt::Debug for PgManager<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgManager").finish_non_exhaustive()
+    }
+}
+
+/// Why [`PgManager`] gave no connection (r2d2 reports it in its own error).
+///
+/// ```
+/// use prodkit_netcfg::PgManagerError;
+///
+/// assert_eq!(PgManagerError::Closed.to_string(), "the connection is closed");
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PgManagerError {
+    /// Connecting failed.
+    Postgres(postgres::Error),
+    /// A pooled connection was found closed when taken.
+    Closed,
+}
+
+impl fmt::Display for PgManagerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PgManagerError::Postgres(e) => write!(f, "{e}"),
+            PgManagerError::Closed => f.write_str("the connection is closed"),
+        }
+    }
+}
+
+impl std::error::Error for PgManagerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PgManagerError::Postgres(e) => Some(e),
+            PgManagerError::Closed => None,
+        }
+    }
+}
+
+impl<T> ManageConnection for PgManager<T>
+where
+    T: MakeTlsConnect<Socket> + Clone + 'static + Sync + Send,
+    T::TlsConnect: Send,
+    T::Stream: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    type Connection = Client;
+    type Error = PgManagerError;
+
+    fn connect(&self) -> Result<Client, PgManagerError> {
+        self.inner.connect().map_err(PgManagerError::Postgres)
+    }
+
+    fn is_valid(&self, conn: &mut Client) -> Result<(), PgManagerError> {
+        // No query: a check that times out leaves its query unanswered,
+        // and r2d2 would then drop the connection in the caller's thread,
+        // which waits for the answer for ever (so does `check_connection`,
+        // a round trip without a deadline).
+        if conn.is_closed() {
+            return Err(PgManagerError::Closed);
+        }
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut Client) -> bool {
+        conn.is_closed()
+    }
 }
 
 impl DbPoolConfig {
@@ -86,7 +185,9 @@ impl DbPoolConfig {
     }
 
     /// A pool of `config`'s server with this configuration (applied with
-    /// [`apply_postgres_sync`](Self::apply_postgres_sync)). It opens its
+    /// [`apply_postgres_sync`](Self::apply_postgres_sync)), each connection
+    /// checked when taken without a round trip (see [`PgManager`]).
+    /// It opens its
     /// connections in the background: a server that is down makes `get`
     /// fail after `connect_timeout`, not this call.
     ///
@@ -117,7 +218,7 @@ impl DbPoolConfig {
         &self,
         config: &postgres::Config,
         tls: T,
-    ) -> Result<Pool<PostgresConnectionManager<T>>, ConfigError>
+    ) -> Result<Pool<PgManager<T>>, ConfigError>
     where
         T: MakeTlsConnect<Socket> + Clone + 'static + Sync + Send,
         T::TlsConnect: Send,
@@ -126,7 +227,9 @@ impl DbPoolConfig {
     {
         let mut config = config.clone();
         self.apply_postgres_sync(&mut config);
-        let manager = PostgresConnectionManager::new(config, tls);
+        let manager = PgManager {
+            inner: PostgresConnectionManager::new(config, tls),
+        };
         Ok(self.r2d2_builder()?.build_unchecked(manager))
     }
 }
@@ -148,7 +251,7 @@ impl HealthCheck {
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn check_postgres<T>(&self, pool: &Pool<PostgresConnectionManager<T>>) -> Health
+    pub fn check_postgres<T>(&self, pool: &Pool<PgManager<T>>) -> Health
     where
         T: MakeTlsConnect<Socket> + Clone + 'static + Sync + Send,
         T::TlsConnect: Send,

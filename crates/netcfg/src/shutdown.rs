@@ -42,7 +42,8 @@ struct Phase {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Deadline {
-    at: quanta::Instant,
+    /// `None`: further than a clock reading holds (never, in effect).
+    at: Option<quanta::Instant>,
     clock: quanta::Clock,
 }
 
@@ -61,7 +62,10 @@ impl Deadline {
     ///     .run();
     /// ```
     pub fn remaining(&self) -> Duration {
-        self.at.saturating_duration_since(self.clock.now())
+        match self.at {
+            Some(at) => at.saturating_duration_since(self.clock.now()),
+            None => Duration::MAX,
+        }
     }
 
     /// Whether the deadline has passed.
@@ -414,7 +418,7 @@ impl Shutdown {
         for phase in self.phases {
             let start = clock.now();
             let deadline = Deadline {
-                at: start + phase.deadline,
+                at: start.checked_add(phase.deadline),
                 clock: clock.clone(),
             };
             let outcome = match phase.action {

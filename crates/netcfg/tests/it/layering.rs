@@ -129,6 +129,26 @@ fn unknown_fields_and_bad_values_are_refused_with_their_names() {
         );
         assert!(e.to_string().starts_with(field), "{e}");
     }
+    // A count the dump could not write back (TOML integers are i64).
+    let e = ServerConfig::internal()
+        .with_vars(
+            "APP",
+            vars(&[("APP_MAX_CONNECTIONS", "18446744073709551615")]),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LoadError::BadValue {
+                field: "MAX_CONNECTIONS",
+                ..
+            } | LoadError::BadValue {
+                field: "max_connections",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = ServerConfig::internal()
         .with_toml("idle_timeout = ")
         .unwrap_err();

@@ -157,3 +157,188 @@ fn on_a_real_server_the_statement_timeout_applies_and_health_follows_saturation(
         assert_eq!(health.pool.in_use, 0);
     });
 }
+
+/// A TCP proxy to `target` that can stop passing bytes while keeping its
+/// connections open (a stopped server, a network dropping everything).
+struct Proxy {
+    port: u16,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    fn start(target: std::net::SocketAddr) -> Proxy {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, s) = (Arc::clone(&frozen), Arc::clone(&stop));
+        let acceptor = std::thread::spawn(move || {
+            let mut pipes = Vec::new();
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let server = std::net::TcpStream::connect(target).unwrap();
+                        for (mut from, mut to) in [
+                            (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                            (server, client),
+                        ] {
+                            let (f, s) = (Arc::clone(&f), Arc::clone(&s));
+                            from.set_read_timeout(Some(Duration::from_millis(20)))
+                                .unwrap();
+                            pipes.push(std::thread::spawn(move || {
+                                use std::io::{Read, Write};
+                                let mut buf = [0u8; 8192];
+                                while !s.load(Ordering::SeqCst) {
+                                    if f.load(Ordering::SeqCst) {
+                                        std::thread::sleep(Duration::from_millis(10));
+                                        continue;
+                                    }
+                                    match from.read(&mut buf) {
+                                        Ok(0) => return,
+                                        Ok(n) => {
+                                            // Bytes read just as it froze are held too.
+                                            while f.load(Ordering::SeqCst)
+                                                && !s.load(Ordering::SeqCst)
+                                            {
+                                                std::thread::sleep(Duration::from_millis(10));
+                                            }
+                                            if to.write_all(&buf[..n]).is_err() {
+                                                return;
+                                            }
+                                        }
+                                        Err(e)
+                                            if matches!(
+                                                e.kind(),
+                                                std::io::ErrorKind::WouldBlock
+                                                    | std::io::ErrorKind::TimedOut
+                                            ) => {}
+                                        Err(_) => return,
+                                    }
+                                }
+                            }));
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            for p in pipes {
+                p.join().unwrap();
+            }
+        });
+        Proxy {
+            port,
+            frozen,
+            stop,
+            threads: vec![acceptor],
+        }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen
+            .store(frozen, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn the_health_check_and_get_stay_bounded_when_the_server_hangs() {
+    let Some(pg) = shared_or_skip(Durability::Fast, "netcfg::pool") else {
+        return;
+    };
+    let real: postgres::Config = pg.url().parse().unwrap();
+    let target = match (real.get_hosts().first(), real.get_ports().first()) {
+        (Some(postgres::config::Host::Tcp(host)), Some(&port)) => format!("{host}:{port}")
+            .parse::<std::net::SocketAddr>()
+            .unwrap(),
+        _ => return, // a server reached over a unix socket: no TCP to hang
+    };
+    watchdog(Duration::from_secs(60), move || {
+        let proxy = Proxy::start(target);
+        // The same server, through the proxy.
+        let mut config = postgres::Config::new();
+        config.host("127.0.0.1").port(proxy.port);
+        if let Some(user) = real.get_user() {
+            config.user(user);
+        }
+        if let Some(dbname) = real.get_dbname() {
+            config.dbname(dbname);
+        }
+        if let Some(password) = real.get_password() {
+            config.password(password);
+        }
+        let cfg = db(|d| {
+            d.max_open = 2;
+            d.max_idle = 1;
+            d.connect_timeout = T;
+            d.health_check_timeout = T;
+        });
+        let ours = cfg.postgres_pool(&config, NoTls).unwrap();
+        let check = HealthCheck::new(&cfg);
+        assert_eq!(check.check_postgres(&ours).state, HealthState::Healthy);
+
+        // r2d2_postgres's own manager, with the same sizes: one idle
+        // connection, checked with a query that has no deadline.
+        let plain = cfg
+            .r2d2_builder::<PostgresConnectionManager<NoTls>>()
+            .unwrap()
+            .build(PostgresConnectionManager::new(config.clone(), NoTls))
+            .unwrap();
+        drop(plain.get().unwrap());
+
+        proxy.freeze(true);
+        let (tx, plain_got) = mpsc::channel();
+        let plain_state = {
+            let p = plain.clone();
+            move || p.state()
+        };
+        let plain_get = std::thread::spawn(move || {
+            let got = plain.get_timeout(T).is_ok();
+            let _ = tx.send(got);
+            plain
+        });
+        let early = plain_got.recv_timeout(3 * T);
+        assert!(
+            early.is_err(),
+            "r2d2_postgres's get returned within 3T against a hung server: {early:?} {:?}",
+            plain_state()
+        );
+
+        let start = Instant::now();
+        let health = check.check_postgres(&ours);
+        let took = start.elapsed();
+        assert!(!health.is_healthy(), "{health}");
+        assert!(took <= 3 * T, "the health check took {took:?}");
+        // `get` does not wait on the hung server (the connection it hands
+        // out is open; a query on it would wait, as on any hung server).
+        let start = Instant::now();
+        drop(ours.get());
+        assert!(start.elapsed() <= 3 * T, "get took {:?}", start.elapsed());
+
+        // Thawed, the stuck check ends and the pool is healthy again.
+        proxy.freeze(false);
+        plain_got.recv_timeout(Duration::from_secs(10)).unwrap();
+        let plain = plain_get.join().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !check.check_postgres(&ours).is_healthy() {
+            assert!(Instant::now() < deadline, "never healthy again");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // r2d2's pools close their connections on their own threads.
+        drop((ours, plain));
+        drop(proxy);
+    });
+}

@@ -192,3 +192,74 @@ fn a_statement_must_end_before_the_request_it_serves() {
         .validate_for(ServerConfig::streaming().handler_timeout)
         .unwrap();
 }
+
+#[test]
+fn limits_out_of_what_the_libraries_take_are_refused_naming_their_field() {
+    // Each loads, and validation refuses it before a library panics on it
+    // or silently turns it into something else.
+    let huge = "\"10000000000000000000s\"";
+    let server = [
+        "idle_timeout",
+        "response_write_timeout",
+        "request_read_timeout",
+        "handler_timeout",
+    ];
+    for field in server {
+        let cfg = ServerConfig::internal()
+            .with_toml(&format!("{field} = {huge}"))
+            .unwrap();
+        let e = cfg.validate().unwrap_err();
+        assert_eq!((e.field(), e.problem()), (field, Problem::Range), "{e}");
+    }
+    for (text, field) in [
+        (format!("connect_timeout = {huge}"), "connect_timeout"),
+        (
+            format!("health_check_timeout = {huge}"),
+            "health_check_timeout",
+        ),
+        // Below 1 ms PostgreSQL would read 0: no limit at all.
+        (
+            "statement_timeout = \"500us\"".to_owned(),
+            "statement_timeout",
+        ),
+        // Above 2^31 - 1 ms PostgreSQL refuses every connection.
+        (
+            "statement_timeout = \"25d\"".to_owned(),
+            "statement_timeout",
+        ),
+        // The kernel takes 1 s to 32,767 s: connecting would fail at once.
+        ("tcp_keepalive = \"500ms\"".to_owned(), "tcp_keepalive"),
+        ("tcp_keepalive = \"10h\"".to_owned(), "tcp_keepalive"),
+    ] {
+        let cfg = DbPoolConfig::internal().with_toml(&text).unwrap();
+        let e = cfg.validate().unwrap_err();
+        assert_eq!(
+            (e.field(), e.problem()),
+            (field, Problem::Range),
+            "{text}: {e}"
+        );
+    }
+    for text in ["tcp_keepalive = \"500ms\"", "tcp_keepalive = \"10h\""] {
+        let e = ClientConfig::internal()
+            .with_toml(text)
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            (e.field(), e.problem()),
+            ("tcp_keepalive", Problem::Range),
+            "{text}: {e}"
+        );
+    }
+    // The edges themselves pass.
+    DbPoolConfig::internal()
+        .with_toml("statement_timeout = \"1ms\"\ntcp_keepalive = \"1s\"")
+        .unwrap()
+        .validate()
+        .unwrap();
+    DbPoolConfig::internal()
+        .with_toml("tcp_keepalive = \"32767s\"")
+        .unwrap()
+        .validate()
+        .unwrap();
+}
