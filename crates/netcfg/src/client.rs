@@ -44,7 +44,9 @@ settings! {
         /// `Client.Timeout` (the seed: 30s); reqwest has none by default.
         pub total_timeout: Duration,
         /// Between two reads of the response: 15s / 5s / 60s. reqwest's
-        /// `read_timeout`.
+        /// `read_timeout`, which also runs from the send to the response's
+        /// head: with reqwest the head comes within the shorter of this and
+        /// the connect, TLS and head deadlines together.
         pub read_timeout: Duration,
         /// An idle pooled connection is closed after this: 50s / 50s /
         /// 50s. Go's `IdleConnTimeout` (the seed: 90s); reqwest's default

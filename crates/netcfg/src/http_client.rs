@@ -114,8 +114,11 @@ impl ClientConfig {
 
     /// Sends `request` and waits for its response's head at most the
     /// connect deadline plus `response_header_timeout` (Go's
-    /// `ResponseHeaderTimeout`, which reqwest lacks). The body is then
-    /// read under `read_timeout` and `total_timeout`.
+    /// `ResponseHeaderTimeout`, which reqwest lacks; Go counts it from the
+    /// request written, this from the call, since reqwest does not say
+    /// when it has connected). reqwest's `read_timeout` also runs until the
+    /// head, so the shorter of the two fires. The body is then read under
+    /// `read_timeout` and `total_timeout`.
     ///
     /// ```no_run
     /// use prodkit_netcfg::ClientConfig;
