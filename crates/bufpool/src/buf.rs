@@ -114,7 +114,10 @@ impl io::Write for PooledBuf<'_> {
 
 #[cfg(feature = "bytes")]
 #[cfg_attr(docsrs, doc(cfg(feature = "bytes")))]
-#[allow(unsafe_code, reason = "BufMut is an unsafe trait; every method forwards to Vec<u8>'s")]
+#[allow(
+    unsafe_code,
+    reason = "BufMut is an unsafe trait; every method forwards to Vec<u8>'s"
+)]
 // SAFETY: every method forwards to `Vec<u8>`'s `BufMut`, which upholds the
 // trait's contract; `PooledBuf` adds no state the contract concerns (the
 // pool reference is not part of the buffer). No call here can unwind out
