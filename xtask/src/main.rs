@@ -118,6 +118,8 @@ fn ci() -> Result {
                 "prodkit-ratelimit",
                 "--package",
                 "prodkit-netcfg",
+                "--package",
+                "prodkit-bufpool",
                 "--all-features",
             ],
         ),
@@ -273,6 +275,29 @@ fn miri() -> Result {
             "MIRIFLAGS",
             "-Zmiri-permissive-provenance -Zmiri-many-seeds=0..8",
         )
+        .env("CARGO_TARGET_DIR", root().join("target/miri"))
+        .env_remove("RUSTFLAGS");
+    run(cmd)?;
+    // prodkit-bufpool's only unsafe code: `PooledBuf`'s `BufMut`.
+    println!(
+        "== xtask ci: miri: rustup run nightly cargo miri test -p prodkit-bufpool --features bytes --test it bufmut"
+    );
+    let mut cmd = Command::new("rustup");
+    cmd.current_dir(root())
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "miri",
+            "test",
+            "-p",
+            "prodkit-bufpool",
+            "--features",
+            "bytes",
+            "--test",
+            "it",
+            "bufmut",
+        ])
         .env("CARGO_TARGET_DIR", root().join("target/miri"))
         .env_remove("RUSTFLAGS");
     run(cmd)?;

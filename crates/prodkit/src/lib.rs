@@ -1,6 +1,7 @@
 #![cfg_attr(
     all(
         feature = "batch",
+        feature = "bufpool",
         feature = "cache",
         feature = "netcfg",
         feature = "pool",
@@ -11,13 +12,14 @@
 #![cfg_attr(
     not(all(
         feature = "batch",
+        feature = "bufpool",
         feature = "cache",
         feature = "netcfg",
         feature = "pool",
         feature = "ratelimit"
     )),
     doc = "Building blocks for backend services, each re-exported as a module behind a feature: \
-           `pool`, `ratelimit`, `batch`, `cache`, `netcfg`, or `full` for all of them. The crate \
+           `pool`, `ratelimit`, `batch`, `bufpool`, `cache`, `netcfg`, or `full` for all of them. The crate \
            documentation with its example is built with all of them enabled (as docs.rs builds it)."
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -170,6 +172,28 @@ pub mod cache {
     //! ```
     #[doc(no_inline)]
     pub use prodkit_cache::*;
+}
+
+#[cfg(feature = "bufpool")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bufpool")))]
+pub mod bufpool {
+    //! Byte buffers in power-of-two size classes that go back to their pool
+    //! when dropped, with a hard bound on what the pool retains.
+    //!
+    //! This module is the whole `prodkit-bufpool` crate: its documentation
+    //! is the reference, and its examples' `prodkit_bufpool::X` is
+    //! `prodkit::bufpool::X` here.
+    //!
+    //! ```
+    //! use prodkit::bufpool::BufPool;
+    //!
+    //! let pool = BufPool::default();
+    //! let mut buf = pool.get(4096);
+    //! buf.extend_from_slice(b"pooled");
+    //! assert_eq!(&buf[..], b"pooled");
+    //! ```
+    #[doc(no_inline)]
+    pub use prodkit_bufpool::*;
 }
 
 #[cfg(feature = "netcfg")]

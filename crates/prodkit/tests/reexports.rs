@@ -78,3 +78,11 @@ fn netcfg_adapters_are_reachable() {
     HttpServer::new(&ServerConfig::internal()).unwrap();
     let _builder = ClientConfig::internal().reqwest_builder();
 }
+
+#[cfg(feature = "bufpool")]
+#[test]
+fn bufpool_is_the_whole_crate() {
+    let pool: prodkit_bufpool::BufPool = prodkit::bufpool::BufPool::default();
+    let buf: prodkit::bufpool::PooledBuf<'_> = pool.get(10);
+    assert!(buf.capacity() >= 10);
+}
