@@ -2,6 +2,7 @@
 //! crate) built from a [`DbPoolConfig`], and its health.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use postgres::tls::{MakeTlsConnect, TlsConnect};
 use postgres::{Client, Socket};
@@ -37,14 +38,16 @@ fn count(field: &'static str, n: u64) -> Result<u32, ConfigError> {
 }
 
 /// r2d2's manager for the `postgres` crate, as `r2d2_postgres`'s but with
-/// a check of a connection taken from the pool that cannot hang. r2d2
+/// a deadline on the check of each connection taken from the pool. r2d2
 /// checks each connection it hands out; `r2d2_postgres` checks with a
 /// query that has no deadline, so against a server that hangs (stopped, or
 /// a network that drops everything) `get` hangs with it,
-/// `connection_timeout` or not. This one checks that the connection is
-/// not known closed, without a round trip (a server that hangs is the
-/// health check's to find, under its deadline; a connection the server
-/// closed fails its first query, and r2d2 then drops it).
+/// `connection_timeout` or not. This one checks with the same query under
+/// `health_check_timeout`: a connection that fails it (the server
+/// restarted and closed it) is dropped and another taken; one that times
+/// out is handed out all the same, since it is not known dead and
+/// dropping it would wait for the server's answer (the health check
+/// reports the hang).
 ///
 /// A query on a hung server still waits: the `postgres` crate has no
 /// client-side deadline (`statement_timeout` is the server's), and closing
@@ -61,11 +64,14 @@ fn count(field: &'static str, n: u64) -> Result<u32, ConfigError> {
 /// ```
 pub struct PgManager<T> {
     inner: PostgresConnectionManager<T>,
+    check_timeout: Duration,
 }
 
 impl<T> fmt::Debug for PgManager<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgManager").finish_non_exhaustive()
+        f.debug_struct("PgManager")
+            .field("check_timeout", &self.check_timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,10 +91,19 @@ pub enum PgManagerError {
     Closed,
 }
 
+/// A `postgres` error with the server's code and message when there is one
+/// (its own text is "db error" then).
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
 impl fmt::Display for PgManagerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PgManagerError::Postgres(e) => write!(f, "{e}"),
+            PgManagerError::Postgres(e) => f.write_str(&describe(e)),
             PgManagerError::Closed => f.write_str("the connection is closed"),
         }
     }
@@ -118,14 +133,18 @@ where
     }
 
     fn is_valid(&self, conn: &mut Client) -> Result<(), PgManagerError> {
-        // No query: a check that times out leaves its query unanswered,
-        // and r2d2 would then drop the connection in the caller's thread,
-        // which waits for the answer for ever (so does `check_connection`,
-        // a round trip without a deadline).
         if conn.is_closed() {
             return Err(PgManagerError::Closed);
         }
-        Ok(())
+        let start = Instant::now();
+        match conn.is_valid(self.check_timeout) {
+            Ok(()) => Ok(()),
+            // Timed out: the server hangs, or is slow. The query stays
+            // unanswered, and r2d2 would drop a refused connection here,
+            // in the caller's thread, waiting for that answer: keep it.
+            Err(_) if start.elapsed() >= self.check_timeout => Ok(()),
+            Err(e) => Err(PgManagerError::Postgres(e)),
+        }
     }
 
     fn has_broken(&self, conn: &mut Client) -> bool {
@@ -186,7 +205,7 @@ impl DbPoolConfig {
 
     /// A pool of `config`'s server with this configuration (applied with
     /// [`apply_postgres_sync`](Self::apply_postgres_sync)), each connection
-    /// checked when taken without a round trip (see [`PgManager`]).
+    /// checked when taken, under `health_check_timeout` (see [`PgManager`]).
     /// It opens its
     /// connections in the background: a server that is down makes `get`
     /// fail after `connect_timeout`, not this call.
@@ -229,6 +248,7 @@ impl DbPoolConfig {
         self.apply_postgres_sync(&mut config);
         let manager = PgManager {
             inner: PostgresConnectionManager::new(config, tls),
+            check_timeout: self.health_check_timeout.min(crate::LONGEST),
         };
         Ok(self.r2d2_builder()?.build_unchecked(manager))
     }
@@ -259,8 +279,11 @@ impl HealthCheck {
         <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
     {
         self.check(PoolState::from(pool.state()), |timeout| {
+            // An unvalidated configuration may hold a timeout r2d2 would
+            // overflow the clock with.
+            let timeout = timeout.min(crate::LONGEST);
             let mut conn = pool.get_timeout(timeout).map_err(|e| e.to_string())?;
-            conn.is_valid(timeout).map_err(|e| e.to_string())
+            conn.is_valid(timeout).map_err(|e| describe(&e))
         })
     }
 }

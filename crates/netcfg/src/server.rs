@@ -37,8 +37,11 @@ settings! {
         /// 10s), hyper's `header_read_timeout` (30s by default in hyper 1,
         /// none in `axum::serve`): slowloris holds a connection this long.
         pub header_read_timeout: Duration,
-        /// The whole request, body included, within this of the first
-        /// byte: 30s / 60s / 1h. Go's `ReadTimeout` (the seed: 15s); nginx's
+        /// The time a handler waits for the request's body, in all: 30s /
+        /// 60s / 1h. Only waiting counts: not the head (it has its own
+        /// limit), not the handler's own pauses, not the time before it
+        /// asks for the body (`Expect: 100-continue`). Go's `ReadTimeout`
+        /// (the seed: 15s) counts from the first byte instead; nginx's
         /// `client_body_timeout` is 60s between reads.
         pub request_read_timeout: Duration,
         /// The handler's deadline to produce a response: 20s / 30s / 1h.
@@ -173,7 +176,7 @@ impl ServerConfig {
     /// let mut cfg = ServerConfig::internet_facing();
     /// cfg.header_read_timeout = Duration::from_secs(60);
     /// assert_eq!(cfg.validate().unwrap_err().to_string(),
-    ///     "header_read_timeout (1m) is above request_read_timeout (30s): the head is part of the request");
+    ///     "header_read_timeout (1m) is above request_read_timeout (30s): a body gets at least the time its head gets");
     /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         crate::positive(&[
@@ -201,7 +204,7 @@ impl ServerConfig {
         crate::not_above(
             ("header_read_timeout", self.header_read_timeout),
             ("request_read_timeout", self.request_read_timeout),
-            "the head is part of the request",
+            "a body gets at least the time its head gets",
         )?;
         if self.max_header_bytes < 1024 {
             return Err(ConfigError::range(

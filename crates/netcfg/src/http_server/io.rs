@@ -70,10 +70,19 @@ struct State {
     expired: Option<Limit>,
     /// Whether the handler has read the whole request body.
     body_done: bool,
-    /// Whether the handler waits for body bytes that have not come: only
-    /// then does the body's deadline apply (a client that sent its whole
-    /// body is not late because the handler has not read it yet).
-    body_wanted: bool,
+    /// Whether the handler has dropped the body (read or not): nobody
+    /// waits for it any more.
+    body_released: bool,
+    /// Since when the handler waits for body bytes that have not come, if
+    /// it does. Only waiting counts against `request_read_timeout`: a
+    /// client is not late while the handler does something else (or has
+    /// not asked for the body yet, as with `Expect: 100-continue`).
+    body_waiting_since: Option<Instant>,
+    /// The time the handler has waited for this body so far.
+    body_waited: Duration,
+    /// Whether the response has been flushed whole; the connection turns
+    /// idle once the body is done with too.
+    response_flushed: bool,
     /// When the next request's first byte came, if it came before the
     /// response to this one was written (pipelining).
     next_head: Option<Instant>,
@@ -87,6 +96,22 @@ impl State {
     fn wake_reader(&mut self) {
         if let Some(w) = self.reader.take() {
             w.wake();
+        }
+    }
+
+    /// The handler starts (`true`) or stops waiting for body bytes.
+    fn body_wanted(&mut self, wanted: bool) {
+        match (wanted, self.body_waiting_since) {
+            (true, None) => {
+                self.body_waiting_since = Some(Instant::now());
+                // hyper's read may be waiting without the body's timer.
+                self.wake_reader();
+            }
+            (false, Some(since)) => {
+                self.body_waiting_since = None;
+                self.body_waited += since.elapsed();
+            }
+            _ => {}
         }
     }
 }
@@ -114,7 +139,10 @@ impl Shared {
                 write_deadline: None,
                 expired: None,
                 body_done: false,
-                body_wanted: false,
+                body_released: false,
+                body_waiting_since: None,
+                body_waited: Duration::ZERO,
+                response_flushed: false,
                 next_head: None,
                 reader: None,
             }),
@@ -164,7 +192,10 @@ impl Shared {
         s.next_head = None;
         s.phase = Phase::Body;
         s.body_done = empty;
-        s.body_wanted = false;
+        s.body_released = false;
+        s.body_waiting_since = None;
+        s.body_waited = Duration::ZERO;
+        s.response_flushed = false;
         // The body's deadline applies while the handler waits for it (see
         // `read_wait`); otherwise hyper reads only to notice a close.
         s.read_deadline = None;
@@ -175,20 +206,24 @@ impl Shared {
     /// for (`false`).
     pub(crate) fn body_wanted(&self, wanted: bool) {
         let mut s = self.state();
-        if s.body_wanted != wanted {
-            s.body_wanted = wanted;
-            if wanted {
-                // hyper's read may be waiting without the body's timer.
-                s.wake_reader();
-            }
-        }
+        s.body_wanted(wanted);
     }
 
     /// The handler has read the whole body.
     pub(crate) fn body_finished(&self) {
         let mut s = self.state();
+        s.body_wanted(false);
         s.body_done = true;
-        s.body_wanted = false;
+        self.maybe_idle(&mut s);
+    }
+
+    /// The handler has dropped the body: nobody waits for it any more
+    /// (hyper reads what is left, or closes).
+    pub(crate) fn body_released(&self) {
+        let mut s = self.state();
+        s.body_wanted(false);
+        s.body_released = true;
+        self.maybe_idle(&mut s);
     }
 
     /// The handler has answered; the response is being written. The
@@ -211,12 +246,21 @@ impl Shared {
         }
     }
 
-    /// Every byte handed to the stream is written: a drained response
-    /// leaves the connection idle, or reading the next head if its first
-    /// bytes came early.
+    /// Every byte handed to the stream is written.
     fn flushed(&self) {
         let mut s = self.state();
         if s.phase == Phase::Draining {
+            s.response_flushed = true;
+            self.maybe_idle(&mut s);
+        }
+    }
+
+    /// A response written whole, and a body read or let go of, leave the
+    /// connection idle, or reading the next head if its first bytes came
+    /// early. (A body read after the answer, by a task the handler
+    /// started, keeps its own deadline until then.)
+    fn maybe_idle(&self, s: &mut State) {
+        if s.phase == Phase::Draining && s.response_flushed && (s.body_done || s.body_released) {
             match s.next_head.take() {
                 Some(first) => {
                     s.phase = Phase::Head;
@@ -258,9 +302,14 @@ impl Shared {
             _ => s.reader = Some(cx.waker().clone()),
         }
         let deadline = match s.phase {
-            Phase::Body | Phase::Responding | Phase::Draining => {
-                (s.body_wanted && !s.body_done).then(|| later(s.request_start, self.request))
-            }
+            // What is left of the body's waiting budget, while the handler
+            // waits for it.
+            Phase::Body | Phase::Responding | Phase::Draining => match s.body_waiting_since {
+                Some(since) if !s.body_done => {
+                    Some(later(since, self.request.saturating_sub(s.body_waited)))
+                }
+                _ => None,
+            },
             Phase::FirstByte | Phase::Head | Phase::Idle => s.read_deadline,
         };
         deadline.map(|d| (d, s.phase.limit()))

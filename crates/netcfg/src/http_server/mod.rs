@@ -143,7 +143,7 @@ impl ServerConfig {
 /// |---|---|---|
 /// | `first_byte_timeout` | accept (or TLS handshake) | a request's first byte |
 /// | `header_read_timeout` | a request's first byte | its head complete |
-/// | `request_read_timeout` | a request's first byte | its body read (while the handler waits for it) |
+/// | `request_read_timeout` | the handler waiting for body bytes | that waiting, in all |
 /// | `handler_timeout` | the head complete | the handler's answer (else 503) |
 /// | `response_write_timeout` | the handler's answer | the response written (also a stream that stalls) |
 /// | `idle_timeout` | a response written (flushed to the socket) | the next request's first byte |
@@ -152,9 +152,9 @@ impl ServerConfig {
 /// | `max_connections` | | more wait in the listen backlog |
 ///
 /// A read deadline is checked where the connection waits for the client:
-/// a read with no byte ready (the body's only while the handler waits for
-/// it, so a client that sent its body is never late because the handler
-/// is slow). The response's deadline is total: a client that does not
+/// a read with no byte ready. The body's limit is a budget of the
+/// handler's waiting for it, so a client is never late because of the
+/// handler's pauses. The response's deadline is total: a client that does not
 /// read, and a response stream that stalls or runs past it, are both cut.
 /// A connection a limit closes ends with [`ConnectionError::TimedOut`]
 /// naming it; a handler reading the body sees the read fail.

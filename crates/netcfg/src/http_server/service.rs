@@ -103,8 +103,8 @@ impl std::fmt::Debug for RequestBody {
 
 impl Drop for RequestBody {
     fn drop(&mut self) {
-        // A handler that gives up on the body no longer waits for it.
-        self.shared.body_wanted(false);
+        // Nobody waits for the body any more.
+        self.shared.body_released();
     }
 }
 

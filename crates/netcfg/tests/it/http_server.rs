@@ -833,3 +833,117 @@ fn the_next_head_started_during_a_response_gets_the_header_timeout_not_idle_plus
         expect_timeout(&ended, Limit::Header);
     });
 }
+
+#[test]
+fn an_expect_100_continue_body_is_not_late_while_the_handler_has_not_asked_for_it() {
+    watchdog(Duration::from_secs(30), || {
+        let rt = runtime();
+        let server = HttpServer::new(&config(|c| {
+            c.first_byte_timeout = T;
+            c.header_read_timeout = T;
+            c.request_read_timeout = T;
+        }))
+        .unwrap();
+        // Checks something for 2T before it asks for the body.
+        let (report, reports) = mpsc::channel();
+        let service = service_fn(move |req: Request<RequestBody>| {
+            let report = report.clone();
+            async move {
+                tokio::time::sleep(2 * T).await;
+                let read = req.into_body().collect().await.map(|b| b.to_bytes().len());
+                let _ = report.send(read.map_err(|e| e.to_string()));
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }
+        });
+        let (addr, _ended) = serve_one(&rt, server, service);
+        let mut s = connect(addr);
+        s.write_all(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .unwrap();
+        let mut cont = [0u8; 25];
+        s.read_exact(&mut cont).unwrap();
+        assert_eq!(&cont, b"HTTP/1.1 100 Continue\r\n\r\n");
+        s.write_all(b"hello").unwrap();
+        assert_eq!(read_response(&mut s), 200);
+        assert_eq!(
+            reports.recv_timeout(Duration::from_secs(10)).unwrap(),
+            Ok(5)
+        );
+    });
+}
+
+#[test]
+fn a_body_read_by_a_task_after_the_answer_keeps_the_body_deadline() {
+    watchdog(Duration::from_secs(30), || {
+        let rt = runtime();
+        let server = HttpServer::new(&config(|c| {
+            c.first_byte_timeout = T;
+            c.header_read_timeout = T;
+            c.request_read_timeout = T;
+            c.idle_timeout = 10 * T;
+        }))
+        .unwrap();
+        // "202 Accepted", the body read in the background.
+        let service = service_fn(|req: Request<RequestBody>| async move {
+            tokio::spawn(async move {
+                let _ = req.into_body().collect().await;
+            });
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::ACCEPTED;
+            Ok::<_, Infallible>(response)
+        });
+        let (addr, ended) = serve_one(&rt, server, service);
+        let mut s = connect(addr);
+        s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+            .unwrap();
+        let start = Instant::now();
+        assert_eq!(read_response(&mut s), 202);
+        // The body never comes: cut by its own deadline, not the idle one.
+        within(wait_close(&mut s) - start, "the stalled body was cut");
+        expect_timeout(&ended, Limit::RequestRead);
+    });
+}
+
+#[test]
+fn a_handler_pausing_between_reads_of_a_fast_large_body_is_not_charged_to_the_client() {
+    watchdog(Duration::from_secs(30), || {
+        let rt = runtime();
+        let server = HttpServer::new(&config(|c| {
+            c.first_byte_timeout = T;
+            c.header_read_timeout = T;
+            c.request_read_timeout = T;
+        }))
+        .unwrap();
+        // Reads a frame, works for 2T, reads the rest.
+        let service = service_fn(|req: Request<RequestBody>| async move {
+            let mut body = req.into_body();
+            let mut n = 0;
+            if let Some(Ok(frame)) = body.frame().await {
+                n += frame.data_ref().map_or(0, Bytes::len);
+            }
+            tokio::time::sleep(2 * T).await;
+            let rest = body.collect().await.map(|b| b.to_bytes().len());
+            let status = match rest {
+                Ok(rest) if n + rest == 1 << 20 => StatusCode::OK,
+                _ => StatusCode::REQUEST_TIMEOUT,
+            };
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = status;
+            Ok::<_, Infallible>(response)
+        });
+        let (addr, _ended) = serve_one(&rt, server, service);
+        let s = connect(addr);
+        let mut request = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            1 << 20
+        )
+        .into_bytes();
+        request.extend(std::iter::repeat_n(b'x', 1 << 20));
+        let mut writer = s.try_clone().unwrap();
+        let sending = std::thread::spawn(move || writer.write_all(&request));
+        let mut s = s;
+        assert_eq!(read_response(&mut s), 200);
+        sending.join().unwrap().unwrap();
+    });
+}

@@ -322,8 +322,9 @@ fn the_health_check_and_get_stay_bounded_when_the_server_hangs() {
         let took = start.elapsed();
         assert!(!health.is_healthy(), "{health}");
         assert!(took <= 3 * T, "the health check took {took:?}");
-        // `get` does not wait on the hung server (the connection it hands
-        // out is open; a query on it would wait, as on any hung server).
+        // `get` waits at most its check's deadline (T) on the hung server,
+        // then hands the connection out: it is not known dead (a query on
+        // it would wait, as on any hung server).
         let start = Instant::now();
         drop(ours.get());
         assert!(start.elapsed() <= 3 * T, "get took {:?}", start.elapsed());
@@ -340,5 +341,47 @@ fn the_health_check_and_get_stay_bounded_when_the_server_hangs() {
         // r2d2's pools close their connections on their own threads.
         drop((ours, plain));
         drop(proxy);
+    });
+}
+
+#[test]
+fn after_a_server_restart_get_hands_out_working_connections_and_health_recovers() {
+    use prodkit_testkit::{Options, PgServer, StartError};
+    let pg = match PgServer::start(&Options::default()) {
+        Ok(pg) => pg,
+        Err(StartError::NotFound(e)) if !prodkit_testkit::pg_required() => {
+            eprintln!("skipped: netcfg::pool restart needs PostgreSQL: {e}");
+            return;
+        }
+        Err(e) => panic!("PostgreSQL failed to start: {e}"),
+    };
+    let config: postgres::Config = pg.url().parse().unwrap();
+    watchdog(Duration::from_secs(120), move || {
+        let cfg = db(|d| {
+            d.max_open = 4;
+            d.max_idle = 2;
+            d.connect_timeout = Duration::from_secs(5);
+            d.health_check_timeout = Duration::from_secs(1);
+        });
+        let pool = cfg.postgres_pool(&config, NoTls).unwrap();
+        {
+            let mut a = pool.get().unwrap();
+            let mut b = pool.get().unwrap();
+            a.simple_query("SELECT 1").unwrap();
+            b.simple_query("SELECT 1").unwrap();
+        }
+        // Every pooled connection is closed by the server.
+        pg.restart(Duration::from_millis(200)).unwrap();
+        let health = HealthCheck::new(&cfg).check_postgres(&pool);
+        assert!(health.is_healthy(), "{health}");
+        for i in 0..4 {
+            let mut conn = pool.get().unwrap();
+            conn.simple_query("SELECT 1")
+                .unwrap_or_else(|e| panic!("checkout {i} after the restart: {e}"));
+        }
+        // r2d2 closes connections on its own threads, and the server goes
+        // with `pg`.
+        drop(pool);
+        drop(pg);
     });
 }
