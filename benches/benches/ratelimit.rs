@@ -40,30 +40,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use prodkit_benches::Figures;
 use prodkit_benches::naive::ratelimit::RateLimiter as Naive;
-use prodkit_benches::{Better, Figures};
+use prodkit_benches::rounds::{Imp, imp};
 use prodkit_ratelimit::quanta::Clock;
 use prodkit_ratelimit::{CoarseClock, KeyedRateLimiter, Quota, RateLimiter};
 
 const DIRECT_RATE: u32 = 1_000_000;
 const KEYED_RATE: u32 = 1_000;
 const MAX_KEYS: usize = 1 << 20;
-
-/// Runs `iters` checks and returns the wall time.
-type Run = Box<dyn FnMut(u64) -> Duration>;
-
-/// One implementation of a group.
-struct Imp {
-    name: &'static str,
-    run: Run,
-}
-
-fn imp(name: &'static str, run: impl FnMut(u64) -> Duration + 'static) -> Imp {
-    Imp {
-        name,
-        run: Box::new(run),
-    }
-}
 
 /// `check` called `iters` times by one thread.
 fn one<F: Fn() -> bool>(check: F) -> impl FnMut(u64) -> Duration {
@@ -104,55 +89,9 @@ fn two<F: Fn() -> bool + Send + Sync + 'static>(check: F) -> impl FnMut(u64) -> 
     }
 }
 
-/// Measures every implementation of `group` in interleaved rounds.
-fn measure(figures: &mut Figures, group: &str, mut imps: Vec<Imp>) {
-    let quick = prodkit_benches::quick();
-    let (rounds, target) = if quick {
-        (3, Duration::from_millis(30))
-    } else {
-        (9, Duration::from_millis(100))
-    };
-    // Calibrate each: iterations for about `target`, from a warm-up run.
-    let mut iters = Vec::new();
-    for imp in &mut imps {
-        figures.start(group, imp.name);
-        let mut n = 10_000u64;
-        loop {
-            let took = (imp.run)(n);
-            if took >= target / 10 || n >= 1 << 32 {
-                let per = took.as_nanos().max(1) as f64 / n as f64;
-                iters.push(((target.as_nanos() as f64 / per) as u64).max(1000));
-                break;
-            }
-            n *= 10;
-        }
-    }
-    figures.samples(rounds as u64);
-    let mut samples = vec![Vec::new(); imps.len()];
-    for round in 0..rounds {
-        for k in 0..imps.len() {
-            let i = (k + round) % imps.len();
-            let took = (imps[i].run)(iters[i]);
-            samples[i].push(took.as_nanos() as f64 / iters[i] as f64);
-        }
-    }
-    for (imp, mut s) in imps.iter().zip(samples) {
-        s.sort_by(f64::total_cmp);
-        let (median, low, high) = (s[s.len() / 2], s[0], s[s.len() - 1]);
-        figures.record_spread(
-            group,
-            imp.name,
-            median,
-            low,
-            high,
-            "ns/check",
-            Better::Lower,
-        );
-        eprintln!(
-            "{group}/{}: {median:.2} ns ({low:.2} - {high:.2})",
-            imp.name
-        );
-    }
+/// Measures `group` in interleaved rounds, in ns per check.
+fn measure(figures: &mut Figures, group: &str, imps: Vec<Imp>) {
+    prodkit_benches::rounds::measure(figures, group, "ns/check", imps);
 }
 
 fn direct(figures: &mut Figures) {

@@ -11,6 +11,7 @@
 )]
 pub mod alloc;
 pub mod naive;
+pub mod rounds;
 pub mod zipf;
 
 use std::io;
