@@ -11,6 +11,7 @@
 )]
 pub mod alloc;
 pub mod naive;
+pub mod pages;
 pub mod rounds;
 pub mod zipf;
 

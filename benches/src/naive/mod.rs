@@ -2,5 +2,6 @@
 //! baseline of each comparison group.
 
 pub mod batch;
+pub mod bufpool;
 pub mod pool;
 pub mod ratelimit;

@@ -30,6 +30,7 @@ pub struct PooledBuf<'p> {
 }
 
 impl<'p> PooledBuf<'p> {
+    #[inline]
     pub(crate) fn new(buf: Vec<u8>, pool: &'p BufPool) -> PooledBuf<'p> {
         PooledBuf {
             buf,
@@ -54,9 +55,10 @@ impl<'p> PooledBuf<'p> {
 }
 
 impl Drop for PooledBuf<'_> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(pool) = self.pool {
-            pool.give_back(std::mem::take(&mut self.buf));
+            pool.give_back(&mut self.buf);
         }
     }
 }

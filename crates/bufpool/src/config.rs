@@ -32,7 +32,7 @@ pub struct PoolConfig {
     pub max_per_class: usize,
     /// Buffers of a class each thread keeps for itself, in front of the
     /// shared queue (no lock, no atomic): 4, and 1 for classes above
-    /// 64 KiB. 0 turns the thread caches off.
+    /// 64 KiB; 8 at most. 0 turns the thread caches off.
     pub thread_cache: usize,
     /// Whether a returned buffer is zeroed, its whole capacity, before it
     /// is handed out again (and new buffers are allocated zeroed): off.
@@ -167,12 +167,13 @@ impl PoolConfig {
                 ),
             ));
         }
-        if self.thread_cache > 1_024 {
+        if self.thread_cache > crate::local::MAX_SLOTS {
             return Err(ConfigError::new(
                 "thread_cache",
                 format!(
-                    "({}) is above 1,024 buffers a class a thread",
-                    self.thread_cache
+                    "({}) is above {} buffers a class a thread (they live in the thread's own block)",
+                    self.thread_cache,
+                    crate::local::MAX_SLOTS
                 ),
             ));
         }

@@ -137,6 +137,7 @@ impl BufPool {
     /// assert!(buf.is_empty());
     /// assert_eq!(buf.capacity(), 2048);
     /// ```
+    #[inline]
     pub fn get(&self, min_capacity: usize) -> PooledBuf<'_> {
         PooledBuf::new(self.take(min_capacity), self)
     }
@@ -241,6 +242,7 @@ impl BufPool {
     }
 
     /// A buffer for `min_capacity`, counted.
+    #[inline]
     fn take(&self, min_capacity: usize) -> Vec<u8> {
         let inner = &*self.inner;
         let idx = inner.class_for_get(min_capacity);
@@ -251,10 +253,7 @@ impl BufPool {
             None => {
                 inner.retired.gets.fetch_add(1, Relaxed);
                 match idx.and_then(|i| inner.pop_shared(i)) {
-                    Some(buf) => {
-                        inner.retired.hits.fetch_add(1, Relaxed);
-                        buf
-                    }
+                    Some(buf) => buf,
                     None => {
                         inner.retired.misses.fetch_add(1, Relaxed);
                         inner.fresh(inner.size_for(idx, min_capacity))
@@ -264,30 +263,19 @@ impl BufPool {
         }
     }
 
-    /// Takes `buf` back (a `PooledBuf` dropped).
-    pub(crate) fn give_back(&self, mut buf: Vec<u8>) {
+    /// Takes `buf` back (a `PooledBuf` dropped), leaving it empty. While
+    /// its thread exits (its cache gone), a buffer is freed, not kept.
+    #[inline]
+    pub(crate) fn give_back(&self, buf: &mut Vec<u8>) {
         let inner = &*self.inner;
         let idx = inner.class_for_put(buf.capacity());
         if idx.is_some() {
             buf.clear();
             if inner.config.zero_on_return {
-                zero(&mut buf);
+                zero(buf);
             }
         }
-        let mut slot = Some(buf);
-        if local::with(self, |l| l.put(inner, idx, &mut slot)).is_some() {
-            return;
-        }
-        // No thread cache (the thread is exiting): the shared path.
-        let Some(buf) = slot else { return };
-        let counter = match idx {
-            None => &inner.retired.too_large,
-            Some(i) => match inner.push_shared(i, buf) {
-                Ok(()) => &inner.retired.returns,
-                Err(_freed) => &inner.retired.over_cap,
-            },
-        };
-        counter.fetch_add(1, Relaxed);
+        local::with(self, |l| l.put(inner, idx, buf));
     }
 }
 
@@ -301,6 +289,7 @@ fn zero(buf: &mut Vec<u8>) {
 impl Inner {
     /// The class of a buffer asked with `min_capacity` bytes; `None` above
     /// the largest.
+    #[inline]
     pub(crate) fn class_for_get(&self, min_capacity: usize) -> Option<usize> {
         let size = min_capacity.max(self.config.min_class);
         if size > self.config.max_class {
@@ -313,6 +302,7 @@ impl Inner {
 
     /// The class a buffer of `capacity` goes back to: the largest not
     /// above it; `None` below the smallest or at twice the largest.
+    #[inline]
     pub(crate) fn class_for_put(&self, capacity: usize) -> Option<usize> {
         if capacity < self.config.min_class {
             return None;

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) gets: AtomicU64,
-    pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) returns: AtomicU64,
     pub(crate) too_large: AtomicU64,
@@ -16,6 +15,7 @@ pub(crate) struct Counters {
 }
 
 /// Adds one to a counter only its owner writes.
+#[inline]
 pub(crate) fn bump(c: &AtomicU64) {
     c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
 }
@@ -28,10 +28,9 @@ impl Counters {
         }
     }
 
-    fn fields(&self) -> [&AtomicU64; 6] {
+    fn fields(&self) -> [&AtomicU64; 5] {
         [
             &self.gets,
-            &self.hits,
             &self.misses,
             &self.returns,
             &self.too_large,
@@ -40,9 +39,11 @@ impl Counters {
     }
 
     pub(crate) fn add_to(&self, stats: &mut Stats) {
-        stats.gets += self.gets.load(Relaxed);
-        stats.hits += self.hits.load(Relaxed);
-        stats.misses += self.misses.load(Relaxed);
+        let (gets, misses) = (self.gets.load(Relaxed), self.misses.load(Relaxed));
+        stats.gets += gets;
+        // Hits are not counted on their own: every get is a hit or a miss.
+        stats.hits += gets.saturating_sub(misses);
+        stats.misses += misses;
         stats.returns += self.returns.load(Relaxed);
         stats.discarded_too_large += self.too_large.load(Relaxed);
         stats.discarded_over_cap += self.over_cap.load(Relaxed);
@@ -67,6 +68,7 @@ impl LocalStats {
     }
 
     /// The owner's new count of what it keeps in class `idx`.
+    #[inline]
     pub(crate) fn set_cached(&self, idx: usize, buffers: usize, bytes: usize) {
         self.cached_buffers[idx].store(buffers, Relaxed);
         self.cached_bytes[idx].store(bytes, Relaxed);
