@@ -26,7 +26,9 @@ pub struct PoolConfig {
     /// buffer of their own, freed on drop.
     pub max_class: usize,
     /// Bytes the pool retains at most, in its shared queues and in every
-    /// thread's cache together: 64 MiB. At least `2 * max_class`.
+    /// thread's cache together: 64 MiB, half for each (so that threads'
+    /// caches, idle ones included, never take the shared queues' room). At
+    /// least `2 * max_class`.
     pub max_retained_bytes: usize,
     /// Buffers each class's shared queue holds at most: 1,024.
     pub max_per_class: usize,
@@ -158,11 +160,13 @@ impl PoolConfig {
                 "is 0: the shared queues could keep nothing".into(),
             ));
         }
-        if self.max_per_class > 1 << 20 {
+        let classes =
+            (self.max_class.trailing_zeros() - self.min_class.trailing_zeros() + 1) as usize;
+        if classes.saturating_mul(self.max_per_class) > 1 << 20 {
             return Err(ConfigError::new(
                 "max_per_class",
                 format!(
-                    "({}) is above 1,048,576: each queue's slots are allocated up front",
+                    "({}) times the {classes} classes is above 1,048,576 queue slots, allocated up front (32 bytes each)",
                     self.max_per_class
                 ),
             ));

@@ -29,6 +29,11 @@ pub(crate) struct Local {
     pool: Weak<Inner>,
     classes: [LocalClass; MAX_CLASSES],
     stats: Arc<LocalStats>,
+    /// Returned lengths per class that fits them (one more: above), not
+    /// yet added to the pool's.
+    lengths: [u32; MAX_CLASSES + 1],
+    /// Returns since they were last added.
+    pending: u32,
 }
 
 struct LocalClass {
@@ -41,8 +46,6 @@ struct LocalClass {
     reserved: usize,
     /// Their capacity.
     bytes: usize,
-    /// Returns since the last sample for calibration.
-    returns: u32,
 }
 
 const NO_CLASS: LocalClass = LocalClass {
@@ -51,7 +54,6 @@ const NO_CLASS: LocalClass = LocalClass {
     slots: 0,
     reserved: 0,
     bytes: 0,
-    returns: 0,
 };
 
 /// A thread's caches: the first pool it uses inline, others after it.
@@ -85,6 +87,19 @@ pub(crate) fn with<R>(pool: &BufPool, f: impl FnOnce(&mut Local) -> R) -> Option
         })
         .ok()
         .flatten()
+}
+
+/// Frees this thread's cache for pool `id` (the pool is being dropped).
+pub(crate) fn forget(id: u64) {
+    let _ = LOCALS.try_with(|locals| {
+        let Ok(mut locals) = locals.try_borrow_mut() else {
+            return;
+        };
+        if locals.first.as_ref().is_some_and(|l| l.id == id) {
+            locals.first = None;
+        }
+        locals.others.retain(|l| l.id != id);
+    });
 }
 
 impl Locals {
@@ -129,6 +144,8 @@ impl Local {
             pool: Arc::downgrade(inner),
             classes,
             stats,
+            lengths: [0; MAX_CLASSES + 1],
+            pending: 0,
         }
     }
 
@@ -168,11 +185,23 @@ impl Local {
     /// in this cache, else the shared queue, else frees it; `buf` is left
     /// empty.
     #[inline(always)]
-    pub(crate) fn put(&mut self, inner: &Inner, idx: Option<usize>, buf: &mut Vec<u8>) {
+    pub(crate) fn put(
+        &mut self,
+        inner: &Inner,
+        idx: Option<usize>,
+        used: usize,
+        buf: &mut Vec<u8>,
+    ) {
+        self.lengths[used] += 1;
+        self.pending += 1;
+        if self.pending == SAMPLE {
+            self.pending = 0;
+            inner.add_lengths(&self.lengths);
+            self.lengths = [0; MAX_CLASSES + 1];
+        }
         if let Some(i) = idx {
             let class = &mut self.classes[i];
-            if class.len < class.slots && class.reserved > 0 && class.returns + 1 < SAMPLE {
-                class.returns += 1;
+            if class.len < class.slots && class.reserved > 0 {
                 class.bytes += buf.capacity();
                 // Moved from where the caller holds it to the slot, never
                 // through a temporary (a 24-byte copy that the store
@@ -199,15 +228,14 @@ impl Local {
             return;
         };
         let class = &mut self.classes[i];
-        class.returns += 1;
-        if class.returns >= SAMPLE {
-            class.returns = 0;
-            inner.sampled_return(i);
-        }
         if class.len < class.slots {
             if class.reserved == 0 {
-                let want = class.slots * 2 * inner.classes[i].size;
-                if inner.reserve(want) {
+                // A buffer of a class holds less than twice its size, and
+                // no more than `max_class` in the largest.
+                let size = inner.classes[i].size;
+                let most = size.saturating_mul(2).min(inner.config.max_class.max(size));
+                let want = class.slots.saturating_mul(most);
+                if inner.reserve_for_cache(want) {
                     class.reserved = want;
                 }
             }
@@ -235,17 +263,18 @@ impl Drop for Local {
         let Some(inner) = self.pool.upgrade() else {
             return;
         };
+        inner.add_lengths(&self.lengths);
         for (i, class) in self
             .classes
             .iter_mut()
             .take(inner.classes.len())
             .enumerate()
         {
-            inner.release(class.reserved);
+            inner.release_for_cache(class.reserved);
+            // Counted as returns when they came; those that find no room
+            // now are freed.
             for buf in class.bufs[..class.len].iter_mut().filter_map(Option::take) {
-                if inner.push_shared(i, buf).is_err() {
-                    bump(&self.stats.counters.over_cap);
-                }
+                let _ = inner.push_shared(i, buf);
             }
             class.len = 0;
             self.stats.set_cached(i, 0, 0);

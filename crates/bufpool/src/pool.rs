@@ -45,9 +45,12 @@ pub(crate) struct Inner {
     pub(crate) config: PoolConfig,
     min_shift: u32,
     pub(crate) classes: Box<[Class]>,
-    /// Bytes the pool may still retain: `max_retained_bytes` less the
-    /// shared queues' buffers and the threads' cache reservations.
+    /// Bytes the shared queues may still take: half of
+    /// `max_retained_bytes` less their buffers.
     free: AtomicUsize,
+    /// Bytes the threads' caches may still reserve: the other half, so
+    /// that idle threads' reservations never starve the shared queues.
+    free_for_caches: AtomicUsize,
     /// The counters of threads that use the pool, for `stats`.
     threads: Mutex<Vec<Arc<LocalStats>>>,
     /// Counts of threads gone, and of operations made without a thread
@@ -65,8 +68,16 @@ pub(crate) struct Class {
     bytes: AtomicUsize,
 }
 
-/// Each returned buffer counts towards calibration one time in this many.
+/// A thread adds its counts of returned lengths to the pool's every this
+/// many returns (and when it exits).
 pub(crate) const SAMPLE: u32 = 64;
+
+/// Takes `n` from `budget` if it holds that much.
+fn take(budget: &AtomicUsize, n: usize) -> bool {
+    budget
+        .fetch_update(Relaxed, Relaxed, |free| free.checked_sub(n))
+        .is_ok()
+}
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -102,13 +113,15 @@ impl BufPool {
         Ok(BufPool {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, Relaxed),
-                free: AtomicUsize::new(config.max_retained_bytes),
+                free: AtomicUsize::new(config.max_retained_bytes - config.max_retained_bytes / 2),
+                free_for_caches: AtomicUsize::new(config.max_retained_bytes / 2),
                 config,
                 min_shift,
                 classes,
                 threads: Mutex::new(Vec::new()),
                 retired: Counters::default(),
-                returned: (0..count).map(|_| AtomicU64::new(0)).collect(),
+                // One more: lengths above the largest class.
+                returned: (0..=count).map(|_| AtomicU64::new(0)).collect(),
             }),
         })
     }
@@ -127,7 +140,8 @@ impl BufPool {
     /// An empty buffer with room for at least `min_capacity` bytes: a
     /// retained one of the smallest class that fits, else a new one of
     /// that class (above `max_class`, a new one of exactly that size, freed
-    /// on drop).
+    /// on drop). Like `Vec::with_capacity`, it panics when the size
+    /// overflows (above `isize::MAX`); [`try_get`](Self::try_get) does not.
     ///
     /// ```
     /// use prodkit_bufpool::BufPool;
@@ -140,6 +154,31 @@ impl BufPool {
     #[inline]
     pub fn get(&self, min_capacity: usize) -> PooledBuf<'_> {
         PooledBuf::new(self.take(min_capacity), self)
+    }
+
+    /// As [`get`](Self::get), but a size above the classes that the
+    /// allocator refuses, or that overflows, is an error instead of a panic
+    /// or an abort.
+    ///
+    /// ```
+    /// use prodkit_bufpool::BufPool;
+    ///
+    /// let pool = BufPool::default();
+    /// assert!(pool.try_get(usize::MAX).is_err());
+    /// assert!(pool.try_get(100).is_ok());
+    /// ```
+    pub fn try_get(
+        &self,
+        min_capacity: usize,
+    ) -> Result<PooledBuf<'_>, std::collections::TryReserveError> {
+        if min_capacity > self.inner.config.max_class {
+            let mut buf = Vec::new();
+            buf.try_reserve_exact(min_capacity)?;
+            self.inner.retired.gets.fetch_add(1, Relaxed);
+            self.inner.retired.misses.fetch_add(1, Relaxed);
+            return Ok(PooledBuf::new(buf, self));
+        }
+        Ok(self.get(min_capacity))
     }
 
     /// A buffer of `len` zero bytes, to read into.
@@ -157,10 +196,12 @@ impl BufPool {
         PooledBuf::new(buf, self)
     }
 
-    /// A buffer of the capacity that fits 95 % of the buffers returned so
-    /// far (learned from a sample of the returns, valyala/bytebufferpool's
-    /// idea): for callers that do not know the size they will need, so
-    /// that most never grow theirs. `min_class` before anything returns.
+    /// A buffer of the class that fits what 95 % of the buffers returned so
+    /// far held (their lengths, counted by each thread and added to the
+    /// pool's every 64 returns and when the thread exits;
+    /// valyala/bytebufferpool's idea): for callers that do not know the
+    /// size they will need, so that most never grow theirs. `min_class`
+    /// before anything returns.
     ///
     /// ```
     /// use prodkit_bufpool::BufPool;
@@ -170,8 +211,8 @@ impl BufPool {
     ///     let mut buf = pool.get(0);
     ///     buf.extend_from_slice(&[1; 5000]); // grows to the 4 KiB class
     /// }
-    /// assert_eq!(pool.calibrated_size(), 4096);
-    /// assert!(pool.get_calibrated().capacity() >= 4096);
+    /// assert_eq!(pool.calibrated_size(), 8192); // the class that fits 5000
+    /// assert!(pool.get_calibrated().capacity() >= 5000);
     /// ```
     pub fn get_calibrated(&self) -> PooledBuf<'_> {
         self.get(self.calibrated_size())
@@ -191,12 +232,17 @@ impl BufPool {
         if total == 0 {
             return inner.config.min_class;
         }
-        let mut seen = 0;
+        let mut seen: u64 = 0;
         for (i, n) in counts.iter().enumerate() {
             seen += n;
             // seen / total >= 95 %, in integers.
-            if seen * 100 >= total * 95 {
-                return inner.classes[i].size;
+            if u128::from(seen) * 100 >= u128::from(total) * 95 {
+                // The last bucket holds lengths above the classes: the
+                // largest class is the most the pool can offer.
+                return inner
+                    .classes
+                    .get(i)
+                    .map_or(inner.config.max_class, |c| c.size);
             }
         }
         inner.config.max_class
@@ -263,19 +309,37 @@ impl BufPool {
         }
     }
 
-    /// Takes `buf` back (a `PooledBuf` dropped), leaving it empty. While
-    /// its thread exits (its cache gone), a buffer is freed, not kept.
+    /// Takes `buf` back (a `PooledBuf` dropped), leaving it empty.
     #[inline]
     pub(crate) fn give_back(&self, buf: &mut Vec<u8>) {
         let inner = &*self.inner;
         let idx = inner.class_for_put(buf.capacity());
+        let used = inner.length_bucket(buf.len());
         if idx.is_some() {
             buf.clear();
             if inner.config.zero_on_return {
                 zero(buf);
             }
         }
-        local::with(self, |l| l.put(inner, idx, buf));
+        if local::with(self, |l| l.put(inner, idx, used, buf)).is_none() {
+            // No thread cache (the thread is exiting): the shared path.
+            let counter = match idx {
+                None => &inner.retired.too_large,
+                Some(i) => match inner.push_shared(i, std::mem::take(buf)) {
+                    Ok(()) => &inner.retired.returns,
+                    Err(_freed) => &inner.retired.over_cap,
+                },
+            };
+            counter.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+impl Drop for BufPool {
+    /// Frees what this thread's cache holds for the pool at once (other
+    /// threads free theirs when they next use a pool, or exit).
+    fn drop(&mut self) {
+        local::forget(self.inner.id);
     }
 }
 
@@ -301,15 +365,15 @@ impl Inner {
     }
 
     /// The class a buffer of `capacity` goes back to: the largest not
-    /// above it; `None` below the smallest or at twice the largest.
+    /// above it; `None` below the smallest class or above the largest (a
+    /// buffer above `max_class` could serve no `get` of the classes).
     #[inline]
     pub(crate) fn class_for_put(&self, capacity: usize) -> Option<usize> {
-        if capacity < self.config.min_class {
+        if capacity < self.config.min_class || capacity > self.config.max_class {
             return None;
         }
         let shift = usize::BITS - 1 - capacity.leading_zeros();
-        let idx = (shift - self.min_shift) as usize;
-        (idx < self.classes.len()).then_some(idx)
+        Some((shift - self.min_shift) as usize)
     }
 
     /// The capacity of a new buffer of class `idx`, or of exactly
@@ -332,16 +396,24 @@ impl Inner {
         }
     }
 
-    /// Takes `n` bytes of the budget, if there are.
+    /// Takes `n` bytes of the shared queues' budget, if there are.
     pub(crate) fn reserve(&self, n: usize) -> bool {
-        self.free
-            .fetch_update(Relaxed, Relaxed, |free| free.checked_sub(n))
-            .is_ok()
+        take(&self.free, n)
     }
 
-    /// Gives `n` bytes back to the budget.
+    /// Gives `n` bytes back to the shared queues' budget.
     pub(crate) fn release(&self, n: usize) {
         self.free.fetch_add(n, Relaxed);
+    }
+
+    /// Takes `n` bytes of the caches' budget, if there are.
+    pub(crate) fn reserve_for_cache(&self, n: usize) -> bool {
+        take(&self.free_for_caches, n)
+    }
+
+    /// Gives `n` bytes back to the caches' budget.
+    pub(crate) fn release_for_cache(&self, n: usize) {
+        self.free_for_caches.fetch_add(n, Relaxed);
     }
 
     /// A buffer of class `idx` from its shared queue.
@@ -374,9 +446,20 @@ impl Inner {
         }
     }
 
-    /// A sampled count of `SAMPLE` returns to class `idx`.
-    pub(crate) fn sampled_return(&self, idx: usize) {
-        self.returned[idx].fetch_add(u64::from(SAMPLE), Relaxed);
+    /// Adds a thread's counts of returned lengths, per class of length.
+    pub(crate) fn add_lengths(&self, counts: &[u32]) {
+        for (to, &n) in self.returned.iter().zip(counts) {
+            if n > 0 {
+                to.fetch_add(u64::from(n), Relaxed);
+            }
+        }
+    }
+
+    /// The calibration bucket of a buffer given back holding `len` bytes:
+    /// the class that fits it, or one past the last above them.
+    #[inline]
+    pub(crate) fn length_bucket(&self, len: usize) -> usize {
+        self.class_for_get(len).unwrap_or(self.classes.len())
     }
 
     pub(crate) fn register(&self, stats: Arc<LocalStats>) {

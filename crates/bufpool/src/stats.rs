@@ -102,8 +102,8 @@ pub struct Stats {
     pub misses: u64,
     /// Buffers given back (dropped) and kept.
     pub returns: u64,
-    /// Buffers given back and freed: smaller than `min_class` or at least
-    /// twice `max_class`.
+    /// Buffers given back and freed: smaller than `min_class` or larger
+    /// than `max_class`.
     pub discarded_too_large: u64,
     /// Buffers given back and freed: the pool held its limit.
     pub discarded_over_cap: u64,

@@ -12,6 +12,12 @@ pub(crate) struct Counting;
 thread_local! {
     // `const`: reading it never allocates, also from inside the allocator.
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static DEALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Deallocations made by this thread so far.
+pub(crate) fn deallocations() -> u64 {
+    DEALLOCATIONS.with(Cell::get)
 }
 
 /// Allocations made by this thread so far.
@@ -40,6 +46,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let _ = DEALLOCATIONS.try_with(|c| c.set(c.get() + 1));
         // SAFETY: `ptr` came from this allocator, which got it from `System`.
         unsafe { System.dealloc(ptr, layout) }
     }

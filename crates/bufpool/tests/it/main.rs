@@ -5,6 +5,7 @@
 mod alloc;
 #[cfg(feature = "bytes")]
 mod bufmut;
+mod calibration;
 mod classes;
 mod read;
 mod retention;

@@ -126,3 +126,143 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_buffer_above_the_largest_class_is_freed() {
+    let pool = small_pool(16 << 20, 4);
+    drop(pool.get((64 << 10) + 1));
+    let mut grown = pool.get(64 << 10);
+    grown.extend(std::iter::repeat_n(1u8, (64 << 10) + 1));
+    drop(grown);
+    let s = pool.stats();
+    assert_eq!((s.retained_bytes, s.discarded_too_large), (0, 2), "{s:?}");
+}
+
+#[test]
+fn idle_threads_cache_reservations_leave_the_shared_queues_their_room() {
+    watchdog(Duration::from_secs(60), || {
+        let pool = Arc::new(BufPool::default());
+        let ready = Arc::new(std::sync::Barrier::new(9));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let stopped = Arc::new(std::sync::Mutex::new(stopped));
+        let idle: Vec<_> = (0..8)
+            .map(|_| {
+                let (p, ready, stopped) =
+                    (Arc::clone(&pool), Arc::clone(&ready), Arc::clone(&stopped));
+                std::thread::spawn(move || {
+                    // Reserves its 4 MiB class's room, then keeps nothing.
+                    drop(p.get(4 << 20));
+                    drop(p.get(4 << 20).into_vec());
+                    ready.wait();
+                    let _ = stopped
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(Duration::from_secs(30));
+                })
+            })
+            .collect();
+        ready.wait();
+        let before = pool.stats();
+        for _ in 0..1_000 {
+            drop(pool.get(1000));
+        }
+        let s = pool.stats();
+        drop(stop);
+        for t in idle {
+            t.join().unwrap();
+        }
+        assert!(s.misses - before.misses <= 1, "{s:?}");
+    });
+}
+
+#[test]
+fn a_threads_buffers_are_counted_once_when_it_exits_with_no_room_left() {
+    watchdog(Duration::from_secs(30), || {
+        let pool = Arc::new(
+            BufPool::new(PoolConfig {
+                max_per_class: 1,
+                ..PoolConfig::default()
+            })
+            .unwrap(),
+        );
+        let p = Arc::clone(&pool);
+        std::thread::spawn(move || {
+            let held: Vec<_> = (0..5).map(|_| p.get(100)).collect();
+            drop(held);
+        })
+        .join()
+        .unwrap();
+        let s = pool.stats();
+        assert_eq!(
+            s.returns + s.discarded_over_cap + s.discarded_too_large,
+            5,
+            "{s:?}"
+        );
+    });
+}
+
+static EXITING_POOL: std::sync::OnceLock<BufPool> = std::sync::OnceLock::new();
+
+/// Holds a buffer in a thread-local dropped after the pool's own (its
+/// destructor was registered first, and they run last-registered-first).
+struct Holder(Option<prodkit_bufpool::PooledBuf<'static>>);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.0.take());
+        if let Some(pool) = EXITING_POOL.get() {
+            drop(pool.get(100));
+        }
+    }
+}
+
+thread_local! {
+    static HOLDER: std::cell::RefCell<Holder> = const { std::cell::RefCell::new(Holder(None)) };
+}
+
+#[test]
+fn buffers_given_back_while_a_thread_exits_are_counted() {
+    watchdog(Duration::from_secs(30), || {
+        let pool = EXITING_POOL.get_or_init(|| small_pool(16 << 20, 4));
+        std::thread::spawn(move || {
+            HOLDER.with(|_| ());
+            let buf = pool.get(100);
+            HOLDER.with(|h| h.borrow_mut().0 = Some(buf));
+        })
+        .join()
+        .unwrap();
+        let s = pool.stats();
+        assert_eq!(
+            s.gets,
+            s.returns + s.discarded_too_large + s.discarded_over_cap,
+            "{s:?}"
+        );
+    });
+}
+
+#[test]
+fn dropping_a_pool_frees_what_this_thread_keeps_for_it() {
+    let keep = BufPool::default();
+    drop(keep.get(10));
+    // What dropping a pool frees, with and without buffers in this
+    // thread's cache: the difference is those buffers, freed now rather
+    // than when the thread exits.
+    let freed_by_drop = |cache: bool| {
+        let pool = BufPool::default();
+        for size in [4 << 20, 64 << 10, 1 << 10] {
+            let buf = pool.get(size);
+            if cache {
+                drop(buf);
+            } else {
+                drop(buf.into_vec());
+            }
+        }
+        let before = crate::alloc::deallocations();
+        drop(pool);
+        crate::alloc::deallocations() - before
+    };
+    let empty = freed_by_drop(false);
+    let cached = freed_by_drop(true);
+    assert_eq!(cached - empty, 3, "with a cache {cached}, without {empty}");
+    drop(keep.get(10));
+}
