@@ -29,11 +29,10 @@ pub(crate) struct Local {
     pool: Weak<Inner>,
     classes: [LocalClass; MAX_CLASSES],
     stats: Arc<LocalStats>,
-    /// Returned lengths per class that fits them (one more: above), not
-    /// yet added to the pool's.
-    lengths: [u32; MAX_CLASSES + 1],
-    /// Returns since they were last added.
-    pending: u32,
+    /// Returns until the next one whose length is counted for
+    /// calibration (one in `SAMPLE`, the thread's first included, so that
+    /// short-lived threads count too).
+    countdown: u32,
 }
 
 struct LocalClass {
@@ -144,8 +143,7 @@ impl Local {
             pool: Arc::downgrade(inner),
             classes,
             stats,
-            lengths: [0; MAX_CLASSES + 1],
-            pending: 0,
+            countdown: 0,
         }
     }
 
@@ -185,19 +183,12 @@ impl Local {
     /// in this cache, else the shared queue, else frees it; `buf` is left
     /// empty.
     #[inline(always)]
-    pub(crate) fn put(
-        &mut self,
-        inner: &Inner,
-        idx: Option<usize>,
-        used: usize,
-        buf: &mut Vec<u8>,
-    ) {
-        self.lengths[used] += 1;
-        self.pending += 1;
-        if self.pending == SAMPLE {
-            self.pending = 0;
-            inner.add_lengths(&self.lengths);
-            self.lengths = [0; MAX_CLASSES + 1];
+    pub(crate) fn put(&mut self, inner: &Inner, idx: Option<usize>, len: usize, buf: &mut Vec<u8>) {
+        if self.countdown == 0 {
+            self.countdown = SAMPLE - 1;
+            inner.sampled_length(len);
+        } else {
+            self.countdown -= 1;
         }
         if let Some(i) = idx {
             let class = &mut self.classes[i];
@@ -263,7 +254,6 @@ impl Drop for Local {
         let Some(inner) = self.pool.upgrade() else {
             return;
         };
-        inner.add_lengths(&self.lengths);
         for (i, class) in self
             .classes
             .iter_mut()

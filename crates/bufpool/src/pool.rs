@@ -68,8 +68,7 @@ pub(crate) struct Class {
     bytes: AtomicUsize,
 }
 
-/// A thread adds its counts of returned lengths to the pool's every this
-/// many returns (and when it exits).
+/// One return in this many has its length counted for calibration.
 pub(crate) const SAMPLE: u32 = 64;
 
 /// Takes `n` from `budget` if it holds that much.
@@ -197,11 +196,10 @@ impl BufPool {
     }
 
     /// A buffer of the class that fits what 95 % of the buffers returned so
-    /// far held (their lengths, counted by each thread and added to the
-    /// pool's every 64 returns and when the thread exits;
-    /// valyala/bytebufferpool's idea): for callers that do not know the
-    /// size they will need, so that most never grow theirs. `min_class`
-    /// before anything returns.
+    /// far held (their lengths, one return in 64 counted by each thread,
+    /// its first included; valyala/bytebufferpool's idea): for callers
+    /// that do not know the size they will need, so that most never grow
+    /// theirs. `min_class` before anything returns.
     ///
     /// ```
     /// use prodkit_bufpool::BufPool;
@@ -314,14 +312,14 @@ impl BufPool {
     pub(crate) fn give_back(&self, buf: &mut Vec<u8>) {
         let inner = &*self.inner;
         let idx = inner.class_for_put(buf.capacity());
-        let used = inner.length_bucket(buf.len());
+        let len = buf.len();
         if idx.is_some() {
             buf.clear();
             if inner.config.zero_on_return {
                 zero(buf);
             }
         }
-        if local::with(self, |l| l.put(inner, idx, used, buf)).is_none() {
+        if local::with(self, |l| l.put(inner, idx, len, buf)).is_none() {
             // No thread cache (the thread is exiting): the shared path.
             let counter = match idx {
                 None => &inner.retired.too_large,
@@ -446,20 +444,12 @@ impl Inner {
         }
     }
 
-    /// Adds a thread's counts of returned lengths, per class of length.
-    pub(crate) fn add_lengths(&self, counts: &[u32]) {
-        for (to, &n) in self.returned.iter().zip(counts) {
-            if n > 0 {
-                to.fetch_add(u64::from(n), Relaxed);
-            }
-        }
-    }
-
-    /// The calibration bucket of a buffer given back holding `len` bytes:
-    /// the class that fits it, or one past the last above them.
-    #[inline]
-    pub(crate) fn length_bucket(&self, len: usize) -> usize {
-        self.class_for_get(len).unwrap_or(self.classes.len())
+    /// Counts a sampled return of a buffer that held `len` bytes, for
+    /// `SAMPLE` returns, in the class that fits it (or past the last).
+    #[cold]
+    pub(crate) fn sampled_length(&self, len: usize) {
+        let bucket = self.class_for_get(len).unwrap_or(self.classes.len());
+        self.returned[bucket].fetch_add(u64::from(SAMPLE), Relaxed);
     }
 
     pub(crate) fn register(&self, stats: Arc<LocalStats>) {
