@@ -25,7 +25,11 @@ fn the_calibrated_size_fits_what_most_buffers_held() {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            let len = if state % 100 < large_percent { 100_000 } else { 900 };
+            let len = if state % 100 < large_percent {
+                100_000
+            } else {
+                900
+            };
             let mut buf = pool.get(0);
             buf.extend(std::iter::repeat_n(1u8, len));
         }
