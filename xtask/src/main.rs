@@ -252,44 +252,16 @@ fn miri() -> Result {
         );
         return Ok(());
     }
-    println!(
-        "== xtask ci: miri: rustup run nightly cargo miri test -p prodkit-pool --lib miri (8 seeds)"
-    );
-    let mut cmd = Command::new("rustup");
-    cmd.current_dir(root())
-        .args([
-            "run",
-            "nightly",
-            "cargo",
-            "miri",
-            "test",
-            "-p",
-            "prodkit-pool",
-            "--lib",
-            "miri",
-        ])
-        // Eight thread schedules, not one: a race that frees a job while
-        // another thread's reference is still live shows under some seeds
-        // only (one did, in the job state's `finish`).
-        .env(
-            "MIRIFLAGS",
-            "-Zmiri-permissive-provenance -Zmiri-many-seeds=0..8",
-        )
-        .env("CARGO_TARGET_DIR", root().join("target/miri"))
-        .env_remove("RUSTFLAGS");
-    run(cmd)?;
+    // Eight thread schedules, not one: a race that frees a job while
+    // another thread's reference is still live shows under some seeds only
+    // (one did, in the job state's `finish`).
+    miri_test(
+        &["-p", "prodkit-pool", "--lib", "miri"],
+        Some("-Zmiri-permissive-provenance -Zmiri-many-seeds=0..8"),
+    )?;
     // prodkit-bufpool's only unsafe code: `PooledBuf`'s `BufMut`.
-    println!(
-        "== xtask ci: miri: rustup run nightly cargo miri test -p prodkit-bufpool --features bytes --test it bufmut"
-    );
-    let mut cmd = Command::new("rustup");
-    cmd.current_dir(root())
-        .args([
-            "run",
-            "nightly",
-            "cargo",
-            "miri",
-            "test",
+    miri_test(
+        &[
             "-p",
             "prodkit-bufpool",
             "--features",
@@ -297,12 +269,33 @@ fn miri() -> Result {
             "--test",
             "it",
             "bufmut",
-        ])
-        .env("CARGO_TARGET_DIR", root().join("target/miri"))
-        .env_remove("RUSTFLAGS");
-    run(cmd)?;
+        ],
+        None,
+    )?;
     println!("== xtask ci: miri passed in {:.0?}", step.elapsed());
     Ok(())
+}
+
+/// `cargo miri test` with `args` on the nightly toolchain, in its own
+/// target folder.
+fn miri_test(args: &[&str], flags: Option<&str>) -> Result {
+    println!(
+        "== xtask ci: miri: rustup run nightly cargo miri test {}{}",
+        args.join(" "),
+        flags
+            .map(|f| format!(" (MIRIFLAGS={f})"))
+            .unwrap_or_default()
+    );
+    let mut cmd = Command::new("rustup");
+    cmd.current_dir(root())
+        .args(["run", "nightly", "cargo", "miri", "test"])
+        .args(args)
+        .env("CARGO_TARGET_DIR", root().join("target/miri"))
+        .env_remove("RUSTFLAGS");
+    if let Some(flags) = flags {
+        cmd.env("MIRIFLAGS", flags);
+    }
+    run(cmd)
 }
 
 fn lint() -> Result {
