@@ -61,11 +61,7 @@ fn op(
                 naive.put(black_box(buf));
             })
         }
-        "system" => Box::new(move || {
-            let mut buf = Vec::with_capacity(size);
-            touch(&mut buf, pages);
-            black_box(&buf);
-        }),
+        "system" => Box::new(move || prodkit_benches::pages::fresh_touching(size, pages)),
         "bytes" => {
             let mut b = BytesMut::new();
             Box::new(move || {

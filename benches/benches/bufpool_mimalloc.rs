@@ -3,11 +3,9 @@
 //! to instead of pooling. Its own program, since the global allocator is
 //! the whole process's.
 
-use std::hint::black_box;
-
 use mimalloc::MiMalloc;
 use prodkit_benches::Figures;
-use prodkit_benches::pages::touch;
+use prodkit_benches::pages::fresh;
 use prodkit_benches::rounds::{imp, measure, one_thread, two_threads};
 
 #[global_allocator]
@@ -16,11 +14,7 @@ static GLOBAL: MiMalloc = MiMalloc;
 const SIZES: [(&str, usize); 3] = [("1KiB", 1 << 10), ("64KiB", 64 << 10), ("1MiB", 1 << 20)];
 
 fn op(size: usize) -> impl FnMut() {
-    move || {
-        let mut buf = Vec::with_capacity(size);
-        touch(&mut buf, size);
-        black_box(&buf);
-    }
+    move || fresh(size)
 }
 
 fn main() {

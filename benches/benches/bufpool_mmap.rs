@@ -6,20 +6,14 @@
 //! program, since `mallopt` changes the whole process. Also its page
 //! faults per operation.
 
-use std::hint::black_box;
-
-use prodkit_benches::pages::{minor_faults, touch};
+use prodkit_benches::pages::{fresh, minor_faults};
 use prodkit_benches::rounds::{imp, measure, one_thread, two_threads};
 use prodkit_benches::{Better, Figures};
 
 const SIZES: [(&str, usize); 3] = [("1KiB", 1 << 10), ("64KiB", 64 << 10), ("1MiB", 1 << 20)];
 
 fn op(size: usize) -> impl FnMut() {
-    move || {
-        let mut buf = Vec::with_capacity(size);
-        touch(&mut buf, size);
-        black_box(&buf);
-    }
+    move || fresh(size)
 }
 
 fn main() {

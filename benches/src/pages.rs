@@ -14,6 +14,20 @@ pub fn touch(buf: &mut Vec<u8>, size: usize) {
     }
 }
 
+/// One operation of the allocator baselines (`system`, `system_mmap`,
+/// `mimalloc`): a fresh `Vec` of `size` bytes, its pages touched, freed.
+pub fn fresh(size: usize) {
+    fresh_touching(size, size);
+}
+
+/// A fresh `Vec` of `size` bytes with its first `pages` bytes' pages
+/// touched (0: none, the allocator's own cost), freed.
+pub fn fresh_touching(size: usize, pages: usize) {
+    let mut buf = Vec::with_capacity(size);
+    touch(&mut buf, pages);
+    std::hint::black_box(&buf);
+}
+
 /// Minor page faults of this process so far.
 pub fn minor_faults() -> u64 {
     std::fs::read_to_string("/proc/self/stat")
