@@ -6,24 +6,13 @@
 use prodkit_bufpool::{BufPool, PoolConfig, PooledBuf};
 use proptest::prelude::*;
 
+use crate::Op;
+
 const MIN: usize = 64;
 const MAX: usize = 4096;
 
-#[derive(Clone, Debug)]
-enum Op {
-    Get(usize),
-    Grow(usize, usize),
-    Drop(usize),
-    IntoVec(usize),
-}
-
 fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        3 => (0usize..10_000).prop_map(Op::Get),
-        2 => (any::<usize>(), 0usize..10_000).prop_map(|(i, n)| Op::Grow(i, n)),
-        3 => any::<usize>().prop_map(Op::Drop),
-        1 => any::<usize>().prop_map(Op::IntoVec),
-    ]
+    crate::op(10_000, 10_000)
 }
 
 /// The class a request of `n` bytes takes: the smallest power of two of

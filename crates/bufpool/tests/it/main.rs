@@ -14,6 +14,8 @@ mod zeroing;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use proptest::prelude::*;
+
 #[global_allocator]
 static COUNTING: alloc::Counting = alloc::Counting;
 
@@ -38,4 +40,27 @@ pub(crate) fn watchdog<T: Send + 'static>(
             panic!("watchdog: still running after {limit:?} (deadlock?)")
         }
     }
+}
+
+/// One step of the random sequences the property tests run on a pool.
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    /// `get` of this many bytes.
+    Get(usize),
+    /// Grow the held buffer at this index (modulo) by this many bytes.
+    Grow(usize, usize),
+    /// Drop the held buffer at this index (modulo).
+    Drop(usize),
+    /// Detach the held buffer at this index (modulo) with `into_vec`.
+    IntoVec(usize),
+}
+
+/// Steps with gets below `max_get` bytes and growths below `max_grow`.
+pub(crate) fn op(max_get: usize, max_grow: usize) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..max_get).prop_map(Op::Get),
+        2 => (any::<usize>(), 0..max_grow).prop_map(|(i, n)| Op::Grow(i, n)),
+        3 => any::<usize>().prop_map(Op::Drop),
+        1 => any::<usize>().prop_map(Op::IntoVec),
+    ]
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use prodkit_bufpool::{BufPool, PoolConfig};
 use proptest::prelude::*;
 
+use crate::Op;
+
 use crate::watchdog;
 
 fn small_pool(cap: usize, thread_cache: usize) -> BufPool {
@@ -48,21 +50,8 @@ fn a_threads_cache_goes_back_when_it_exits() {
     });
 }
 
-#[derive(Clone, Debug)]
-enum Op {
-    Get(usize),
-    Grow(usize, usize),
-    Drop(usize),
-    IntoVec(usize),
-}
-
 fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        3 => (0usize..150_000).prop_map(Op::Get),
-        1 => (any::<usize>(), 0usize..100_000).prop_map(|(i, n)| Op::Grow(i, n)),
-        3 => any::<usize>().prop_map(Op::Drop),
-        1 => any::<usize>().prop_map(Op::IntoVec),
-    ]
+    crate::op(150_000, 100_000)
 }
 
 /// Runs `ops` on `pool`; the number of buffers dropped (not detached).
