@@ -259,7 +259,8 @@ fn miri() -> Result {
         &["-p", "prodkit-pool", "--lib", "miri"],
         Some("-Zmiri-permissive-provenance -Zmiri-many-seeds=0..8"),
     )?;
-    // prodkit-bufpool's only unsafe code: `PooledBuf`'s `BufMut`.
+    // prodkit-bufpool's unsafe code: `PooledBuf`'s `BufMut`, and the
+    // thread caches' fast path (the cell and the parked buffers).
     miri_test(
         &[
             "-p",
@@ -268,7 +269,9 @@ fn miri() -> Result {
             "bytes",
             "--test",
             "it",
+            "--",
             "bufmut",
+            "fastpath",
         ],
         None,
     )?;

@@ -30,7 +30,7 @@ pub struct PooledBuf<'p> {
 }
 
 impl<'p> PooledBuf<'p> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(buf: Vec<u8>, pool: &'p BufPool) -> PooledBuf<'p> {
         PooledBuf {
             buf,
@@ -55,7 +55,7 @@ impl<'p> PooledBuf<'p> {
 }
 
 impl Drop for PooledBuf<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         if let Some(pool) = self.pool {
             pool.give_back(&mut self.buf);

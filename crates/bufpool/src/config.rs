@@ -171,13 +171,13 @@ impl PoolConfig {
                 ),
             ));
         }
-        if self.thread_cache > crate::local::MAX_SLOTS {
+        if self.thread_cache > crate::stats::MAX_SLOTS {
             return Err(ConfigError::new(
                 "thread_cache",
                 format!(
                     "({}) is above {} buffers a class a thread (they live in the thread's own block)",
                     self.thread_cache,
-                    crate::local::MAX_SLOTS
+                    crate::stats::MAX_SLOTS
                 ),
             ));
         }

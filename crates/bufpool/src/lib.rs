@@ -5,6 +5,7 @@
 mod buf;
 mod config;
 mod local;
+mod parked;
 mod pool;
 mod read;
 mod stats;

@@ -150,7 +150,7 @@ impl BufPool {
     /// assert!(buf.is_empty());
     /// assert_eq!(buf.capacity(), 2048);
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, min_capacity: usize) -> PooledBuf<'_> {
         PooledBuf::new(self.take(min_capacity), self)
     }
@@ -277,8 +277,9 @@ impl BufPool {
         {
             t.counters.add_to(&mut stats);
             for (i, class) in stats.classes.iter_mut().enumerate() {
-                class.buffers += t.cached_buffers[i].load(Relaxed);
-                class.retained_bytes += t.cached_bytes[i].load(Relaxed);
+                let (buffers, bytes) = t.cached[i].read();
+                class.buffers += buffers;
+                class.retained_bytes += bytes;
             }
         }
         stats.retained_bytes = stats.classes.iter().map(|c| c.retained_bytes).sum();
@@ -286,10 +287,24 @@ impl BufPool {
     }
 
     /// A buffer for `min_capacity`, counted.
-    #[inline]
+    #[inline(always)]
     fn take(&self, min_capacity: usize) -> Vec<u8> {
         let inner = &*self.inner;
         let idx = inner.class_for_get(min_capacity);
+        if let Some(i) = idx
+            && let Some(buf) = local::pop(inner, i)
+        {
+            return buf;
+        }
+        self.take_slow(idx, min_capacity)
+    }
+
+    /// `take` past the fast case: another pool's cache, the shared queue,
+    /// a new buffer.
+    #[cold]
+    #[inline(never)]
+    fn take_slow(&self, idx: Option<usize>, min_capacity: usize) -> Vec<u8> {
+        let inner = &*self.inner;
         let found = local::with(self, |l| l.get(inner, idx, min_capacity));
         match found {
             Some(buf) => buf,
@@ -308,17 +323,30 @@ impl BufPool {
     }
 
     /// Takes `buf` back (a `PooledBuf` dropped), leaving it empty.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn give_back(&self, buf: &mut Vec<u8>) {
         let inner = &*self.inner;
         let idx = inner.class_for_put(buf.capacity());
         let len = buf.len();
-        if idx.is_some() {
+        if let Some(i) = idx {
             buf.clear();
             if inner.config.zero_on_return {
                 zero(buf);
             }
+            if local::push(inner, i, buf) {
+                return;
+            }
         }
+        self.give_back_slow(idx, len, buf);
+    }
+
+    /// `give_back` past the fast case (`buf` already cleared and zeroed
+    /// when it has a class): a sample to take, room to reserve, another
+    /// pool's cache, the shared queue.
+    #[cold]
+    #[inline(never)]
+    fn give_back_slow(&self, idx: Option<usize>, len: usize, buf: &mut Vec<u8>) {
+        let inner = &*self.inner;
         if local::with(self, |l| l.put(inner, idx, len, buf)).is_none() {
             // No thread cache (the thread is exiting): the shared path.
             let counter = match idx {

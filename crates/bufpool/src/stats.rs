@@ -50,28 +50,44 @@ impl Counters {
     }
 }
 
-/// One thread's counters and the bytes it keeps, per class.
+/// Classes a pool has, at most: 64 bytes to 1 GiB.
+pub(crate) const MAX_CLASSES: usize = 25;
+
+/// Buffers a thread keeps of one class, at most (`thread_cache`).
+pub(crate) const MAX_SLOTS: usize = 8;
+
+/// One thread's counters and what it keeps, per class: fixed arrays, so
+/// that the owner's hot path updates them with no pointer to chase, no
+/// bounds to check and no load.
 #[derive(Debug)]
 pub(crate) struct LocalStats {
     pub(crate) counters: Counters,
-    pub(crate) cached_bytes: Box<[AtomicUsize]>,
-    pub(crate) cached_buffers: Box<[AtomicUsize]>,
+    pub(crate) cached: [Cached; MAX_CLASSES],
+}
+
+/// What a thread keeps of one class: its buffers, the first `buffers`
+/// slots, and their capacities.
+#[derive(Debug, Default)]
+pub(crate) struct Cached {
+    pub(crate) buffers: AtomicUsize,
+    pub(crate) caps: [AtomicUsize; MAX_SLOTS],
+}
+
+impl Cached {
+    /// Buffers and bytes, as last stored.
+    pub(crate) fn read(&self) -> (usize, usize) {
+        let n = self.buffers.load(Relaxed).min(MAX_SLOTS);
+        let bytes = self.caps[..n].iter().map(|c| c.load(Relaxed)).sum();
+        (n, bytes)
+    }
 }
 
 impl LocalStats {
-    pub(crate) fn new(classes: usize) -> LocalStats {
+    pub(crate) fn new() -> LocalStats {
         LocalStats {
             counters: Counters::default(),
-            cached_bytes: (0..classes).map(|_| AtomicUsize::new(0)).collect(),
-            cached_buffers: (0..classes).map(|_| AtomicUsize::new(0)).collect(),
+            cached: std::array::from_fn(|_| Cached::default()),
         }
-    }
-
-    /// The owner's new count of what it keeps in class `idx`.
-    #[inline]
-    pub(crate) fn set_cached(&self, idx: usize, buffers: usize, bytes: usize) {
-        self.cached_buffers[idx].store(buffers, Relaxed);
-        self.cached_bytes[idx].store(bytes, Relaxed);
     }
 }
 

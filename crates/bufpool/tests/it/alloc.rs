@@ -13,6 +13,17 @@ thread_local! {
     // `const`: reading it never allocates, also from inside the allocator.
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
     static DEALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static HOOK: Cell<Option<fn()>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with `hook` called by each allocation this thread makes (but
+/// those of the hook itself): code that runs inside the allocator, as a
+/// user's global allocator may.
+pub(crate) fn with_hook<R>(hook: fn(), f: impl FnOnce() -> R) -> R {
+    HOOK.set(Some(hook));
+    let out = f();
+    HOOK.set(None);
+    out
 }
 
 /// Deallocations made by this thread so far.
@@ -28,6 +39,11 @@ fn allocations() -> u64 {
 fn count() {
     // While the thread's locals are torn down there is no counter: skip.
     let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    // Taken while it runs: its own allocations do not call it again.
+    if let Ok(Some(hook)) = HOOK.try_with(Cell::take) {
+        hook();
+        let _ = HOOK.try_with(|h| h.set(Some(hook)));
+    }
 }
 
 // SAFETY: every call forwards to `System` with the same arguments; the

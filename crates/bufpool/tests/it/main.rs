@@ -7,6 +7,7 @@ mod alloc;
 mod bufmut;
 mod calibration;
 mod classes;
+mod fastpath;
 mod read;
 mod retention;
 mod zeroing;
