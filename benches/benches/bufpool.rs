@@ -33,58 +33,95 @@ use prodkit_bufpool::{BufPool, read_to_pooled};
 
 const SIZES: [(&str, usize); 3] = [("1KiB", 1 << 10), ("64KiB", 64 << 10), ("1MiB", 1 << 20)];
 
-/// One operation of `name` at `size`, with page writes or not, for a
-/// thread of its own (state made per thread: the floor's and bytes'
-/// buffers).
-fn op(
-    name: &'static str,
-    size: usize,
-    write: bool,
-    pool: &Arc<BufPool>,
-    naive: &Arc<Naive>,
-) -> Box<dyn FnMut() + Send> {
+/// What a group does with each implementation's operation, given as a
+/// factory that makes one for each thread (with its own state: the
+/// floor's and bytes' buffers). Each operation is a closure of its own
+/// type, called directly in the measured loop: no indirect call, as in the
+/// `system_mmap` and `mimalloc` programs.
+trait WithOp {
+    fn with<M, F>(&mut self, name: &'static str, make: M)
+    where
+        M: Fn() -> F + Send + Sync + 'static,
+        F: FnMut() + 'static;
+}
+
+/// Hands `to` the operation of each of `names` at `size`, with page writes
+/// or not.
+fn each_op(names: &[&'static str], size: usize, write: bool, to: &mut impl WithOp) {
     let pages = if write { size } else { 0 };
-    match name {
-        "prodkit" => {
-            let pool = Arc::clone(pool);
-            Box::new(move || {
-                let mut buf = pool.get(size);
-                touch(&mut buf, pages);
-                black_box(&buf);
-            })
-        }
-        "naive" => {
-            let naive = Arc::clone(naive);
-            Box::new(move || {
-                let mut buf = naive.get(size);
-                touch(&mut buf, pages);
-                naive.put(black_box(buf));
-            })
-        }
-        "system" => Box::new(move || prodkit_benches::pages::fresh_touching(size, pages)),
-        "bytes" => {
-            let mut b = BytesMut::new();
-            Box::new(move || {
-                b.clear();
-                b.reserve(size);
-                let spare = b.spare_capacity_mut();
-                let mut at = 0;
-                while at < pages.min(spare.len()) {
-                    spare[at].write(1);
-                    at += 4096;
+    let pool = Arc::new(BufPool::default());
+    let naive = Arc::new(Naive::default());
+    for &name in names {
+        match name {
+            "prodkit" => {
+                let pool = Arc::clone(&pool);
+                to.with(name, move || {
+                    let pool = Arc::clone(&pool);
+                    move || {
+                        let mut buf = pool.get(size);
+                        touch(&mut buf, pages);
+                        black_box(&buf);
+                    }
+                });
+            }
+            "naive" => {
+                let naive = Arc::clone(&naive);
+                to.with(name, move || {
+                    let naive = Arc::clone(&naive);
+                    move || {
+                        let mut buf = naive.get(size);
+                        touch(&mut buf, pages);
+                        naive.put(black_box(buf));
+                    }
+                });
+            }
+            "system" => to.with(name, move || {
+                move || prodkit_benches::pages::fresh_touching(size, pages)
+            }),
+            "bytes" => to.with(name, move || {
+                let mut b = BytesMut::new();
+                move || {
+                    b.clear();
+                    b.reserve(size);
+                    let spare = b.spare_capacity_mut();
+                    let mut at = 0;
+                    while at < pages.min(spare.len()) {
+                        spare[at].write(1);
+                        at += 4096;
+                    }
+                    black_box(&b);
                 }
-                black_box(&b);
-            })
+            }),
+            "floor" => to.with(name, move || {
+                let mut buf: Vec<u8> = Vec::with_capacity(size);
+                move || {
+                    buf.clear();
+                    touch(&mut buf, pages);
+                    black_box(&buf);
+                }
+            }),
+            other => unreachable!("{other}"),
         }
-        "floor" => {
-            let mut buf: Vec<u8> = Vec::with_capacity(size);
-            Box::new(move || {
-                buf.clear();
-                touch(&mut buf, pages);
-                black_box(&buf);
-            })
-        }
-        other => unreachable!("{other}"),
+    }
+}
+
+/// Collects the implementations of a group, run by `threads` threads.
+struct Imps {
+    threads: usize,
+    imps: Vec<Imp>,
+}
+
+impl WithOp for Imps {
+    fn with<M, F>(&mut self, name: &'static str, make: M)
+    where
+        M: Fn() -> F + Send + Sync + 'static,
+        F: FnMut() + 'static,
+    {
+        self.imps.push(if self.threads == 1 {
+            imp(name, one_thread(make()))
+        } else {
+            imp(name, two_threads(make))
+        });
     }
 }
 
@@ -96,27 +133,27 @@ fn group(
     write: bool,
     threads: usize,
 ) {
-    let pool = Arc::new(BufPool::default());
-    let naive = Arc::new(Naive::default());
-    let imps: Vec<Imp> = names
-        .iter()
-        .map(|&n| {
-            if threads == 1 {
-                imp(n, one_thread(op(n, size, write, &pool, &naive)))
-            } else {
-                let (pool, naive) = (Arc::clone(&pool), Arc::clone(&naive));
-                imp(n, two_threads(move || op(n, size, write, &pool, &naive)))
-            }
-        })
-        .collect();
-    measure(figures, name, "ns/op", imps);
+    let mut imps = Imps {
+        threads,
+        imps: Vec::new(),
+    };
+    each_op(names, size, write, &mut imps);
+    measure(figures, name, "ns/op", imps.imps);
 }
 
-fn faults(figures: &mut Figures, size_name: &str, size: usize) {
-    let pool = Arc::new(BufPool::default());
-    let naive = Arc::new(Naive::default());
-    for name in ["prodkit", "naive", "system", "floor"] {
-        let mut run = op(name, size, true, &pool, &naive);
+/// Records each implementation's page faults per operation.
+struct Faults<'f> {
+    figures: &'f mut Figures,
+    group: String,
+}
+
+impl WithOp for Faults<'_> {
+    fn with<M, F>(&mut self, name: &'static str, make: M)
+    where
+        M: Fn() -> F + Send + Sync + 'static,
+        F: FnMut() + 'static,
+    {
+        let mut run = make();
         for _ in 0..100 {
             run();
         }
@@ -126,14 +163,22 @@ fn faults(figures: &mut Figures, size_name: &str, size: usize) {
             run();
         }
         let per = (minor_faults() - before) as f64 / f64::from(n);
-        figures.record(
-            &format!("bufpool/faults-per-op/{size_name}"),
-            name,
-            per,
-            "faults/op",
-            Better::Lower,
-        );
+        self.figures
+            .record(&self.group, name, per, "faults/op", Better::Lower);
     }
+}
+
+fn faults(figures: &mut Figures, size_name: &str, size: usize) {
+    let mut faults = Faults {
+        figures,
+        group: format!("bufpool/faults-per-op/{size_name}"),
+    };
+    each_op(
+        &["prodkit", "naive", "system", "floor"],
+        size,
+        true,
+        &mut faults,
+    );
 }
 
 fn read_body(figures: &mut Figures) {
