@@ -4,7 +4,8 @@
 //! A `Vec` in a slot is three words that the compiler moves in pieces of
 //! its choosing: stored as 16 + 8 bytes and loaded back as 8 + 16, the
 //! load straddles two stores and the CPU's store-to-load forwarding fails,
-//! which cost 10 ns a get and put (measured on AMD EPYC). Here every
+//! which cost 11 ns a get and put (16.3 ns with `Option<Vec<u8>>` slots,
+//! 5.3 ns with these, in a bare loop on AMD EPYC). Here every
 //! access is one 8-byte load or store, and a length, always 0 here, is not
 //! kept at all.
 
