@@ -269,12 +269,7 @@ impl BufPool {
                 retained_bytes: c.bytes.load(Relaxed),
             })
             .collect();
-        for t in inner
-            .threads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        for t in inner.lock_threads().iter() {
             t.counters.add_to(&mut stats);
             for (i, class) in stats.classes.iter_mut().enumerate() {
                 let (buffers, bytes) = t.cached[i].read();
@@ -480,17 +475,49 @@ impl Inner {
         self.returned[bucket].fetch_add(u64::from(SAMPLE), Relaxed);
     }
 
+    /// A thread starts using the pool: `stats` joins the sum. Nothing is
+    /// allocated or freed under the lock, so that an allocator that reads
+    /// the pool's stats (a profiling one would) cannot deadlock on it.
     pub(crate) fn register(&self, stats: Arc<LocalStats>) {
-        self.threads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(stats);
+        let mut spare: Vec<Arc<LocalStats>> = Vec::new();
+        loop {
+            let mut threads = self.lock_threads();
+            if threads.len() < threads.capacity() {
+                threads.push(stats);
+                drop(threads);
+                return;
+            }
+            if spare.capacity() > threads.len() {
+                // Moved into the larger vector; the smaller one is freed
+                // after the lock, with `spare`.
+                spare.append(&mut threads);
+                std::mem::swap(&mut *threads, &mut spare);
+                threads.push(stats);
+                drop(threads);
+                return;
+            }
+            let want = threads.len().saturating_mul(2).max(4);
+            drop(threads);
+            // Allocated with the lock free; another thread may have grown
+            // the vector meanwhile, so look again.
+            spare = Vec::with_capacity(want);
+        }
     }
 
-    /// A thread leaves: its counts join the pool's.
+    /// A thread leaves: its counts join the pool's. Its entry is dropped
+    /// after the lock (nothing freed under it; see `register`).
     pub(crate) fn unregister(&self, stats: &Arc<LocalStats>) {
-        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
-        threads.retain(|t| !Arc::ptr_eq(t, stats));
+        let mut threads = self.lock_threads();
+        let gone = threads
+            .iter()
+            .position(|t| Arc::ptr_eq(t, stats))
+            .map(|at| threads.swap_remove(at));
         self.retired.absorb(&stats.counters);
+        drop(threads);
+        drop(gone);
+    }
+
+    fn lock_threads(&self) -> std::sync::MutexGuard<'_, Vec<Arc<LocalStats>>> {
+        self.threads.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

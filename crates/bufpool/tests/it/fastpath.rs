@@ -89,3 +89,27 @@ fn fastpath_a_pool_used_from_inside_the_allocator_takes_the_shared_path() {
     assert!(s.classes[2].buffers >= 1);
     assert_eq!(s.classes[0].buffers, 3);
 }
+
+static READ_BY_ALLOCATOR: LazyLock<BufPool> = LazyLock::new(BufPool::default);
+
+#[test]
+fn fastpath_an_allocator_that_reads_the_stats_does_not_deadlock() {
+    // A profiling allocator reads the pool's stats; a thread's first use
+    // of the pool registers its counters, which allocates: not under the
+    // lock that `stats` takes.
+    let pool = &*READ_BY_ALLOCATOR;
+    crate::watchdog(std::time::Duration::from_secs(60), || {
+        for _ in 0..6 {
+            std::thread::spawn(|| {
+                with_hook(
+                    || drop(READ_BY_ALLOCATOR.stats()),
+                    || drop(READ_BY_ALLOCATOR.get(10)),
+                );
+            })
+            .join()
+            .expect("the thread does not panic");
+        }
+    });
+    let s = pool.stats();
+    assert_eq!((s.gets, s.returns), (6, 6));
+}
