@@ -259,7 +259,6 @@ impl BufPool {
     pub fn stats(&self) -> Stats {
         let inner = &self.inner;
         let mut stats = Stats::default();
-        inner.retired.add_to(&mut stats);
         stats.classes = inner
             .classes
             .iter()
@@ -269,7 +268,12 @@ impl BufPool {
                 retained_bytes: c.bytes.load(Relaxed),
             })
             .collect();
-        for t in inner.lock_threads().iter() {
+        // The gone threads' counts and the live ones' under one lock: a
+        // thread leaving moves its counts from one to the other under it,
+        // so they are counted once, and no count ever goes down.
+        let threads = inner.lock_threads();
+        inner.retired.add_to(&mut stats);
+        for t in threads.iter() {
             t.counters.add_to(&mut stats);
             for (i, class) in stats.classes.iter_mut().enumerate() {
                 let (buffers, bytes) = t.cached[i].read();
@@ -277,6 +281,7 @@ impl BufPool {
                 class.retained_bytes += bytes;
             }
         }
+        drop(threads);
         stats.retained_bytes = stats.classes.iter().map(|c| c.retained_bytes).sum();
         stats
     }

@@ -94,7 +94,13 @@ impl LocalStats {
 /// A pool's counts since it was made, and what it retains now.
 ///
 /// Counts are exact once the threads that used the pool are quiet; while
-/// they run, a sum may miss their last few operations.
+/// they run, a sum may miss their last few operations, and no count ever
+/// goes down from one call to the next, also while threads exit. What a
+/// thread keeps in its cache moves to the shared queues in its thread-local
+/// destructors, which `JoinHandle::join` waits for and the end of a
+/// `thread::scope` does not: right after a scope the counts are exact, but
+/// `buffers` and `retained_bytes` may count such a thread's cache twice
+/// while it moves.
 ///
 /// ```
 /// use prodkit_bufpool::BufPool;

@@ -3,9 +3,10 @@
 //! every buffer handed over is accounted for, with threads racing.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
-use prodkit_bufpool::{BufPool, PoolConfig};
+use prodkit_bufpool::{BufPool, PoolConfig, Stats};
 use proptest::prelude::*;
 
 use crate::Op;
@@ -254,4 +255,68 @@ fn dropping_a_pool_frees_what_this_thread_keeps_for_it() {
     let cached = freed_by_drop(true);
     assert_eq!(cached - empty, 3, "with a cache {cached}, without {empty}");
     drop(keep.get(10));
+}
+
+#[test]
+fn counts_never_go_down_while_threads_exit() {
+    // Found by review: a thread leaving moved its counts to the pool's
+    // between the two reads of `stats`, which then missed them.
+    let pool = Arc::new(BufPool::default());
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (pool, done) = (Arc::clone(&pool), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let (mut last, mut reads) = (Stats::default(), 0u64);
+            while !done.load(SeqCst) {
+                let s = pool.stats();
+                assert!(
+                    s.gets >= last.gets && s.returns >= last.returns && s.misses >= last.misses,
+                    "went down: {last:?} then {s:?}"
+                );
+                last = s;
+                reads += 1;
+            }
+            reads
+        })
+    };
+    watchdog(Duration::from_secs(60), move || {
+        for _ in 0..300 {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || {
+                for i in 0..12usize {
+                    drop(pool.get(i * 300));
+                }
+            })
+            .join()
+            .expect("the thread does not panic");
+        }
+        done.store(true, SeqCst);
+        let reads = reader.join().expect("no count went down");
+        assert!(reads > 0);
+        let s = pool.stats();
+        assert_eq!((s.gets, s.returns), (3600, 3600));
+    });
+}
+
+#[test]
+fn counts_are_exact_right_after_a_scope() {
+    // Found by review: a scope ends before its threads' destructors run,
+    // where a thread's counts move to the pool's; they were missed then.
+    watchdog(Duration::from_secs(60), || {
+        for _ in 0..300 {
+            let pool = BufPool::default();
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    s.spawn(|| {
+                        for i in 0..12usize {
+                            drop(pool.get(i * 300));
+                        }
+                    });
+                }
+            });
+            let st = pool.stats();
+            assert_eq!((st.gets, st.returns), (24, 24), "{st:?}");
+            assert_eq!(st.hits + st.misses, 24);
+        }
+    });
 }
