@@ -258,16 +258,18 @@ impl BufPool {
     /// ```
     pub fn stats(&self) -> Stats {
         let inner = &self.inner;
-        let mut stats = Stats::default();
-        stats.classes = inner
-            .classes
-            .iter()
-            .map(|c| ClassStats {
-                size: c.size,
-                buffers: c.queue.len(),
-                retained_bytes: c.bytes.load(Relaxed),
-            })
-            .collect();
+        let mut stats = Stats {
+            classes: inner
+                .classes
+                .iter()
+                .map(|c| ClassStats {
+                    size: c.size,
+                    buffers: c.queue.len(),
+                    retained_bytes: c.bytes.load(Relaxed),
+                })
+                .collect(),
+            ..Stats::default()
+        };
         // The gone threads' counts and the live ones' under one lock: a
         // thread leaving moves its counts from one to the other under it,
         // so they are counted once, and no count ever goes down.
