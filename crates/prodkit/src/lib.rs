@@ -3,6 +3,7 @@
         feature = "batch",
         feature = "bufpool",
         feature = "cache",
+        feature = "jsonfast",
         feature = "netcfg",
         feature = "pool",
         feature = "ratelimit"
@@ -14,12 +15,13 @@
         feature = "batch",
         feature = "bufpool",
         feature = "cache",
+        feature = "jsonfast",
         feature = "netcfg",
         feature = "pool",
         feature = "ratelimit"
     )),
     doc = "Building blocks for backend services, each re-exported as a module behind a feature: \
-           `pool`, `ratelimit`, `batch`, `bufpool`, `cache`, `netcfg`, or `full` for all of them. The crate \
+           `pool`, `ratelimit`, `batch`, `bufpool`, `cache`, `jsonfast`, `netcfg`, or `full` for all of them. The crate \
            documentation with its example is built with all of them enabled (as docs.rs builds it)."
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -194,6 +196,29 @@ pub mod bufpool {
     //! ```
     #[doc(no_inline)]
     pub use prodkit_bufpool::*;
+}
+
+#[cfg(feature = "jsonfast")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jsonfast")))]
+pub mod jsonfast {
+    //! Typed JSON decoding on simd-json and serde that reuses all of its
+    //! memory, streams NDJSON, and stands up to hostile input with limits
+    //! and errors that say where.
+    //!
+    //! This module is the whole `prodkit-jsonfast` crate: its documentation
+    //! is the reference, and its examples' `prodkit_jsonfast::X` is
+    //! `prodkit::jsonfast::X` here.
+    //!
+    //! ```
+    //! use prodkit::jsonfast::Decoder;
+    //!
+    //! let mut decoder = Decoder::default();
+    //! let v: Vec<u32> = decoder.decode(b"[1, 2, 3]")?;
+    //! assert_eq!(v, [1, 2, 3]);
+    //! # Ok::<(), prodkit::jsonfast::Error>(())
+    //! ```
+    #[doc(no_inline)]
+    pub use prodkit_jsonfast::*;
 }
 
 #[cfg(feature = "netcfg")]

@@ -86,3 +86,11 @@ fn bufpool_is_the_whole_crate() {
     let buf: prodkit::bufpool::PooledBuf<'_> = pool.get(10);
     assert!(buf.capacity() >= 10);
 }
+
+#[cfg(feature = "jsonfast")]
+#[test]
+fn jsonfast_is_the_whole_crate() {
+    let mut decoder: prodkit_jsonfast::Decoder = prodkit::jsonfast::Decoder::default();
+    let v: Vec<u8> = decoder.decode(b"[1]").expect("decodes");
+    assert_eq!(v, [1]);
+}

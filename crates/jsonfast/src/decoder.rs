@@ -1,0 +1,387 @@
+//! The reusable decoder: simd-json's working memory, the padded input copy
+//! and the tape, kept from one decode to the next.
+
+use std::io::Read;
+
+use serde::de::{Deserialize, DeserializeOwned};
+use simd_json::{Buffers, Deserializer, ErrorType, INPUT_PADDING, Node, Tape};
+
+use crate::error::{Error, ErrorKind, Location};
+use crate::limits::Limits;
+use crate::{LimitsError, Validate};
+
+/// A JSON decoder that reuses all of its memory: simd-json's buffers, the
+/// padded copy of the input that the parser works in, and the tape it
+/// builds. After a few documents of a kind, a decode allocates only what
+/// the decoded value owns. `Send`, so it can move between threads; one
+/// per thread, or [`with_decoder`](crate::with_decoder)'s.
+///
+/// ```
+/// use prodkit_jsonfast::Decoder;
+///
+/// #[derive(serde::Deserialize, Debug, PartialEq)]
+/// struct Point { x: f64, y: f64 }
+///
+/// let mut decoder = Decoder::default();
+/// for _ in 0..3 {
+///     let p: Point = decoder.decode(br#"{"x": 1.5, "y": -2}"#)?;
+///     assert_eq!(p, Point { x: 1.5, y: -2.0 });
+/// }
+/// # Ok::<(), prodkit_jsonfast::Error>(())
+/// ```
+pub struct Decoder {
+    limits: Limits,
+    parser: Parser,
+    /// A document read from a reader, or an NDJSON record.
+    pub(crate) raw: Vec<u8>,
+}
+
+/// simd-json's state, apart from the limits and the raw input.
+struct Parser {
+    buffers: Buffers,
+    /// The padded copy of the input the parser works in (it unescapes
+    /// strings in place).
+    input: Vec<u8>,
+    /// Empty between decodes; `None` only while one runs.
+    tape: Option<Tape<'static>>,
+}
+
+impl Default for Decoder {
+    /// A decoder with the default [`Limits`].
+    fn default() -> Decoder {
+        Decoder::new(Limits::default()).expect("the default limits are valid")
+    }
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decoder {
+    /// A decoder with `limits`, once they are valid.
+    ///
+    /// ```
+    /// use prodkit_jsonfast::{Decoder, Limits};
+    ///
+    /// let decoder = Decoder::new(Limits { max_input: 1 << 20, ..Limits::default() })?;
+    /// assert_eq!(decoder.limits().max_input, 1 << 20);
+    /// # Ok::<(), prodkit_jsonfast::LimitsError>(())
+    /// ```
+    pub fn new(limits: Limits) -> Result<Decoder, LimitsError> {
+        limits.validate()?;
+        Ok(Decoder {
+            parser: Parser {
+                buffers: Buffers::with_max_depth(0, limits.max_depth),
+                input: Vec::new(),
+                tape: None,
+            },
+            limits,
+            raw: Vec::new(),
+        })
+    }
+
+    /// The limits.
+    ///
+    /// ```
+    /// use prodkit_jsonfast::Decoder;
+    ///
+    /// assert_eq!(Decoder::default().limits().max_depth, 128);
+    /// ```
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Decodes one document into an owned `T`. A failure of the typed
+    /// decoding is decoded again to find the field's path (errors cost a
+    /// second pass; successes none).
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use prodkit_jsonfast::Decoder;
+    ///
+    /// let mut decoder = Decoder::default();
+    /// let m: HashMap<String, Vec<u32>> = decoder.decode(br#"{"a": [1, 2]}"#)?;
+    /// assert_eq!(m["a"], [1, 2]);
+    /// # Ok::<(), prodkit_jsonfast::Error>(())
+    /// ```
+    pub fn decode<T: DeserializeOwned>(&mut self, json: &[u8]) -> Result<T, Error> {
+        self.parser.decode(&self.limits, json)
+    }
+
+    /// Decodes one document and runs its [`Validate`] check, whose failure
+    /// reports as [`ErrorKind::Invalid`] with its path.
+    ///
+    /// ```
+    /// use prodkit_jsonfast::{Decoder, ErrorKind, Invalid, Validate};
+    ///
+    /// #[derive(serde::Deserialize, Debug)]
+    /// struct User { email: String }
+    ///
+    /// impl Validate for User {
+    ///     fn validate(&self) -> Result<(), Invalid> {
+    ///         if self.email.contains('@') { Ok(()) } else { Err(Invalid::at(".email", "not an address")) }
+    ///     }
+    /// }
+    ///
+    /// let err = Decoder::default().decode_valid::<User>(br#"{"email": "nobody"}"#).unwrap_err();
+    /// assert!(matches!(err.kind(), ErrorKind::Invalid(_)));
+    /// assert_eq!(err.to_string(), "not an address at .email");
+    /// ```
+    pub fn decode_valid<T: DeserializeOwned + Validate>(
+        &mut self,
+        json: &[u8],
+    ) -> Result<T, Error> {
+        let value: T = self.decode(json)?;
+        value.validate().map_err(Error::invalid)?;
+        Ok(value)
+    }
+
+    /// Reads a whole document from `reader`, at most `max_input` bytes
+    /// (one more is [`ErrorKind::TooLarge`], and nothing more is read), and
+    /// decodes it. The read buffer is kept for the next call.
+    ///
+    /// ```
+    /// use prodkit_jsonfast::{Decoder, ErrorKind, Limits};
+    ///
+    /// let mut decoder = Decoder::new(Limits { max_input: 8, ..Limits::default() })?;
+    /// let v: Vec<u8> = decoder.decode_reader(&b"[1, 2]"[..]).unwrap();
+    /// assert_eq!(v, [1, 2]);
+    /// let err = decoder.decode_reader::<Vec<u8>>(&b"[1, 2, 3, 4]"[..]).unwrap_err();
+    /// assert!(matches!(err.kind(), ErrorKind::TooLarge { limit: 8 }));
+    /// # Ok::<(), prodkit_jsonfast::LimitsError>(())
+    /// ```
+    pub fn decode_reader<T: DeserializeOwned>(&mut self, reader: impl Read) -> Result<T, Error> {
+        let limit = self.limits.max_input;
+        self.raw.clear();
+        reader
+            .take(limit as u64 + 1)
+            .read_to_end(&mut self.raw)
+            .map_err(|e| Error::new(ErrorKind::Io(e)))?;
+        if self.raw.len() > limit {
+            self.raw.clear();
+            return Err(Error::new(ErrorKind::TooLarge { limit }));
+        }
+        self.parser.decode(&self.limits, &self.raw)
+    }
+
+    /// Decodes a document that the caller keeps, so that `T` can borrow
+    /// from it (`&'a str` fields without escapes). The parser unescapes
+    /// strings in place: `json` is changed. Its errors have no path
+    /// (finding one would decode the original again, which is gone), and a
+    /// location with the byte offset but line 1 and the column counted
+    /// from the start (the input's lines are not known any more).
+    ///
+    /// ```
+    /// use prodkit_jsonfast::Decoder;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Msg<'a> { user: &'a str, text: String }
+    ///
+    /// let mut body = br#"{"user": "ada", "text": "line\nbreak"}"#.to_vec();
+    /// let mut decoder = Decoder::default();
+    /// let msg: Msg<'_> = decoder.decode_borrowed(&mut body)?;
+    /// assert_eq!((msg.user, msg.text.as_str()), ("ada", "line\nbreak"));
+    /// # Ok::<(), prodkit_jsonfast::Error>(())
+    /// ```
+    pub fn decode_borrowed<'a, T: Deserialize<'a>>(
+        &mut self,
+        json: &'a mut [u8],
+    ) -> Result<T, Error> {
+        let limits = &self.limits;
+        if json.len() > limits.max_input {
+            return Err(Error::new(ErrorKind::TooLarge {
+                limit: limits.max_input,
+            }));
+        }
+        let parser = &mut self.parser;
+        let mut tape: Tape<'a> = parser.tape.take().map_or_else(empty_tape, Tape::reset);
+        let len = json.len();
+        let out = match simd_json::fill_tape(json, &mut parser.buffers, &mut tape) {
+            Err(e) => Err(parse_error(&e, limits)),
+            Ok(()) => match check_lengths(&tape, limits) {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    let mut de = Deserializer::from_tape(tape);
+                    let out = T::deserialize(&mut de).map_err(|e| data_error(&e));
+                    tape = de.into_tape();
+                    out
+                }
+            },
+        };
+        parser.tape = Some(tape.reset());
+        out.map_err(|(e, offset)| match offset {
+            Some(at) => e.at(Location::of_len(len, at)),
+            None => e,
+        })
+    }
+}
+
+/// An error, and the byte offset where the parser found it.
+type Located = (Error, Option<usize>);
+
+fn empty_tape<'a>() -> Tape<'a> {
+    Tape::null().reset()
+}
+
+impl Parser {
+    fn decode<T: DeserializeOwned>(&mut self, limits: &Limits, json: &[u8]) -> Result<T, Error> {
+        match self.run(limits, json, |de| {
+            T::deserialize(de).map_err(|e| data_error(&e))
+        }) {
+            Ok(value) => Ok(value),
+            Err((e, Some(offset))) => Err(e.at(Location::of(json, offset))),
+            Err((e, None)) if matches!(e.kind(), ErrorKind::Data(_)) => {
+                Err(self.with_path::<T>(limits, json).unwrap_or(e))
+            }
+            Err((e, None)) => Err(e),
+        }
+    }
+
+    /// Decodes `json` again with serde_path_to_error, for the path of the
+    /// error the first decode met.
+    #[cold]
+    fn with_path<T: DeserializeOwned>(&mut self, limits: &Limits, json: &[u8]) -> Option<Error> {
+        let again = self.run(limits, json, |de| {
+            serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+                let path = e.path().to_string();
+                let (err, offset) = data_error(e.inner());
+                (err.with_path(path), offset)
+            })
+        });
+        again.err().map(|(e, _)| e)
+    }
+
+    /// Parses `json` into the tape and runs `decode` on it.
+    fn run<T>(
+        &mut self,
+        limits: &Limits,
+        json: &[u8],
+        decode: impl for<'de> FnOnce(&mut Deserializer<'de>) -> Result<T, Located>,
+    ) -> Result<T, Located> {
+        if json.len() > limits.max_input {
+            return Err((
+                Error::new(ErrorKind::TooLarge {
+                    limit: limits.max_input,
+                }),
+                None,
+            ));
+        }
+        let len = json.len();
+        self.input.clear();
+        self.input.reserve(len + INPUT_PADDING);
+        self.input.extend_from_slice(json);
+        self.input.resize(len + INPUT_PADDING, b' ');
+        let mut tape = self.tape.take().map_or_else(empty_tape, Tape::reset);
+        let out =
+            match simd_json::fill_tape_padded(&mut self.input, len, &mut self.buffers, &mut tape) {
+                Err(e) => Err(parse_error(&e, limits)),
+                Ok(()) => match check_lengths(&tape, limits) {
+                    Err(e) => Err(e),
+                    Ok(()) => {
+                        let mut de = Deserializer::from_tape(tape);
+                        let out = decode(&mut de);
+                        tape = de.into_tape();
+                        out
+                    }
+                },
+            };
+        self.tape = Some(tape.reset());
+        out
+    }
+}
+
+/// Checks `max_string` and `max_collection` over the tape, when an input
+/// within `max_input` could breach them.
+fn check_lengths(tape: &Tape<'_>, limits: &Limits) -> Result<(), Located> {
+    if !limits.checks_lengths() {
+        return Ok(());
+    }
+    for node in &tape.0 {
+        match node {
+            Node::String(s) if s.len() > limits.max_string => {
+                return Err((
+                    Error::new(ErrorKind::StringTooLong {
+                        limit: limits.max_string,
+                    }),
+                    None,
+                ));
+            }
+            Node::Array { len, .. } | Node::Object { len, .. } if *len > limits.max_collection => {
+                return Err((
+                    Error::new(ErrorKind::CollectionTooLong {
+                        limit: limits.max_collection,
+                    }),
+                    None,
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// An error of the parser (stage 1 or 2), at its byte offset.
+fn parse_error(e: &simd_json::Error, limits: &Limits) -> Located {
+    let kind = match e.error() {
+        ErrorType::DepthLimitExceeded => ErrorKind::TooDeep {
+            limit: limits.max_depth,
+        },
+        ErrorType::InputTooLarge => ErrorKind::TooLarge {
+            limit: limits.max_input,
+        },
+        other => ErrorKind::Syntax(describe(other)),
+    };
+    (Error::new(kind), Some(e.index()))
+}
+
+/// An error of the typed decoding: no byte offset (the tape keeps none).
+fn data_error(e: &simd_json::Error) -> Located {
+    let what = match e.error() {
+        ErrorType::Serde(msg) => msg.clone(),
+        other => describe(other),
+    };
+    (Error::new(ErrorKind::Data(what)), None)
+}
+
+/// simd-json's error types, in words.
+fn describe(e: &ErrorType) -> String {
+    let s = match e {
+        ErrorType::InvalidUnicodeCodepoint => "invalid unicode code point (a lone surrogate)",
+        ErrorType::InvalidUtf8 => "invalid UTF-8",
+        ErrorType::InvalidEscape => "invalid escape",
+        ErrorType::InvalidUnicodeEscape => "invalid \\u escape",
+        ErrorType::InvalidNumber | ErrorType::InvalidExponent => "invalid number",
+        ErrorType::UnterminatedString => "unterminated string",
+        ErrorType::TrailingData => "data after the document",
+        ErrorType::Eof => "unexpected end of input",
+        ErrorType::ExpectedObjectColon => "expected `:`",
+        ErrorType::ExpectedArrayComma | ErrorType::ExpectedMapComma => "expected `,`",
+        ErrorType::ExpectedMapEnd => "expected `}`",
+        ErrorType::KeyMustBeAString | ErrorType::ExpectedObjectKey | ErrorType::BadKeyType => {
+            "expected a string key"
+        }
+        ErrorType::ExpectedUnsigned => "expected an unsigned integer that fits the field's type",
+        ErrorType::ExpectedSigned => "expected an integer that fits the field's type",
+        ErrorType::ExpectedInteger => "expected an integer",
+        ErrorType::ExpectedFloat | ErrorType::ExpectedNumber => "expected a number",
+        ErrorType::ExpectedString => "expected a string",
+        ErrorType::ExpectedBoolean => "expected a boolean",
+        ErrorType::ExpectedNull => "expected null",
+        ErrorType::ExpectedArray => "expected an array",
+        ErrorType::ExpectedMap => "expected an object",
+        ErrorType::ExpectedEnum => "expected an enum",
+        ErrorType::Unexpected(expected, found) => {
+            return format!(
+                "expected {}, found {}",
+                expected.map_or("a value".to_string(), |t| format!("{t:?}").to_lowercase()),
+                found.map_or("nothing".to_string(), |t| format!("{t:?}").to_lowercase())
+            );
+        }
+        _ => "unexpected character",
+    };
+    s.to_string()
+}

@@ -1,0 +1,272 @@
+//! Decoding errors, with where they happened.
+
+use std::fmt;
+use std::io;
+
+/// A failed decode: what went wrong, where in the input, and in which field.
+///
+/// ```
+/// use prodkit_jsonfast::{Decoder, ErrorKind};
+///
+/// #[derive(serde::Deserialize, Debug)]
+/// struct User { id: u32, email: String }
+///
+/// let mut decoder = Decoder::default();
+/// let err = decoder
+///     .decode::<Vec<User>>(br#"[{"id": 1, "email": "a@b"}, {"id": "2", "email": "c@d"}]"#)
+///     .unwrap_err();
+/// assert!(matches!(err.kind(), ErrorKind::Data(_)));
+/// assert_eq!(err.path(), Some("[1].id"));
+/// assert_eq!(
+///     err.to_string(),
+///     "expected an unsigned integer that fits the field's type at [1].id"
+/// );
+/// ```
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    at: Option<Location>,
+    path: Option<String>,
+    record: Option<u64>,
+}
+
+/// Where in the input an error was found.
+///
+/// ```
+/// use prodkit_jsonfast::Decoder;
+///
+/// let err = Decoder::default().decode::<Vec<u32>>(b"[1,\n 2,, 3]").unwrap_err();
+/// let at = err.location().unwrap();
+/// assert_eq!((at.offset, at.line, at.column), (7, 2, 4));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Location {
+    /// Bytes from the start of the document (of the record, in NDJSON).
+    pub offset: usize,
+    /// Line, from 1.
+    pub line: usize,
+    /// Column in bytes, from 1.
+    pub column: usize,
+}
+
+impl Location {
+    /// Byte `offset` of an input of `len` bytes whose lines are unknown (it
+    /// was changed by the parser): line 1, column from the start.
+    pub(crate) fn of_len(len: usize, offset: usize) -> Location {
+        let offset = offset.min(len);
+        Location {
+            offset,
+            line: 1,
+            column: offset + 1,
+        }
+    }
+
+    /// The location of byte `offset` of `input`.
+    pub(crate) fn of(input: &[u8], offset: usize) -> Location {
+        let offset = offset.min(input.len());
+        let before = &input[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at + 1);
+        Location {
+            offset,
+            line,
+            column: offset - start + 1,
+        }
+    }
+}
+
+/// What went wrong.
+///
+/// ```
+/// use prodkit_jsonfast::{Decoder, ErrorKind, Limits};
+///
+/// let mut decoder = Decoder::new(Limits { max_depth: 2, ..Limits::default() })?;
+/// let err = decoder.decode::<serde::de::IgnoredAny>(b"[[[1]]]").unwrap_err();
+/// assert!(matches!(err.kind(), ErrorKind::TooDeep { limit: 2 }));
+/// # Ok::<(), prodkit_jsonfast::LimitsError>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The document (or record) is larger than `max_input`.
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// Arrays and objects nest deeper than `max_depth`.
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// A string is longer than `max_string`.
+    StringTooLong {
+        /// The limit.
+        limit: usize,
+    },
+    /// An array or object has more than `max_collection` elements.
+    CollectionTooLong {
+        /// The limit.
+        limit: usize,
+    },
+    /// The input is not JSON (invalid UTF-8 and lone surrogates included).
+    Syntax(String),
+    /// The JSON does not fit the target type: a wrong type, a missing or
+    /// duplicate field, a number out of the type's range.
+    Data(String),
+    /// The decoded value failed its [`Validate`](crate::Validate) check.
+    Invalid(String),
+    /// Reading the input failed.
+    Io(io::Error),
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind) -> Error {
+        Error {
+            kind,
+            at: None,
+            path: None,
+            record: None,
+        }
+    }
+
+    pub(crate) fn at(mut self, at: Location) -> Error {
+        self.at = Some(at);
+        self
+    }
+
+    /// `path` as serde_path_to_error writes it (`users[3].email`, `.` at
+    /// the top), written `.users[3].email`.
+    pub(crate) fn with_path(mut self, path: String) -> Error {
+        if !path.is_empty() && path != "." {
+            self.path = Some(if path.starts_with('[') {
+                path
+            } else {
+                format!(".{path}")
+            });
+        }
+        self
+    }
+
+    /// A [`Validate`](crate::Validate) failure.
+    pub(crate) fn invalid(invalid: crate::Invalid) -> Error {
+        let mut e = Error::new(ErrorKind::Invalid(invalid.message));
+        e.path = invalid.path;
+        e
+    }
+
+    pub(crate) fn in_record(mut self, line: u64) -> Error {
+        self.record = Some(line);
+        self
+    }
+
+    /// What went wrong.
+    ///
+    /// ```
+    /// use prodkit_jsonfast::{Decoder, ErrorKind};
+    ///
+    /// let err = Decoder::default().decode::<u8>(b"300").unwrap_err();
+    /// assert!(matches!(err.kind(), ErrorKind::Data(_)));
+    /// ```
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// Where in the input, when the parser knows: syntax errors and limits
+    /// met while parsing. Errors of the typed decoding have a
+    /// [`path`](Self::path) instead.
+    ///
+    /// ```
+    /// use prodkit_jsonfast::Decoder;
+    ///
+    /// let err = Decoder::default().decode::<Vec<u8>>(b"[1 2]").unwrap_err();
+    /// assert_eq!(err.location().unwrap().line, 1);
+    /// ```
+    pub fn location(&self) -> Option<Location> {
+        self.at
+    }
+
+    /// The field being decoded, as `.users[3].email` (`[3]` an array
+    /// index, `.name` an object member); `None` at the top level or for
+    /// syntax errors.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use prodkit_jsonfast::Decoder;
+    ///
+    /// let err = Decoder::default()
+    ///     .decode::<BTreeMap<String, Vec<u8>>>(br#"{"a": [1, 2, -3]}"#)
+    ///     .unwrap_err();
+    /// assert_eq!(err.path(), Some(".a[2]"));
+    /// ```
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    /// The NDJSON line of the record, from 1; `None` for a single document.
+    ///
+    /// ```
+    /// use prodkit_jsonfast::Decoder;
+    ///
+    /// let mut decoder = Decoder::default();
+    /// let mut lines = decoder.ndjson::<u8, _>(&b"1\nx\n3\n"[..]);
+    /// assert_eq!(lines.next().unwrap().unwrap(), 1);
+    /// assert_eq!(lines.next().unwrap().unwrap_err().record(), Some(2));
+    /// assert_eq!(lines.next().unwrap().unwrap(), 3);
+    /// ```
+    pub fn record(&self) -> Option<u64> {
+        self.record
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::TooLarge { limit } => {
+                write!(f, "input larger than max_input ({limit} bytes)")
+            }
+            ErrorKind::TooDeep { limit } => write!(f, "nesting deeper than max_depth ({limit})"),
+            ErrorKind::StringTooLong { limit } => {
+                write!(f, "string longer than max_string ({limit} bytes)")
+            }
+            ErrorKind::CollectionTooLong { limit } => {
+                write!(f, "array or object longer than max_collection ({limit})")
+            }
+            ErrorKind::Syntax(what) => write!(f, "invalid JSON: {what}"),
+            ErrorKind::Data(what) | ErrorKind::Invalid(what) => f.write_str(what),
+            ErrorKind::Io(e) => write!(f, "reading the input: {e}"),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if let Some(line) = self.record {
+            write!(f, " in record on line {line}")?;
+        }
+        if let Some(at) = self.at {
+            write!(
+                f,
+                " at line {} column {} (byte {})",
+                at.line, at.column, at.offset
+            )?;
+        }
+        if let Some(path) = &self.path {
+            write!(f, " at {path}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ErrorKind::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}

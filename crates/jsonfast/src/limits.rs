@@ -1,0 +1,126 @@
+//! What a decoder accepts at most: every limit a hostile input could push.
+
+use std::fmt;
+
+/// Limits on what a [`Decoder`](crate::Decoder) accepts. A breach is a
+/// typed error ([`ErrorKind`](crate::ErrorKind)), never a stack overflow or
+/// an allocation the limits do not bound.
+///
+/// ```
+/// use prodkit_jsonfast::Limits;
+///
+/// let limits = Limits { max_depth: 32, ..Limits::default() };
+/// limits.validate()?;
+/// assert_eq!(Limits::default().max_depth, 128);
+/// # Ok::<(), prodkit_jsonfast::LimitsError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of one document (or one NDJSON record), at most: 64 MiB. Also
+    /// bounds what the decoder's reusable buffers grow to.
+    pub max_input: usize,
+    /// Nesting of arrays and objects, at most: 128, as serde_json. Checked
+    /// while parsing, so the typed decoding that follows never recurses
+    /// deeper either.
+    pub max_depth: usize,
+    /// Bytes of one string (after unescaping), at most: no limit beyond
+    /// `max_input` by default.
+    pub max_string: usize,
+    /// Elements of one array or members of one object, at most: no limit
+    /// beyond what `max_input` allows by default.
+    pub max_collection: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_input: 64 << 20,
+            max_depth: 128,
+            max_string: usize::MAX,
+            max_collection: usize::MAX,
+        }
+    }
+}
+
+/// The largest `max_input`: simd-json indexes its input with 32 bits.
+pub const MAX_INPUT_LIMIT: usize = u32::MAX as usize - 64;
+
+impl Limits {
+    /// Checks that every limit is usable: all above 0, `max_input` within
+    /// [`MAX_INPUT_LIMIT`].
+    ///
+    /// ```
+    /// use prodkit_jsonfast::Limits;
+    ///
+    /// let e = Limits { max_depth: 0, ..Limits::default() }.validate().unwrap_err();
+    /// assert_eq!(e.field(), "max_depth");
+    /// assert_eq!(e.to_string(), "max_depth is 0: nothing could be decoded");
+    /// ```
+    pub fn validate(&self) -> Result<(), LimitsError> {
+        for (field, n) in [
+            ("max_input", self.max_input),
+            ("max_depth", self.max_depth),
+            ("max_string", self.max_string),
+            ("max_collection", self.max_collection),
+        ] {
+            if n == 0 {
+                return Err(LimitsError {
+                    field,
+                    reason: format!("{field} is 0: nothing could be decoded"),
+                });
+            }
+        }
+        if self.max_input > MAX_INPUT_LIMIT {
+            return Err(LimitsError {
+                field: "max_input",
+                reason: format!(
+                    "max_input ({}) is above {MAX_INPUT_LIMIT}: simd-json indexes its input with 32 bits",
+                    self.max_input
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a string or collection limit can be breached by an input
+    /// within `max_input` (else the decoder skips checking them).
+    pub(crate) fn checks_lengths(&self) -> bool {
+        self.max_string < self.max_input || self.max_collection < self.max_input / 2 + 1
+    }
+}
+
+/// A [`Limits`] value that cannot be used: which field, and why.
+///
+/// ```
+/// use prodkit_jsonfast::Limits;
+///
+/// let e = Limits { max_input: usize::MAX, ..Limits::default() }.validate().unwrap_err();
+/// assert_eq!(e.field(), "max_input");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitsError {
+    field: &'static str,
+    reason: String,
+}
+
+impl LimitsError {
+    /// The field at fault.
+    ///
+    /// ```
+    /// use prodkit_jsonfast::Limits;
+    ///
+    /// let e = Limits { max_string: 0, ..Limits::default() }.validate().unwrap_err();
+    /// assert_eq!(e.field(), "max_string");
+    /// ```
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+}
+
+impl fmt::Display for LimitsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for LimitsError {}

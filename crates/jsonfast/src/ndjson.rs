@@ -1,0 +1,156 @@
+//! NDJSON (JSON Lines): one record per line, each decoded on its own.
+
+use std::io::{self, BufRead};
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+
+use crate::Decoder;
+use crate::error::{Error, ErrorKind};
+
+/// The records of an NDJSON stream, decoded one by one: a bad line (bad
+/// JSON, the wrong shape, longer than `max_input`) yields an error with its
+/// line number, and the stream goes on with the next line. Blank lines are
+/// skipped; a `\r` before the `\n` is dropped. An I/O error ends the
+/// stream after it is yielded. Made by [`Decoder::ndjson`].
+///
+/// ```
+/// use prodkit_jsonfast::Decoder;
+///
+/// #[derive(serde::Deserialize, Debug)]
+/// struct Event { id: u64 }
+///
+/// let input = b"{\"id\": 1}\n\n{\"id\": \"two\"}\r\n{\"id\": 3}";
+/// let mut decoder = Decoder::default();
+/// let results: Vec<_> = decoder.ndjson::<Event, _>(&input[..]).collect();
+/// assert_eq!(results.len(), 3);
+/// assert_eq!(results[0].as_ref().unwrap().id, 1);
+/// assert_eq!(results[1].as_ref().unwrap_err().record(), Some(3));
+/// assert_eq!(results[2].as_ref().unwrap().id, 3);
+/// ```
+pub struct NdJson<'d, T, R> {
+    decoder: &'d mut Decoder,
+    reader: R,
+    line: u64,
+    done: bool,
+    _records: PhantomData<fn() -> T>,
+}
+
+impl<T, R> std::fmt::Debug for NdJson<'_, T, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NdJson")
+            .field("line", &self.line)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decoder {
+    /// The records of the NDJSON stream `reader`, each at most `max_input`
+    /// bytes; see [`NdJson`].
+    ///
+    /// ```
+    /// use prodkit_jsonfast::Decoder;
+    ///
+    /// let mut decoder = Decoder::default();
+    /// let sum: u64 = decoder.ndjson::<u64, _>(&b"1\n2\n3\n"[..]).map(|r| r.unwrap()).sum();
+    /// assert_eq!(sum, 6);
+    /// ```
+    pub fn ndjson<T: DeserializeOwned, R: BufRead>(&mut self, reader: R) -> NdJson<'_, T, R> {
+        NdJson {
+            decoder: self,
+            reader,
+            line: 0,
+            done: false,
+            _records: PhantomData,
+        }
+    }
+}
+
+/// What reading a line gave.
+enum Line {
+    Eof,
+    Read,
+    TooLong,
+}
+
+/// Reads up to the next `\n` into `out` (without it), keeping at most
+/// `limit` bytes: a longer line is read to its end and dropped.
+fn read_line(reader: &mut impl BufRead, out: &mut Vec<u8>, limit: usize) -> io::Result<Line> {
+    let (mut any, mut too_long) = (false, false);
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(match (any, too_long) {
+                (false, _) => Line::Eof,
+                (true, false) => Line::Read,
+                (true, true) => Line::TooLong,
+            });
+        }
+        any = true;
+        let (chunk, used, end) = match buf.iter().position(|&b| b == b'\n') {
+            Some(at) => (&buf[..at], at + 1, true),
+            None => (buf, buf.len(), false),
+        };
+        if !too_long {
+            if out.len() + chunk.len() > limit {
+                too_long = true;
+                out.clear();
+            } else {
+                out.extend_from_slice(chunk);
+            }
+        }
+        reader.consume(used);
+        if end {
+            return Ok(if too_long { Line::TooLong } else { Line::Read });
+        }
+    }
+}
+
+impl<T: DeserializeOwned, R: BufRead> Iterator for NdJson<'_, T, R> {
+    type Item = Result<T, Error>;
+
+    fn next(&mut self) -> Option<Result<T, Error>> {
+        while !self.done {
+            self.line += 1;
+            let line = self.line;
+            let limit = self.decoder.limits().max_input;
+            let mut raw = std::mem::take(&mut self.decoder.raw);
+            raw.clear();
+            let read = read_line(&mut self.reader, &mut raw, limit);
+            let out = match read {
+                Err(e) => {
+                    self.done = true;
+                    Some(Err(Error::new(ErrorKind::Io(e)).in_record(line)))
+                }
+                Ok(Line::Eof) => {
+                    self.done = true;
+                    None
+                }
+                Ok(Line::TooLong) => Some(Err(
+                    Error::new(ErrorKind::TooLarge { limit }).in_record(line)
+                )),
+                Ok(Line::Read) => {
+                    let record = match raw.last() {
+                        Some(b'\r') => &raw[..raw.len() - 1],
+                        _ => &raw[..],
+                    };
+                    if record.iter().all(u8::is_ascii_whitespace) {
+                        None
+                    } else {
+                        Some(self.decoder.decode(record).map_err(|e| e.in_record(line)))
+                    }
+                }
+            };
+            self.decoder.raw = raw;
+            if out.is_some() {
+                return out;
+            }
+        }
+        None
+    }
+}

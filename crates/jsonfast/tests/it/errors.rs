@@ -1,0 +1,106 @@
+//! Errors say where: byte offset, line and column for what the parser
+//! finds, the field's path for what the typed decoding finds.
+
+use std::collections::BTreeMap;
+
+use prodkit_jsonfast::{Decoder, ErrorKind, Invalid, Validate};
+use serde::Deserialize;
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "only decoded")]
+struct User {
+    id: u64,
+    email: String,
+}
+
+#[derive(Deserialize, Debug)]
+#[allow(dead_code, reason = "only decoded")]
+struct Users {
+    users: Vec<User>,
+}
+
+#[test]
+fn a_syntax_error_has_its_line_column_and_offset() {
+    let doc = b"{\n  \"users\": [\n    {\"id\": 1 \"email\": \"x\"}\n  ]\n}";
+    let err = Decoder::default().decode::<Users>(doc).unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Syntax(_)), "{err}");
+    let at = err.location().expect("a parser error has a location");
+    assert_eq!(at.line, 3);
+    // The `"` of "email", where a `,` or `}` was expected.
+    assert_eq!(&doc[at.offset..at.offset + 7], b"\"email\"");
+    assert_eq!(at.column, 14);
+}
+
+#[test]
+fn a_data_error_has_the_fields_path() {
+    let mut decoder = Decoder::default();
+    let doc = br#"{"users": [{"id": 1, "email": "a"}, {"id": 2, "email": "b"}, {"id": 3, "email": "c"}, {"id": 4, "email": 5}]}"#;
+    let err = decoder.decode::<Users>(doc).unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Data(_)), "{err}");
+    assert_eq!(err.path(), Some(".users[3].email"));
+    assert!(err.to_string().ends_with("at .users[3].email"), "{err}");
+    // serde-level errors too: a missing field, an unknown one, a
+    // duplicate key in a map.
+    let err = decoder
+        .decode::<Users>(br#"{"users": [{"id": 1}]}"#)
+        .unwrap_err();
+    assert!(err.to_string().contains("missing field `email`"), "{err}");
+    assert_eq!(err.path(), Some(".users[0]"));
+    let err = decoder
+        .decode::<Users>(br#"{"users": [{"id": 1, "email": "a", "admin": true}]}"#)
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown field `admin`"), "{err}");
+    assert_eq!(err.path(), Some(".users[0].admin"));
+    // The decoder goes on after errors.
+    let ok: Users = decoder
+        .decode(br#"{"users": [{"id": 9, "email": "z"}]}"#)
+        .expect("a good document after bad ones");
+    assert_eq!(ok.users[0].id, 9);
+}
+
+impl Validate for User {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.email.contains('@') {
+            Ok(())
+        } else {
+            Err(Invalid::at(".email", "not an address"))
+        }
+    }
+}
+
+#[test]
+fn a_validation_failure_reports_like_a_decoding_error() {
+    let mut decoder = Decoder::default();
+    let err = decoder
+        .decode_valid::<User>(br#"{"id": 1, "email": "nobody"}"#)
+        .unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Invalid(m) if m == "not an address"));
+    assert_eq!(err.path(), Some(".email"));
+    let ok = decoder
+        .decode_valid::<User>(br#"{"id": 1, "email": "a@b"}"#)
+        .expect("valid");
+    assert_eq!(ok.id, 1);
+}
+
+#[test]
+fn invalid_utf8_and_lone_surrogates_are_rejected_also_in_skipped_fields() {
+    // `extra` is not a field of `User`: serde skips it (IgnoredAny), and
+    // serde_json accepts the lone surrogate there.
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code, reason = "only decoded")]
+    struct Id {
+        id: u64,
+    }
+    let mut decoder = Decoder::default();
+    let surrogate = br#"{"id": 1, "extra": "\ud800"}"#;
+    assert!(serde_json::from_slice::<Id>(surrogate).is_ok());
+    let err = decoder.decode::<Id>(surrogate).unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Syntax(_)), "{err}");
+    let mut bad_utf8 = br#"{"id": 1, "extra": "xx"}"#.to_vec();
+    bad_utf8[20] = 0xff;
+    let err = decoder.decode::<Id>(&bad_utf8).unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Syntax(_)), "{err}");
+    let map: BTreeMap<String, u8> = decoder.decode(br#"{"a": 1}"#).expect("fine");
+    assert_eq!(map["a"], 1);
+}

@@ -1,0 +1,122 @@
+//! Every limit is a typed error, and the decoder goes on after it.
+
+use prodkit_jsonfast::{Decoder, ErrorKind, Limits};
+use serde::de::IgnoredAny;
+
+/// Whether an error is the one expected.
+type IsKind = fn(&ErrorKind) -> bool;
+
+fn decoder(limits: Limits) -> Decoder {
+    Decoder::new(limits).expect("valid limits")
+}
+
+#[test]
+fn each_limit_is_a_typed_error_and_the_decoder_goes_on() {
+    let mut d = decoder(Limits {
+        max_input: 64,
+        max_depth: 3,
+        max_string: 5,
+        max_collection: 4,
+    });
+    let cases: [(&[u8], IsKind); 5] = [
+        (&[b' '; 65], |k| {
+            matches!(k, ErrorKind::TooLarge { limit: 64 })
+        }),
+        (b"[[[[1]]]]", |k| {
+            matches!(k, ErrorKind::TooDeep { limit: 3 })
+        }),
+        (br#"["abcdef"]"#, |k| {
+            matches!(k, ErrorKind::StringTooLong { limit: 5 })
+        }),
+        (br#"{"abcdef": 1}"#, |k| {
+            matches!(k, ErrorKind::StringTooLong { limit: 5 })
+        }),
+        (b"[1, 2, 3, 4, 5]", |k| {
+            matches!(k, ErrorKind::CollectionTooLong { limit: 4 })
+        }),
+    ];
+    for (doc, is) in cases {
+        let err = d.decode::<IgnoredAny>(doc).unwrap_err();
+        assert!(is(err.kind()), "{}: {err}", String::from_utf8_lossy(doc));
+        d.decode::<IgnoredAny>(b"[[1], [2], 3]")
+            .expect("the decoder goes on");
+    }
+    // At each limit exactly: accepted.
+    d.decode::<IgnoredAny>(br#"[[["abcde"]], 2, 3, 4]"#)
+        .expect("every limit met exactly");
+    // Escapes count after unescaping: 5 bytes.
+    d.decode::<IgnoredAny>(br#"["\n\n\n\n\n"]"#)
+        .expect("5 bytes");
+}
+
+#[test]
+fn a_reader_is_read_up_to_the_limit_and_no_further() {
+    struct Endless(u64);
+    impl std::io::Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            buf.fill(b' ');
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+    }
+    let mut d = decoder(Limits {
+        max_input: 1 << 16,
+        ..Limits::default()
+    });
+    let mut endless = Endless(0);
+    let err = d.decode_reader::<IgnoredAny>(&mut endless).unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::TooLarge { limit: 65536 }));
+    assert!(endless.0 <= (1 << 16) + 8192, "read {} bytes", endless.0);
+    let v: Vec<u8> = d.decode_reader(&b"[7]"[..]).expect("then a small one");
+    assert_eq!(v, [7]);
+}
+
+#[test]
+fn invalid_limits_are_refused() {
+    for limits in [
+        Limits {
+            max_input: 0,
+            ..Limits::default()
+        },
+        Limits {
+            max_depth: 0,
+            ..Limits::default()
+        },
+        Limits {
+            max_string: 0,
+            ..Limits::default()
+        },
+        Limits {
+            max_collection: 0,
+            ..Limits::default()
+        },
+        Limits {
+            max_input: usize::MAX,
+            ..Limits::default()
+        },
+    ] {
+        assert!(Decoder::new(limits).is_err());
+    }
+}
+
+#[test]
+fn a_decoder_is_send_and_borrowed_decoding_borrows() {
+    fn send<T: Send>(_: &T) {}
+    let mut d = Decoder::default();
+    send(&d);
+    #[derive(serde::Deserialize)]
+    struct Msg<'a> {
+        user: &'a str,
+    }
+    let mut body = br#"{"user": "ada"}"#.to_vec();
+    let start = body.as_ptr() as usize;
+    let msg: Msg<'_> = d.decode_borrowed(&mut body).expect("decodes");
+    let at = msg.user.as_ptr() as usize;
+    assert!(
+        at > start && at < start + 15,
+        "the str points into the body"
+    );
+    let mut bad = b"[1,,2]".to_vec();
+    let err = d.decode_borrowed::<Vec<u8>>(&mut bad).unwrap_err();
+    assert_eq!(err.location().map(|l| l.offset), Some(3));
+}

@@ -1,0 +1,73 @@
+//! NDJSON: a bad line is an error with its line number, and the stream
+//! goes on.
+
+use prodkit_jsonfast::{Decoder, ErrorKind, Limits};
+
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct Rec {
+    id: u32,
+}
+
+#[test]
+fn bad_lines_are_errors_with_their_number_and_the_stream_goes_on() {
+    let long = format!("{{\"id\": 5, \"pad\": \"{}\"}}", "x".repeat(200));
+    let input = format!(
+        "{{\"id\": 1}}\n\nnot json\n{{\"id\": \"3\"}}\r\n{long}\n{{\"id\": 6}}\n{{\"id\": 7}}"
+    );
+    let mut d = Decoder::new(Limits {
+        max_input: 100,
+        ..Limits::default()
+    })
+    .expect("valid");
+    let got: Vec<_> = d.ndjson::<Rec, _>(input.as_bytes()).collect();
+    let summary: Vec<Result<u32, (u64, String)>> = got
+        .into_iter()
+        .map(|r| {
+            r.map(|rec| rec.id).map_err(|e| {
+                let kind = match e.kind() {
+                    ErrorKind::Syntax(_) => "syntax",
+                    ErrorKind::Data(_) => "data",
+                    ErrorKind::TooLarge { .. } => "too large",
+                    _ => "other",
+                };
+                (e.record().expect("a record's line"), kind.to_string())
+            })
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            Ok(1),
+            Err((3, "syntax".into())),
+            Err((4, "data".into())),
+            Err((5, "too large".into())),
+            Ok(6),
+            Ok(7),
+        ]
+    );
+}
+
+#[test]
+fn an_io_error_is_yielded_once_and_ends_the_stream() {
+    struct Failing(bool);
+    impl std::io::Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 {
+                return Err(std::io::Error::other("cut"));
+            }
+            self.0 = true;
+            buf[..10].copy_from_slice(b"{\"id\": 1}\n");
+            Ok(10)
+        }
+    }
+    let mut d = Decoder::default();
+    let got: Vec<_> = d
+        .ndjson::<Rec, _>(std::io::BufReader::new(Failing(false)))
+        .collect();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].as_ref().unwrap(), &Rec { id: 1 });
+    assert!(matches!(
+        got[1].as_ref().unwrap_err().kind(),
+        ErrorKind::Io(_)
+    ));
+}

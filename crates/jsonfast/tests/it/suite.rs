@@ -1,0 +1,94 @@
+//! JSONTestSuite's `test_parsing` files, and nesting a parser must survive.
+
+use serde::de::IgnoredAny;
+
+use prodkit_jsonfast::{Decoder, ErrorKind};
+
+use crate::data;
+
+#[test]
+fn json_test_suite_accepts_every_y_rejects_every_n_and_survives_every_i() {
+    let Some(dir) = data("json/JSONTestSuite-test_parsing") else {
+        return;
+    };
+    let mut decoder = Decoder::default();
+    let (mut wrong, mut counted) = (Vec::new(), [0; 3]);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the suite folder is readable")
+        .map(|e| e.expect("an entry").path())
+        .collect();
+    files.sort();
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&path).expect("a suite file is readable");
+        let ok = decoder.decode::<IgnoredAny>(&bytes).is_ok();
+        match name.as_bytes()[0] {
+            b'y' => {
+                counted[0] += 1;
+                if !ok {
+                    wrong.push(format!("{name}: rejected"));
+                }
+            }
+            b'n' => {
+                counted[1] += 1;
+                if ok {
+                    wrong.push(format!("{name}: accepted"));
+                }
+            }
+            _ => counted[2] += 1,
+        }
+    }
+    assert!(counted[0] > 90 && counted[1] > 180, "{counted:?}");
+    assert!(wrong.is_empty(), "{} wrong: {wrong:#?}", wrong.len());
+}
+
+#[test]
+fn nesting_100_000_deep_is_the_depth_error() {
+    let mut decoder = Decoder::default();
+    for open in [b'[', b'{'] {
+        let deep: Vec<u8> = if open == b'[' {
+            vec![b'['; 100_000]
+        } else {
+            b"{\"a\":".repeat(100_000)
+        };
+        let err = decoder.decode::<IgnoredAny>(&deep).unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::TooDeep { limit: 128 }),
+            "{err}"
+        );
+    }
+}
+
+/// A value as deep as it comes: what a recursive typed decoding does.
+#[derive(serde::Deserialize, Debug)]
+#[allow(dead_code, reason = "only decoded")]
+struct Nest(Vec<Nest>);
+
+#[test]
+fn the_deepest_accepted_document_decodes_on_a_256_kib_stack() {
+    // 128 levels (the default limit) into a recursive type and into
+    // IgnoredAny, on a thread with a 256 KiB stack; 129 levels, and
+    // 100,000, are the depth error there too.
+    let worker = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(|| {
+            let mut decoder = Decoder::default();
+            let doc = |depth: usize| {
+                let mut d = "[".repeat(depth).into_bytes();
+                d.extend(std::iter::repeat_n(b']', depth));
+                d
+            };
+            decoder
+                .decode::<Nest>(&doc(128))
+                .expect("128 levels decode");
+            decoder
+                .decode::<IgnoredAny>(&doc(128))
+                .expect("128 levels decode");
+            for depth in [129, 100_000] {
+                let err = decoder.decode::<Nest>(&doc(depth)).unwrap_err();
+                assert!(matches!(err.kind(), ErrorKind::TooDeep { .. }), "{err}");
+            }
+        })
+        .expect("a thread starts");
+    worker.join().expect("no stack overflow, no panic");
+}
