@@ -233,7 +233,9 @@ impl Parser {
             T::deserialize(de).map_err(|e| data_error(&e))
         }) {
             Ok(value) => Ok(value),
-            Err((e, Some(offset))) => Err(e.at(Location::of(json, offset))),
+            Err((e, Some(offset))) => Err(e
+                .found(json.get(offset).copied())
+                .at(Location::of(json, offset))),
             Err((e, None)) if matches!(e.kind(), ErrorKind::Data(_)) => {
                 Err(self.with_path::<T>(limits, json).unwrap_or(e))
             }

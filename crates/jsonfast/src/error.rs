@@ -151,6 +151,20 @@ impl Error {
         self
     }
 
+    /// A syntax error's message with the byte found where it was met.
+    pub(crate) fn found(mut self, byte: Option<u8>) -> Error {
+        if let ErrorKind::Syntax(what) = &mut self.kind {
+            match byte {
+                Some(b) if b.is_ascii_graphic() => {
+                    what.push_str(&format!(", found `{}`", b as char))
+                }
+                Some(b) => what.push_str(&format!(", found byte 0x{b:02x}")),
+                None => what.push_str(", found the end of the input"),
+            }
+        }
+        self
+    }
+
     /// A [`Validate`](crate::Validate) failure.
     pub(crate) fn invalid(invalid: crate::Invalid) -> Error {
         let mut e = Error::new(ErrorKind::Invalid(invalid.message));

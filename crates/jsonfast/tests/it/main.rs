@@ -1,6 +1,9 @@
 //! Integration tests of prodkit-jsonfast, one binary (see the workspace
-//! style).
+//! style). Its global allocator counts each thread's allocations, for
+//! `alloc.rs`.
 
+mod alloc;
+mod differential;
 mod errors;
 mod limits;
 mod ndjson;
@@ -8,6 +11,9 @@ mod numbers;
 mod suite;
 
 use std::path::PathBuf;
+
+#[global_allocator]
+static COUNTING: alloc::Counting = alloc::Counting;
 
 /// The shared data folder: `$PRODKIT_DATA`, else `../shared/data` beside
 /// the workspace (DESIGN.md's data rule); `None` (and a line saying so)
