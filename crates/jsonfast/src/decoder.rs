@@ -74,14 +74,42 @@ impl Decoder {
     pub fn new(limits: Limits) -> Result<Decoder, LimitsError> {
         limits.validate()?;
         Ok(Decoder {
-            parser: Parser {
-                buffers: Buffers::with_max_depth(0, limits.max_depth),
-                input: Vec::new(),
-                tape: None,
-            },
+            parser: Parser::new(&limits),
             limits,
             raw: Vec::new(),
         })
+    }
+
+    /// Frees the memory kept for reuse; the next decode allocates it
+    /// again, as large as its document needs.
+    ///
+    /// ```
+    /// use prodkit_jsonfast::Decoder;
+    ///
+    /// let mut decoder = Decoder::default();
+    /// let big = format!("[{}]", vec!["1"; 100_000].join(","));
+    /// let _: Vec<u8> = decoder.decode(big.as_bytes())?;
+    /// assert!(decoder.kept_bytes() >= big.len());
+    /// decoder.shrink();
+    /// assert_eq!(decoder.kept_bytes(), 0);
+    /// # Ok::<(), prodkit_jsonfast::Error>(())
+    /// ```
+    pub fn shrink(&mut self) {
+        self.parser = Parser::new(&self.limits);
+        self.raw = Vec::new();
+    }
+
+    /// Bytes of input the decoder keeps room for: its copy of the input
+    /// and its read buffer (simd-json's own buffers are about as large
+    /// again, and the tape 16 bytes per value).
+    ///
+    /// ```
+    /// use prodkit_jsonfast::Decoder;
+    ///
+    /// assert_eq!(Decoder::default().kept_bytes(), 0);
+    /// ```
+    pub fn kept_bytes(&self) -> usize {
+        self.parser.input.capacity() + self.raw.capacity()
     }
 
     /// The limits.
@@ -228,6 +256,14 @@ fn empty_tape<'a>() -> Tape<'a> {
 }
 
 impl Parser {
+    fn new(limits: &Limits) -> Parser {
+        Parser {
+            buffers: Buffers::with_max_depth(0, limits.max_depth),
+            input: Vec::new(),
+            tape: None,
+        }
+    }
+
     fn decode<T: DeserializeOwned>(&mut self, limits: &Limits, json: &[u8]) -> Result<T, Error> {
         match self.run(limits, json, |de| {
             T::deserialize(de).map_err(|e| data_error(&e))

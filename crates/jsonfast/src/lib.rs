@@ -94,10 +94,26 @@ thread_local! {
     static DECODER: RefCell<Option<Decoder>> = const { RefCell::new(None) };
 }
 
+/// Memory a thread's decoder keeps between calls of [`with_decoder`], at
+/// most: a larger document's room is freed after its call.
+///
+/// ```
+/// use prodkit_jsonfast::{THREAD_DECODER_KEEPS, with_decoder};
+///
+/// let big = format!("[{}]", vec!["1"; THREAD_DECODER_KEEPS / 2].join(","));
+/// let n = with_decoder(|d| d.decode::<Vec<u8>>(big.as_bytes()).map(|v| v.len()))?;
+/// assert_eq!(n, THREAD_DECODER_KEEPS / 2);
+/// assert_eq!(with_decoder(|d| d.kept_bytes()), 0);
+/// # Ok::<(), prodkit_jsonfast::Error>(())
+/// ```
+pub const THREAD_DECODER_KEEPS: usize = 4 << 20;
+
 /// Runs `f` with this thread's decoder (default limits), made on first
 /// use and kept for the thread's life, so that callers need not carry one.
-/// Re-entered (from inside `f`), or while the thread exits, it hands `f` a
-/// new decoder instead.
+/// After a document above [`THREAD_DECODER_KEEPS`] bytes, it frees what it
+/// kept ([`Decoder::shrink`]): a caller of large documents keeps a
+/// [`Decoder`] of its own. Re-entered (from inside `f`), or while the
+/// thread exits, it hands `f` a new decoder instead.
 ///
 /// ```
 /// let n: Vec<u16> = prodkit_jsonfast::with_decoder(|d| d.decode(b"[1, 2, 3]"))?;
@@ -110,7 +126,11 @@ pub fn with_decoder<R>(f: impl FnOnce(&mut Decoder) -> R) -> R {
         let mut slot = cell.try_borrow_mut().ok()?;
         let decoder = slot.get_or_insert_with(Decoder::default);
         let f = f.take()?;
-        Some(f(decoder))
+        let out = f(decoder);
+        if decoder.kept_bytes() > THREAD_DECODER_KEEPS {
+            decoder.shrink();
+        }
+        Some(out)
     });
     match (out, f) {
         (Ok(Some(out)), _) => out,
