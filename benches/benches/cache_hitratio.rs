@@ -143,17 +143,9 @@ impl Workload {
     }
 }
 
-/// `$PRODKIT_DATA`, else `../shared/data` beside the workspace.
-fn data_dir() -> PathBuf {
-    match std::env::var_os("PRODKIT_DATA") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")),
-    }
-}
-
 /// The workloads of this run, and a sentence for each trace file that is absent.
 fn workloads(quick: bool) -> (Vec<Workload>, Vec<String>) {
-    let dir = data_dir().join("cache-traces");
+    let dir = prodkit_benches::data_dir().join("cache-traces");
     let mut absent = Vec::new();
     let mut all = Vec::new();
     for t in &TRACE_FILES {

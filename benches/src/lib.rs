@@ -10,6 +10,7 @@
     reason = "a global allocator is an unsafe trait; each call forwards to System"
 )]
 pub mod alloc;
+pub mod json_types;
 pub mod naive;
 pub mod pages;
 pub mod rounds;
@@ -142,6 +143,15 @@ pub fn report_dir() -> PathBuf {
     match std::env::var_os("PRODKIT_BENCH_REPORT_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-report"),
+    }
+}
+
+/// The shared data folder (DESIGN.md's data rule): `$PRODKIT_DATA`, else
+/// `../shared/data` beside the workspace.
+pub fn data_dir() -> PathBuf {
+    match std::env::var_os("PRODKIT_DATA") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")),
     }
 }
 

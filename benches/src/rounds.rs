@@ -79,7 +79,40 @@ where
 
 /// Measures every implementation of `group` in interleaved rounds and
 /// records nanoseconds per operation under `unit`.
-pub fn measure(figures: &mut Figures, group: &str, unit: &str, mut imps: Vec<Imp>) {
+pub fn measure(figures: &mut Figures, group: &str, unit: &str, imps: Vec<Imp>) {
+    for (name, median, low, high) in rounds(figures, group, imps) {
+        figures.record_spread(group, name, median, low, high, unit, Better::Lower);
+        eprintln!("{group}/{name}: {median:.2} ns ({low:.2} - {high:.2})");
+    }
+}
+
+/// Measures as [`measure`] does, and records a rate: `per_op` units (bytes,
+/// records) per operation, as `scale` units per second under `unit` (for
+/// MB/s, `scale` is 1e6).
+pub fn measure_rate(
+    figures: &mut Figures,
+    group: &str,
+    unit: &str,
+    per_op: f64,
+    scale: f64,
+    imps: Vec<Imp>,
+) {
+    let rate = |ns: f64| per_op / (ns * 1e-9) / scale;
+    for (name, median, low, high) in rounds(figures, group, imps) {
+        // The fastest round is the highest rate.
+        let (median, low, high) = (rate(median), rate(high), rate(low));
+        figures.record_spread(group, name, median, low, high, unit, Better::Higher);
+        eprintln!("{group}/{name}: {median:.1} {unit} ({low:.1} - {high:.1})");
+    }
+}
+
+/// The interleaved rounds: each implementation's median, min and max
+/// nanoseconds per operation.
+fn rounds(
+    figures: &mut Figures,
+    group: &str,
+    mut imps: Vec<Imp>,
+) -> Vec<(&'static str, f64, f64, f64)> {
     let quick = crate::quick();
     let (rounds, target) = if quick {
         (3, Duration::from_millis(30))
@@ -90,7 +123,8 @@ pub fn measure(figures: &mut Figures, group: &str, unit: &str, mut imps: Vec<Imp
     let mut iters = Vec::new();
     for imp in &mut imps {
         figures.start(group, imp.name);
-        let mut n = 100u64;
+        // From one: an operation may take milliseconds.
+        let mut n = 1u64;
         loop {
             let took = (imp.run)(n);
             if took >= target / 10 || n >= 1 << 32 {
@@ -110,13 +144,11 @@ pub fn measure(figures: &mut Figures, group: &str, unit: &str, mut imps: Vec<Imp
             samples[i].push(took.as_nanos() as f64 / iters[i] as f64);
         }
     }
-    for (imp, mut s) in imps.iter().zip(samples) {
-        s.sort_by(f64::total_cmp);
-        let (median, low, high) = (s[s.len() / 2], s[0], s[s.len() - 1]);
-        figures.record_spread(group, imp.name, median, low, high, unit, Better::Lower);
-        eprintln!(
-            "{group}/{}: {median:.2} ns ({low:.2} - {high:.2})",
-            imp.name
-        );
-    }
+    imps.iter()
+        .zip(samples)
+        .map(|(imp, mut s)| {
+            s.sort_by(f64::total_cmp);
+            (imp.name, s[s.len() / 2], s[0], s[s.len() - 1])
+        })
+        .collect()
 }
