@@ -92,7 +92,7 @@ fn read_line(reader: &mut impl BufRead, out: &mut Vec<u8>, limit: usize) -> io::
             });
         }
         any = true;
-        let (chunk, used, end) = match buf.iter().position(|&b| b == b'\n') {
+        let (chunk, used, end) = match memchr::memchr(b'\n', buf) {
             Some(at) => (&buf[..at], at + 1, true),
             None => (buf, buf.len(), false),
         };
