@@ -11,7 +11,8 @@ use crate::error::{Error, ErrorKind};
 /// The records of an NDJSON stream, decoded one by one: a bad line (bad
 /// JSON, the wrong shape, longer than `max_input`) yields an error with its
 /// line number, and the stream goes on with the next line. Blank lines are
-/// skipped; a `\r` before the `\n` is dropped. An I/O error ends the
+/// skipped (but a line longer than `max_input` is an error whatever it
+/// holds: it is not kept to look at); a `\r` before the `\n` is dropped. An I/O error ends the
 /// stream after it is yielded. Made by [`Decoder::ndjson`].
 ///
 /// ```

@@ -71,3 +71,24 @@ fn an_io_error_is_yielded_once_and_ends_the_stream() {
         ErrorKind::Io(_)
     ));
 }
+
+#[test]
+fn a_line_past_the_limit_is_an_error_even_when_blank() {
+    // Found by fuzzing: the fuzz target's count of records and the
+    // iterator disagreed on a line of 70 `\r`.
+    let input = format!("1\n{}\n2\n   \n", "\r".repeat(70));
+    let mut d = Decoder::new(Limits {
+        max_input: 64,
+        ..Limits::default()
+    })
+    .expect("valid");
+    let got: Vec<_> = d.ndjson::<u8, _>(input.as_bytes()).collect();
+    assert_eq!(got.len(), 3);
+    assert_eq!(*got[0].as_ref().unwrap(), 1);
+    assert!(matches!(
+        got[1].as_ref().unwrap_err().kind(),
+        ErrorKind::TooLarge { limit: 64 }
+    ));
+    assert_eq!(got[1].as_ref().unwrap_err().record(), Some(2));
+    assert_eq!(*got[2].as_ref().unwrap(), 2);
+}
