@@ -44,6 +44,10 @@ struct Parser {
     input: Vec<u8>,
     /// Empty between decodes; `None` only while one runs.
     tape: Option<Tape<'static>>,
+    /// The largest input parsed since the last `shrink`: simd-json's
+    /// string buffer (and, for `decode_borrowed`, its input copy) is as
+    /// large.
+    largest: usize,
 }
 
 impl Default for Decoder {
@@ -99,17 +103,33 @@ impl Decoder {
         self.raw = Vec::new();
     }
 
-    /// Bytes of input the decoder keeps room for: its copy of the input
-    /// and its read buffer (simd-json's own buffers are about as large
-    /// again, and the tape 16 bytes per value).
+    /// Bytes the decoder keeps for reuse, about: its copy of the input, its
+    /// read buffer, the tape (24 bytes a value, so a document of tiny
+    /// values like `[1,1,...]` keeps 12 times its size in tape alone) and
+    /// simd-json's buffers (4 bytes a structural character, and a string
+    /// buffer as large as the largest input).
     ///
     /// ```
     /// use prodkit_jsonfast::Decoder;
     ///
-    /// assert_eq!(Decoder::default().kept_bytes(), 0);
+    /// let mut decoder = Decoder::default();
+    /// assert_eq!(decoder.kept_bytes(), 0);
+    /// let doc = format!("[{}]", vec!["1"; 10_000].join(","));
+    /// let _: Vec<u8> = decoder.decode(doc.as_bytes())?;
+    /// assert!(decoder.kept_bytes() > 12 * doc.len());
+    /// # Ok::<(), prodkit_jsonfast::Error>(())
     /// ```
     pub fn kept_bytes(&self) -> usize {
-        self.parser.input.capacity() + self.raw.capacity()
+        let parser = &self.parser;
+        let tape = parser
+            .tape
+            .as_ref()
+            .map_or(0, |t| t.0.capacity() * size_of::<Node<'_>>());
+        parser.input.capacity()
+            + self.raw.capacity()
+            + tape
+            + parser.buffers.structural_indexes().len() * size_of::<u32>()
+            + parser.largest
     }
 
     /// The limits.
@@ -190,9 +210,12 @@ impl Decoder {
             .read_to_end(&mut self.raw)
             .map_err(|e| Error::new(ErrorKind::Io(e)))?;
         if self.raw.len() > limit {
-            self.raw.clear();
+            // Kept nothing: the read buffer may have doubled past the limit.
+            self.raw = Vec::new();
             return Err(Error::new(ErrorKind::TooLarge { limit }));
         }
+        // What `read_to_end`'s doubling left above the limit is not kept.
+        self.raw.shrink_to(limit);
         self.parser.decode(&self.limits, &self.raw)
     }
 
@@ -228,6 +251,9 @@ impl Decoder {
         let parser = &mut self.parser;
         let mut tape: Tape<'a> = parser.tape.take().map_or_else(empty_tape, Tape::reset);
         let len = json.len();
+        // simd-json copies it into its own aligned buffer, and has a string
+        // buffer as large.
+        parser.largest = parser.largest.max(len.saturating_mul(2));
         let out = match simd_json::fill_tape(json, &mut parser.buffers, &mut tape) {
             Err(e) => Err(parse_error(&e, limits)),
             Ok(()) => match check_lengths(&tape, limits) {
@@ -261,6 +287,7 @@ impl Parser {
             buffers: Buffers::with_max_depth(0, limits.max_depth),
             input: Vec::new(),
             tape: None,
+            largest: 0,
         }
     }
 
@@ -269,9 +296,12 @@ impl Parser {
             T::deserialize(de).map_err(|e| data_error(&e))
         }) {
             Ok(value) => Ok(value),
-            Err((e, Some(offset))) => Err(e
-                .found(json.get(offset).copied())
-                .at(Location::of(json, offset))),
+            Err((e, Some(offset))) => {
+                let offset = precise_offset(&e, json).unwrap_or(offset);
+                Err(e
+                    .found(json.get(offset).copied())
+                    .at(Location::of(json, offset)))
+            }
             Err((e, None)) if matches!(e.kind(), ErrorKind::Data(_)) => {
                 Err(self.with_path::<T>(limits, json).unwrap_or(e))
             }
@@ -309,6 +339,7 @@ impl Parser {
             ));
         }
         let len = json.len();
+        self.largest = self.largest.max(len);
         self.input.clear();
         self.input.reserve(len + INPUT_PADDING);
         self.input.extend_from_slice(json);
@@ -330,6 +361,60 @@ impl Parser {
         self.tape = Some(tape.reset());
         out
     }
+}
+
+/// Where an error that simd-json places at a string's start (or at 0) is:
+/// the first invalid UTF-8 byte, or the first lone surrogate escape.
+fn precise_offset(e: &Error, json: &[u8]) -> Option<usize> {
+    let ErrorKind::Syntax(what) = e.kind() else {
+        return None;
+    };
+    if what.starts_with("invalid UTF-8") {
+        return std::str::from_utf8(json).err().map(|e| e.valid_up_to());
+    }
+    if what.starts_with("invalid unicode code point") {
+        return lone_surrogate(json);
+    }
+    None
+}
+
+/// The offset of the first `\u` escape of a surrogate without its pair.
+fn lone_surrogate(json: &[u8]) -> Option<usize> {
+    let hex = |at: usize| -> Option<u16> {
+        let digits = std::str::from_utf8(json.get(at..at + 4)?).ok()?;
+        u16::from_str_radix(digits, 16).ok()
+    };
+    let (mut at, mut in_string) = (0, false);
+    while at < json.len() {
+        match json[at] {
+            b'"' => in_string = !in_string,
+            b'\\' if in_string => {
+                if json.get(at + 1) == Some(&b'u')
+                    && let Some(unit) = hex(at + 2)
+                {
+                    match unit {
+                        0xD800..=0xDBFF => {
+                            let paired = json.get(at + 6..at + 8) == Some(&b"\\u"[..])
+                                && matches!(hex(at + 8), Some(0xDC00..=0xDFFF));
+                            if !paired {
+                                return Some(at);
+                            }
+                            at += 12;
+                            continue;
+                        }
+                        0xDC00..=0xDFFF => return Some(at),
+                        _ => {}
+                    }
+                }
+                // The escaped byte is skipped.
+                at += 2;
+                continue;
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    None
 }
 
 /// Checks `max_string` and `max_collection` over the tape, when an input

@@ -168,7 +168,7 @@ impl Error {
     /// A [`Validate`](crate::Validate) failure.
     pub(crate) fn invalid(invalid: crate::Invalid) -> Error {
         let mut e = Error::new(ErrorKind::Invalid(invalid.message));
-        e.path = invalid.path;
+        e.path = invalid.path.filter(|p| !p.is_empty());
         e
     }
 

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 
 pub use decoder::Decoder;
 pub use error::{Error, ErrorKind, Location};
-pub use limits::{Limits, LimitsError, MAX_INPUT_LIMIT};
+pub use limits::{Limits, LimitsError, MAX_DEPTH_LIMIT, MAX_INPUT_LIMIT};
 pub use ndjson::NdJson;
 
 /// A check run after decoding (the seed's `processUser`), by
@@ -81,7 +81,7 @@ impl Invalid {
 impl std::fmt::Display for Invalid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)?;
-        if let Some(path) = &self.path {
+        if let Some(path) = self.path.as_deref().filter(|p| !p.is_empty()) {
             write!(f, " at {path}")?;
         }
         Ok(())
@@ -94,8 +94,9 @@ thread_local! {
     static DECODER: RefCell<Option<Decoder>> = const { RefCell::new(None) };
 }
 
-/// Memory a thread's decoder keeps between calls of [`with_decoder`], at
-/// most: a larger document's room is freed after its call.
+/// Memory ([`Decoder::kept_bytes`]) a thread's decoder keeps between calls
+/// of [`with_decoder`], at most: what a larger document left is freed
+/// after its call.
 ///
 /// ```
 /// use prodkit_jsonfast::{THREAD_DECODER_KEEPS, with_decoder};
@@ -110,9 +111,9 @@ pub const THREAD_DECODER_KEEPS: usize = 4 << 20;
 
 /// Runs `f` with this thread's decoder (default limits), made on first
 /// use and kept for the thread's life, so that callers need not carry one.
-/// After a document above [`THREAD_DECODER_KEEPS`] bytes, it frees what it
-/// kept ([`Decoder::shrink`]): a caller of large documents keeps a
-/// [`Decoder`] of its own. Re-entered (from inside `f`), or while the
+/// After a call that leaves it keeping more than [`THREAD_DECODER_KEEPS`]
+/// bytes, it frees them ([`Decoder::shrink`]): a caller of large documents
+/// keeps a [`Decoder`] of its own. Re-entered (from inside `f`), or while the
 /// thread exits, it hands `f` a new decoder instead.
 ///
 /// ```

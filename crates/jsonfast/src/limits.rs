@@ -16,12 +16,15 @@ use std::fmt;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Bytes of one document (or one NDJSON record), at most: 64 MiB. Also
-    /// bounds what the decoder's reusable buffers grow to.
+    /// Bytes of one document (or one NDJSON record), at most: 16 MiB. Also
+    /// bounds the decoder's memory, though not to as many bytes: the tape
+    /// takes 24 bytes a value, and a document of tiny values (`[1,1,...]`)
+    /// took 34 times its size at its peak (measured by review: 2.1 GiB for
+    /// 63 MiB), all of it kept for reuse until [`Decoder::shrink`](crate::Decoder::shrink).
     pub max_input: usize,
-    /// Nesting of arrays and objects, at most: 128, as serde_json. Checked
-    /// while parsing, so the typed decoding that follows never recurses
-    /// deeper either.
+    /// Nesting of arrays and objects, at most: 128, as serde_json, and
+    /// [`MAX_DEPTH_LIMIT`] at most. Checked while parsing, so the typed
+    /// decoding that follows never recurses deeper either.
     pub max_depth: usize,
     /// Bytes of one string (after unescaping), at most: no limit beyond
     /// `max_input` by default.
@@ -34,7 +37,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_input: 64 << 20,
+            max_input: 16 << 20,
             max_depth: 128,
             max_string: usize::MAX,
             max_collection: usize::MAX,
@@ -45,9 +48,14 @@ impl Default for Limits {
 /// The largest `max_input`: simd-json indexes its input with 32 bits.
 pub const MAX_INPUT_LIMIT: usize = u32::MAX as usize - 64;
 
+/// The largest `max_depth`: the typed decoding recurses once a level, and
+/// 1,024 levels of a recursive type fit a thread's default 2 MiB stack
+/// (`suite::the_deepest_document_the_limits_allow_decodes_on_a_2_mib_stack`).
+pub const MAX_DEPTH_LIMIT: usize = 1024;
+
 impl Limits {
     /// Checks that every limit is usable: all above 0, `max_input` within
-    /// [`MAX_INPUT_LIMIT`].
+    /// [`MAX_INPUT_LIMIT`], `max_depth` within [`MAX_DEPTH_LIMIT`].
     ///
     /// ```
     /// use prodkit_jsonfast::Limits;
@@ -69,6 +77,15 @@ impl Limits {
                     reason: format!("{field} is 0: nothing could be decoded"),
                 });
             }
+        }
+        if self.max_depth > MAX_DEPTH_LIMIT {
+            return Err(LimitsError {
+                field: "max_depth",
+                reason: format!(
+                    "max_depth ({}) is above {MAX_DEPTH_LIMIT}: the typed decoding recurses once a level, and could overflow the stack",
+                    self.max_depth
+                ),
+            });
         }
         if self.max_input > MAX_INPUT_LIMIT {
             return Err(LimitsError {

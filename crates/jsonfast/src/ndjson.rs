@@ -75,8 +75,9 @@ enum Line {
     TooLong,
 }
 
-/// Reads up to the next `\n` into `out` (without it), keeping at most
-/// `limit` bytes: a longer line is read to its end and dropped.
+/// Reads up to the next `\n` into `out` (without it and without a `\r`
+/// before it), keeping at most `limit` bytes: a longer line is read to its
+/// end and dropped.
 fn read_line(reader: &mut impl BufRead, out: &mut Vec<u8>, limit: usize) -> io::Result<Line> {
     let (mut any, mut too_long) = (false, false);
     loop {
@@ -86,10 +87,10 @@ fn read_line(reader: &mut impl BufRead, out: &mut Vec<u8>, limit: usize) -> io::
             Err(e) => return Err(e),
         };
         if buf.is_empty() {
-            return Ok(match (any, too_long) {
-                (false, _) => Line::Eof,
-                (true, false) => Line::Read,
-                (true, true) => Line::TooLong,
+            return Ok(if any {
+                finish(out, limit, too_long)
+            } else {
+                Line::Eof
             });
         }
         any = true;
@@ -98,7 +99,8 @@ fn read_line(reader: &mut impl BufRead, out: &mut Vec<u8>, limit: usize) -> io::
             None => (buf, buf.len(), false),
         };
         if !too_long {
-            if out.len() + chunk.len() > limit {
+            // One byte more than the limit: a `\r` that goes.
+            if out.len() + chunk.len() > limit.saturating_add(1) {
                 too_long = true;
                 out.clear();
             } else {
@@ -107,8 +109,21 @@ fn read_line(reader: &mut impl BufRead, out: &mut Vec<u8>, limit: usize) -> io::
         }
         reader.consume(used);
         if end {
-            return Ok(if too_long { Line::TooLong } else { Line::Read });
+            return Ok(finish(out, limit, too_long));
         }
+    }
+}
+
+/// A whole line read: its `\r` dropped, then held to the limit.
+fn finish(out: &mut Vec<u8>, limit: usize, too_long: bool) -> Line {
+    if out.last() == Some(&b'\r') {
+        out.pop();
+    }
+    if too_long || out.len() > limit {
+        out.clear();
+        Line::TooLong
+    } else {
+        Line::Read
     }
 }
 
@@ -136,10 +151,7 @@ impl<T: DeserializeOwned, R: BufRead> Iterator for NdJson<'_, T, R> {
                     Error::new(ErrorKind::TooLarge { limit }).in_record(line)
                 )),
                 Ok(Line::Read) => {
-                    let record = match raw.last() {
-                        Some(b'\r') => &raw[..raw.len() - 1],
-                        _ => &raw[..],
-                    };
+                    let record = &raw[..];
                     if record.iter().all(u8::is_ascii_whitespace) {
                         None
                     } else {

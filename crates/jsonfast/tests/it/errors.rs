@@ -104,3 +104,25 @@ fn invalid_utf8_and_lone_surrogates_are_rejected_also_in_skipped_fields() {
     let map: BTreeMap<String, u8> = decoder.decode(br#"{"a": 1}"#).expect("fine");
     assert_eq!(map["a"], 1);
 }
+
+#[test]
+fn invalid_utf8_and_lone_surrogates_are_located_where_they_are() {
+    // Found by review: both were reported at byte 0.
+    let mut d = Decoder::default();
+    let doc = b"[\"ok\",\n \"\xff\"]";
+    let at = d
+        .decode::<Vec<String>>(doc)
+        .unwrap_err()
+        .location()
+        .expect("located");
+    assert_eq!((at.offset, at.line, at.column), (9, 2, 3));
+    for (doc, offset) in [
+        (&br#"["ok", "a\ud800"]"#[..], 9),
+        (br#"["\ud83d\ude00", "\udc00"]"#, 18),
+        (br#"["\\ud800", "\ud800\u0041"]"#, 13),
+    ] {
+        let err = d.decode::<Vec<String>>(doc).unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::Syntax(_)), "{err}");
+        assert_eq!(err.location().expect("located").offset, offset, "{err}");
+    }
+}

@@ -120,3 +120,55 @@ fn a_decoder_is_send_and_borrowed_decoding_borrows() {
     let err = d.decode_borrowed::<Vec<u8>>(&mut bad).unwrap_err();
     assert_eq!(err.location().map(|l| l.offset), Some(3));
 }
+
+#[test]
+fn max_depth_is_capped_so_that_no_valid_limit_overflows_the_stack() {
+    // Found by review: a max_depth of 10,000,000 let 100,000 levels reach
+    // the typed decoding, which overflowed the stack.
+    let too_deep = Limits {
+        max_depth: prodkit_jsonfast::MAX_DEPTH_LIMIT + 1,
+        ..Limits::default()
+    };
+    assert_eq!(Decoder::new(too_deep).unwrap_err().field(), "max_depth");
+}
+
+#[test]
+fn a_rejected_body_leaves_nothing_kept_and_a_read_keeps_at_most_the_limit() {
+    // Found by review: reading max_input + 1 bytes doubled the read
+    // buffer, and the decoder kept twice max_input.
+    let limit = 1 << 20;
+    let mut d = decoder(Limits {
+        max_input: limit,
+        ..Limits::default()
+    });
+    let body = vec![b' '; limit + 1];
+    assert!(d.decode_reader::<IgnoredAny>(&body[..]).is_err());
+    assert_eq!(d.kept_bytes(), 0);
+    let mut doc = vec![b' '; limit - 1];
+    doc.push(b'1');
+    let n: u8 = d.decode_reader(&doc[..]).expect("at the limit");
+    assert_eq!(n, 1);
+    // The read buffer and the input copy, each about the limit, and
+    // simd-json's string buffer.
+    assert!(d.kept_bytes() <= 4 * limit, "{}", d.kept_bytes());
+}
+
+#[test]
+fn kept_bytes_counts_the_tape_and_the_thread_decoder_frees_it() {
+    // Found by review: 4 MB of `[1,1,...]` kept 136 MiB in the per-thread
+    // decoder, whose cap counted the input copy only.
+    let doc = format!("[{}]", vec!["1"; 1_000_000].join(","));
+    let mut d = Decoder::default();
+    let _: IgnoredAny = d.decode(doc.as_bytes()).expect("decodes");
+    // A value of 24 bytes on the tape for each 2 bytes of input.
+    assert!(d.kept_bytes() >= 12 * doc.len(), "{}", d.kept_bytes());
+    std::thread::spawn(move || {
+        prodkit_jsonfast::with_decoder(|d| {
+            let _: IgnoredAny = d.decode(doc.as_bytes()).expect("decodes");
+        });
+        let kept = prodkit_jsonfast::with_decoder(|d| d.kept_bytes());
+        assert!(kept <= prodkit_jsonfast::THREAD_DECODER_KEEPS, "{kept}");
+    })
+    .join()
+    .expect("no panic");
+}

@@ -92,3 +92,29 @@ fn a_line_past_the_limit_is_an_error_even_when_blank() {
     assert_eq!(got[1].as_ref().unwrap_err().record(), Some(2));
     assert_eq!(*got[2].as_ref().unwrap(), 2);
 }
+
+#[test]
+fn a_record_at_the_limit_fits_also_with_crlf() {
+    // Found by review: the `\r` of a CRLF line counted toward max_input.
+    let mut d = Decoder::new(Limits {
+        max_input: 5,
+        ..Limits::default()
+    })
+    .expect("valid");
+    for input in [
+        &b"[1,2]\r\n[3,4]\n"[..],
+        b"[1,2]\n[3,4]\r",
+        b"[1,2]\r\n[3,4]",
+    ] {
+        let got: Vec<Vec<u8>> = d
+            .ndjson::<Vec<u8>, _>(input)
+            .map(|r| r.expect("at the limit"))
+            .collect();
+        assert_eq!(got, [vec![1, 2], vec![3, 4]]);
+    }
+    let too_long = d.ndjson::<Vec<u8>, _>(&b"[1,22]\r\n"[..]).next();
+    assert!(matches!(
+        too_long.expect("a record").unwrap_err().kind(),
+        ErrorKind::TooLarge { limit: 5 }
+    ));
+}

@@ -92,3 +92,25 @@ fn the_deepest_accepted_document_decodes_on_a_256_kib_stack() {
         .expect("a thread starts");
     worker.join().expect("no stack overflow, no panic");
 }
+
+#[test]
+fn the_deepest_document_the_limits_allow_decodes_on_a_2_mib_stack() {
+    // MAX_DEPTH_LIMIT levels into a recursive type and into IgnoredAny on
+    // a thread with the default 2 MiB stack.
+    let worker = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let limit = prodkit_jsonfast::MAX_DEPTH_LIMIT;
+            let mut decoder = Decoder::new(prodkit_jsonfast::Limits {
+                max_depth: limit,
+                ..prodkit_jsonfast::Limits::default()
+            })
+            .expect("valid");
+            let mut doc = "[".repeat(limit).into_bytes();
+            doc.extend(std::iter::repeat_n(b']', limit));
+            decoder.decode::<Nest>(&doc).expect("decodes");
+            decoder.decode::<IgnoredAny>(&doc).expect("decodes");
+        })
+        .expect("a thread starts");
+    worker.join().expect("no stack overflow, no panic");
+}
