@@ -128,7 +128,7 @@ impl Decoder {
         parser.input.capacity()
             + self.raw.capacity()
             + tape
-            + parser.buffers.structural_indexes().len() * size_of::<u32>()
+            + size_of_val(parser.buffers.structural_indexes())
             + parser.largest
     }
 
