@@ -297,7 +297,7 @@ impl Parser {
         }) {
             Ok(value) => Ok(value),
             Err((e, Some(offset))) => {
-                let offset = precise_offset(&e, json).unwrap_or(offset);
+                let (e, offset) = precise(e, offset, json);
                 Err(e
                     .found(json.get(offset).copied())
                     .at(Location::of(json, offset)))
@@ -363,19 +363,24 @@ impl Parser {
     }
 }
 
-/// Where an error that simd-json places at a string's start (or at 0) is:
-/// the first invalid UTF-8 byte, or the first lone surrogate escape.
-fn precise_offset(e: &Error, json: &[u8]) -> Option<usize> {
+/// A syntax error as it is: simd-json places invalid UTF-8 and lone
+/// surrogates at a string's start or at 0, and says "unexpected
+/// character" for most grammar errors; the bytes say more.
+fn precise(e: Error, offset: usize, json: &[u8]) -> (Error, usize) {
     let ErrorKind::Syntax(what) = e.kind() else {
-        return None;
+        return (e, offset);
     };
     if what.starts_with("invalid UTF-8") {
-        return std::str::from_utf8(json).err().map(|e| e.valid_up_to());
+        let at = std::str::from_utf8(json).err().map(|e| e.valid_up_to());
+        return (e, at.unwrap_or(offset));
     }
     if what.starts_with("invalid unicode code point") {
-        return lone_surrogate(json);
+        return (e, lone_surrogate(json).unwrap_or(offset));
     }
-    None
+    match crate::diagnose::diagnose(json) {
+        Some((at, what)) => (Error::new(ErrorKind::Syntax(what.to_string())), at),
+        None => (e, offset),
+    }
 }
 
 /// The offset of the first `\u` escape of a surrogate without its pair.

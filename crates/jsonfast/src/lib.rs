@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod decoder;
+mod diagnose;
 mod error;
 mod limits;
 mod ndjson;

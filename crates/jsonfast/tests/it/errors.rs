@@ -126,3 +126,40 @@ fn invalid_utf8_and_lone_surrogates_are_located_where_they_are() {
         assert_eq!(err.location().expect("located").offset, offset, "{err}");
     }
 }
+
+#[test]
+fn syntax_errors_name_what_was_expected() {
+    // Found by review: a missing `,` and most other errors said only
+    // "unexpected character", and trailing data and unterminated strings
+    // were placed elsewhere.
+    let mut d = Decoder::default();
+    for (doc, message) in [
+        (
+            &b"[1 2]"[..],
+            "invalid JSON: expected `,` or `]`, found `2` at line 1 column 4 (byte 3)",
+        ),
+        (
+            b"{\"a\":1 \"b\":2}",
+            "invalid JSON: expected `,` or `}`, found `\"` at line 1 column 8 (byte 7)",
+        ),
+        (
+            b"[1]\n x",
+            "invalid JSON: trailing characters after the document, found `x` at line 2 column 2 (byte 5)",
+        ),
+        (
+            b"[\"ab",
+            "invalid JSON: unterminated string, found `\"` at line 1 column 2 (byte 1)",
+        ),
+        (
+            b"[1,]",
+            "invalid JSON: expected a value, found `]` at line 1 column 4 (byte 3)",
+        ),
+        (
+            b"{1:2}",
+            "invalid JSON: expected a string key, found `1` at line 1 column 2 (byte 1)",
+        ),
+    ] {
+        let err = d.decode::<serde::de::IgnoredAny>(doc).unwrap_err();
+        assert_eq!(err.to_string(), message);
+    }
+}
