@@ -7,30 +7,4 @@ mod prop;
 mod refresh;
 mod stress;
 
-use std::sync::mpsc;
-use std::time::Duration;
-
-/// Runs `f` on its own thread and fails if it does not finish within
-/// `limit`: a deadlock fails the test instead of hanging CI.
-pub(crate) fn watchdog<T: Send + 'static>(
-    limit: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let out = f();
-        let _ = tx.send(());
-        out
-    });
-    match rx.recv_timeout(limit) {
-        Ok(()) => worker.join().expect("test body panicked"),
-        // The sender dropped without sending: the body panicked.
-        Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
-            Ok(out) => out,
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("watchdog: still running after {limit:?} (deadlock?)")
-        }
-    }
-}
+pub(crate) use prodkit_testkit::watchdog;
