@@ -221,10 +221,10 @@ impl Decoder {
 
     /// Decodes a document that the caller keeps, so that `T` can borrow
     /// from it (`&'a str` fields without escapes). The parser unescapes
-    /// strings in place: `json` is changed. Its errors have no path
-    /// (finding one would decode the original again, which is gone), and a
-    /// location with the byte offset but line 1 and the column counted
-    /// from the start (the input's lines are not known any more).
+    /// strings in place: `json` is changed. A syntax error is located and
+    /// described as by [`decode`](Decoder::decode) (from a copy of the
+    /// input, which costs a `memcpy`); a data error has no path (finding
+    /// one would decode `T` again, from the original, which is gone).
     ///
     /// ```
     /// use prodkit_jsonfast::Decoder;
@@ -254,6 +254,10 @@ impl Decoder {
         // simd-json copies it into its own aligned buffer, and has a string
         // buffer as large.
         parser.largest = parser.largest.max(len.saturating_mul(2));
+        // The parser rewrites escaped strings in `json` as it goes: a copy
+        // as it came locates a syntax error as `decode` does.
+        parser.input.clear();
+        parser.input.extend_from_slice(json);
         let out = match simd_json::fill_tape(json, &mut parser.buffers, &mut tape) {
             Err(e) => Err(parse_error(&e, limits)),
             Ok(()) => match check_lengths(&tape, limits) {
@@ -268,7 +272,12 @@ impl Decoder {
         };
         parser.tape = Some(tape.reset());
         out.map_err(|(e, offset)| match offset {
-            Some(at) => e.at(Location::of_len(len, at)),
+            Some(offset) => {
+                let original = &parser.input[..len];
+                let (e, offset) = precise(e, offset, original);
+                e.found(original.get(offset).copied())
+                    .at(Location::of(original, offset))
+            }
             None => e,
         })
     }
@@ -363,63 +372,19 @@ impl Parser {
     }
 }
 
-/// A syntax error as it is: simd-json places invalid UTF-8 and lone
-/// surrogates at a string's start or at 0, and says "unexpected
-/// character" for most grammar errors; the bytes say more.
+/// A syntax error as it is: simd-json says "unexpected character" for most
+/// errors and places some at byte 0 or at a string's start; the scan of
+/// [`diagnose`](crate::diagnose) finds the first error in document order
+/// and says what was expected there. simd-json's own word stands only when
+/// the scan finds nothing.
 fn precise(e: Error, offset: usize, json: &[u8]) -> (Error, usize) {
-    let ErrorKind::Syntax(what) = e.kind() else {
+    if !matches!(e.kind(), ErrorKind::Syntax(_)) {
         return (e, offset);
-    };
-    if what.starts_with("invalid UTF-8") {
-        let at = std::str::from_utf8(json).err().map(|e| e.valid_up_to());
-        return (e, at.unwrap_or(offset));
-    }
-    if what.starts_with("invalid unicode code point") {
-        return (e, lone_surrogate(json).unwrap_or(offset));
     }
     match crate::diagnose::diagnose(json) {
         Some((at, what)) => (Error::new(ErrorKind::Syntax(what.to_string())), at),
         None => (e, offset),
     }
-}
-
-/// The offset of the first `\u` escape of a surrogate without its pair.
-fn lone_surrogate(json: &[u8]) -> Option<usize> {
-    let hex = |at: usize| -> Option<u16> {
-        let digits = std::str::from_utf8(json.get(at..at + 4)?).ok()?;
-        u16::from_str_radix(digits, 16).ok()
-    };
-    let (mut at, mut in_string) = (0, false);
-    while at < json.len() {
-        match json[at] {
-            b'"' => in_string = !in_string,
-            b'\\' if in_string => {
-                if json.get(at + 1) == Some(&b'u')
-                    && let Some(unit) = hex(at + 2)
-                {
-                    match unit {
-                        0xD800..=0xDBFF => {
-                            let paired = json.get(at + 6..at + 8) == Some(&b"\\u"[..])
-                                && matches!(hex(at + 8), Some(0xDC00..=0xDFFF));
-                            if !paired {
-                                return Some(at);
-                            }
-                            at += 12;
-                            continue;
-                        }
-                        0xDC00..=0xDFFF => return Some(at),
-                        _ => {}
-                    }
-                }
-                // The escaped byte is skipped.
-                at += 2;
-                continue;
-            }
-            _ => {}
-        }
-        at += 1;
-    }
-    None
 }
 
 /// Checks `max_string` and `max_collection` over the tape, when an input

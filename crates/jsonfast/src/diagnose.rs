@@ -1,15 +1,22 @@
-//! A second look at a document simd-json rejected, on the error path only:
-//! a plain scan of the JSON grammar that names what was expected where it
-//! was missing (simd-json says "unexpected character" for most errors, and
-//! places trailing data and unterminated strings elsewhere). It keeps its
-//! own stack on the heap, so any nesting is safe.
+//! A second look at a document simd-json rejected, on the error path only.
+//! simd-json says "unexpected character" for most errors and places some
+//! at byte 0 or at the start of a string; this plain scan walks the JSON
+//! grammar (RFC 8259) plus what this crate rejects beyond it (invalid UTF-8,
+//! lone surrogates, numbers beyond `f64`) in document order, and reports the
+//! first error: where it is and what was expected there. It keeps its own
+//! stack on the heap, so any nesting is safe.
+//!
+//! Where an error is placed: at the byte where the input stops being the
+//! start of a valid document, except that an unterminated string is placed
+//! at its opening quote, an escape error and a lone surrogate at the escape's
+//! `\`, invalid UTF-8 at the first byte of the bad sequence, and a number
+//! beyond `f64` at its first byte: the start of what is wrong.
 
-/// A grammar error: its byte offset and what was expected there.
+/// An error: its byte offset and what was expected there.
 type Found = (usize, &'static str);
 
-/// The first grammar error of `s`; `None` when the grammar holds
-/// (simd-json rejected the document for another reason: depth, UTF-8, a
-/// surrogate, a number beyond `f64`).
+/// The first error of `s`; `None` when there is none (simd-json rejected
+/// the document for a reason this scan does not check: depth).
 pub(crate) fn diagnose(s: &[u8]) -> Option<Found> {
     scan(s).err()
 }
@@ -42,9 +49,9 @@ fn scan(s: &[u8]) -> Result<(), Found> {
                 }
             }
             Some(b'"') => i = string(s, i)?,
-            Some(b't') => i = literal(s, i, b"true")?,
-            Some(b'f') => i = literal(s, i, b"false")?,
-            Some(b'n') => i = literal(s, i, b"null")?,
+            Some(b't') => i = literal(s, i, b"true", "expected `true`")?,
+            Some(b'f') => i = literal(s, i, b"false", "expected `false`")?,
+            Some(b'n') => i = literal(s, i, b"null", "expected `null`")?,
             Some(b'-' | b'0'..=b'9') => i = number(s, i)?,
             Some(_) => return Err((i, "expected a value")),
         }
@@ -101,6 +108,8 @@ fn member(s: &[u8], i: usize) -> Result<usize, Found> {
     Ok(ws(s, after + 1))
 }
 
+const LONE_SURROGATE: &str = "invalid unicode code point (a lone surrogate)";
+
 /// The string opening at `start`: the offset after its closing quote.
 fn string(s: &[u8], start: usize) -> Result<usize, Found> {
     let mut i = start + 1;
@@ -111,40 +120,74 @@ fn string(s: &[u8], start: usize) -> Result<usize, Found> {
             Some(b'\\') => match s.get(i + 1) {
                 Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
                 Some(b'u') => {
-                    let hex = s
-                        .get(i + 2..i + 6)
-                        .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
-                    if hex.is_none() {
-                        return Err((i, "invalid \\u escape"));
+                    let unit = hex4(s, i + 2).ok_or((i, "invalid \\u escape"))?;
+                    match unit {
+                        0xD800..=0xDBFF => {
+                            // A high surrogate: a low one must follow.
+                            if s.get(i + 6..i + 8) != Some(&b"\\u"[..]) {
+                                return Err((i, LONE_SURROGATE));
+                            }
+                            let low = hex4(s, i + 8).ok_or((i + 6, "invalid \\u escape"))?;
+                            if !(0xDC00..=0xDFFF).contains(&low) {
+                                return Err((i, LONE_SURROGATE));
+                            }
+                            i += 12;
+                        }
+                        0xDC00..=0xDFFF => return Err((i, LONE_SURROGATE)),
+                        _ => i += 6,
                     }
-                    i += 6;
                 }
                 _ => return Err((i, "invalid escape")),
             },
             Some(&b) if b < 0x20 => return Err((i, "control character in a string")),
-            Some(_) => i += 1,
+            Some(&b) if b < 0x80 => i += 1,
+            Some(&b) => i += utf8_char(s, i, b).ok_or((i, "invalid UTF-8"))?,
         }
     }
 }
 
-/// The literal `word` at `i`: the offset after it.
-fn literal(s: &[u8], i: usize, word: &[u8]) -> Result<usize, Found> {
-    if s.get(i..i + word.len()) == Some(word) {
-        Ok(i + word.len())
-    } else {
-        Err((i, "expected a value"))
+/// The four hex digits at `i`, as a number.
+fn hex4(s: &[u8], i: usize) -> Option<u16> {
+    let digits = s.get(i..i + 4)?;
+    if !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
     }
+    u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
 }
 
-/// The number at `i`: the offset after it.
-fn number(s: &[u8], mut i: usize) -> Result<usize, Found> {
+/// The length of the UTF-8 sequence that starts with `lead` at `i`, if it
+/// is a valid one.
+fn utf8_char(s: &[u8], i: usize, lead: u8) -> Option<usize> {
+    let len = match lead {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => return None,
+    };
+    std::str::from_utf8(s.get(i..i + len)?).ok().map(|_| len)
+}
+
+/// The literal `word` at `i`: the offset after it, or the first byte where
+/// it differs.
+fn literal(s: &[u8], i: usize, word: &[u8], what: &'static str) -> Result<usize, Found> {
+    for (k, &expected) in word.iter().enumerate() {
+        if s.get(i + k) != Some(&expected) {
+            return Err((i + k, what));
+        }
+    }
+    Ok(i + word.len())
+}
+
+/// The number at `start`: the offset after it.
+fn number(s: &[u8], start: usize) -> Result<usize, Found> {
     let digits = |s: &[u8], mut i: usize| {
-        let start = i;
+        let first = i;
         while s.get(i).is_some_and(u8::is_ascii_digit) {
             i += 1;
         }
-        (i, i > start)
+        (i, i > first)
     };
+    let mut i = start;
     if s.get(i) == Some(&b'-') {
         i += 1;
     }
@@ -171,7 +214,12 @@ fn number(s: &[u8], mut i: usize) -> Result<usize, Found> {
         }
         i = end;
     }
-    Ok(i)
+    // JSON's number grammar is a subset of what `f64::from_str` takes.
+    let text = std::str::from_utf8(&s[start..i]).map_err(|_| (start, "invalid number"))?;
+    match text.parse::<f64>() {
+        Ok(n) if n.is_finite() => Ok(i),
+        _ => Err((start, "number out of range (beyond f64)")),
+    }
 }
 
 #[cfg(test)]
@@ -188,14 +236,38 @@ mod tests {
             (b"{\"a\" 1}", 5, "expected `:`"),
             (b"{1:2}", 1, "expected a string key"),
             (b"{\"a\":1,}", 7, "expected a string key"),
-            (b"[tru]", 1, "expected a value"),
+            (b"[tru]", 4, "expected `true`"),
+            (b"[trUe]", 3, "expected `true`"),
+            (b"nul", 3, "expected `null`"),
             (b"[1,]", 3, "expected a value"),
             (b"[01]", 2, "expected `,` or `]`"),
             (b"[1.]", 3, "invalid number"),
             (b"[-]", 2, "invalid number"),
+            (b"[1e400 1]", 1, "number out of range (beyond f64)"),
             (b"[\"a\\x\"]", 3, "invalid escape"),
             (b"[\"\\u12g4\"]", 2, "invalid \\u escape"),
+            (b"\"\\u04\"", 1, "invalid \\u escape"),
+            (
+                b"[\"\\ud800\"]",
+                2,
+                "invalid unicode code point (a lone surrogate)",
+            ),
+            (
+                b"[\"\\udc00\"]",
+                2,
+                "invalid unicode code point (a lone surrogate)",
+            ),
+            (
+                b"[\"\\ud800\\u0041\"]",
+                2,
+                "invalid unicode code point (a lone surrogate)",
+            ),
+            (b"[\"\\ud800\\u00zz\"]", 8, "invalid \\u escape"),
             (b"[\"a\nb\"]", 3, "control character in a string"),
+            (b"[\"\xc3\"\"]", 2, "invalid UTF-8"),
+            (b"[\"\xed\xa0\x80\"]", 2, "invalid UTF-8"),
+            (b"[x, \"\xff\"]", 1, "expected a value"),
+            (b"\xef\xbb\xbf[]", 0, "expected a value"),
             (b"", 0, "expected a value"),
             (b"[[[", 3, "expected a value"),
         ] {
@@ -214,15 +286,16 @@ mod tests {
             &b"{\"a\": [1, -2.5e-3, true, false, null, \"\\u00e9\\n\"], \"b\": {}}"[..],
             b" [ ] ",
             b"0",
-            b"1e400",
-            &[b'['; 10_000],
+            b"1e-400",
+            b"[\"\\ud83d\\ude00 \xf0\x9f\x98\x80 \xc3\xa9\"]",
+            b"-0.0E+0",
         ] {
-            if doc[0] == b'[' && doc.len() == 10_000 {
-                // Unclosed: an error at the end, not a stack overflow.
-                assert_eq!(diagnose(doc), Some((10_000, "expected a value")));
-            } else {
-                assert_eq!(diagnose(doc), None, "{}", String::from_utf8_lossy(doc));
-            }
+            assert_eq!(diagnose(doc), None, "{}", String::from_utf8_lossy(doc));
         }
+        // Unclosed: an error at the end, not a stack overflow.
+        assert_eq!(
+            diagnose(&[b'['; 100_000]),
+            Some((100_000, "expected a value"))
+        );
     }
 }

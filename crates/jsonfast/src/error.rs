@@ -51,17 +51,6 @@ pub struct Location {
 }
 
 impl Location {
-    /// Byte `offset` of an input of `len` bytes whose lines are unknown (it
-    /// was changed by the parser): line 1, column from the start.
-    pub(crate) fn of_len(len: usize, offset: usize) -> Location {
-        let offset = offset.min(len);
-        Location {
-            offset,
-            line: 1,
-            column: offset + 1,
-        }
-    }
-
     /// The location of byte `offset` of `input`.
     pub(crate) fn of(input: &[u8], offset: usize) -> Location {
         let offset = offset.min(input.len());

@@ -163,3 +163,53 @@ fn syntax_errors_name_what_was_expected() {
         assert_eq!(err.to_string(), message);
     }
 }
+
+#[test]
+fn the_first_error_in_document_order_is_reported_where_it_is() {
+    // Found by the second review: a later invalid UTF-8 or number beyond
+    // f64 was reported over an earlier grammar error (and the other way
+    // round), a broken literal was placed at its first byte, and a bad
+    // `\u` escape was called a lone surrogate at byte 0.
+    let big = format!("[{}]", "9".repeat(400));
+    let cases: Vec<(&[u8], usize, &str)> = vec![
+        (b"[x, \"\xff\"]", 1, "expected a value"),
+        (b"[\"\xc3\"\"]", 2, "invalid UTF-8"),
+        (b"[1e400 1]", 1, "number out of range (beyond f64)"),
+        (b"[1, -1e400]", 4, "number out of range (beyond f64)"),
+        (big.as_bytes(), 1, "number out of range (beyond f64)"),
+        (b"[trUe]", 3, "expected `true`"),
+        (b"nul", 3, "expected `null`"),
+        (b"[1, \"\\u00zz\"]", 5, "invalid \\u escape"),
+        (b"\"\\u04\"", 1, "invalid \\u escape"),
+        (b"[\"\\ud800\\u00zz\"]", 8, "invalid \\u escape"),
+        (b"\xef\xbb\xbf[]", 0, "expected a value"),
+        (b" ", 1, "expected a value"),
+    ];
+    let mut d = Decoder::default();
+    for (doc, offset, what) in cases {
+        let shown = String::from_utf8_lossy(doc).into_owned();
+        let err = d.decode::<serde::de::IgnoredAny>(doc).unwrap_err();
+        let ErrorKind::Syntax(message) = err.kind() else {
+            panic!("{shown}: not a syntax error: {err}");
+        };
+        assert!(message.starts_with(what), "{shown}: {message}");
+        assert_eq!(err.location().expect("located").offset, offset, "{shown}");
+        // decode_borrowed says the same (it used to keep simd-json's word
+        // and place some errors at byte 0).
+        let mut copy = doc.to_vec();
+        let borrowed = d
+            .decode_borrowed::<serde::de::IgnoredAny>(&mut copy)
+            .unwrap_err();
+        assert_eq!(borrowed.to_string(), err.to_string(), "{shown}");
+    }
+    // Beyond f64 is an error, below it rounds to zero as `str::parse` does.
+    let tiny: f64 = d.decode(b"1e-400").expect("rounds to 0");
+    assert_eq!(tiny, 0.0);
+    // Lines and columns of a borrowed document are its own.
+    let mut doc = b"{\"a\": \"x\\ny\",\n \"b\": [1 2]}".to_vec();
+    let err = d
+        .decode_borrowed::<serde::de::IgnoredAny>(&mut doc)
+        .unwrap_err();
+    let at = err.location().expect("located");
+    assert_eq!((at.offset, at.line, at.column), (23, 2, 10), "{err}");
+}
