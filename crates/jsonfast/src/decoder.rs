@@ -8,6 +8,7 @@ use simd_json::{Buffers, Deserializer, ErrorType, INPUT_PADDING, Node, Tape};
 
 use crate::error::{Error, ErrorKind, Location};
 use crate::limits::Limits;
+use crate::stack::{self, Depth, PER_LEVEL, PER_LEVEL_TRACKED};
 use crate::{LimitsError, Validate};
 
 /// A JSON decoder that reuses all of its memory: simd-json's buffers, the
@@ -48,6 +49,8 @@ struct Parser {
     /// string buffer (and, for `decode_borrowed`, its input copy) is as
     /// large.
     largest: usize,
+    /// Finds how deep a tape nests, for the stack its decoding needs.
+    depth: Depth,
 }
 
 impl Default for Decoder {
@@ -130,6 +133,7 @@ impl Decoder {
             + tape
             + size_of_val(parser.buffers.structural_indexes())
             + parser.largest
+            + parser.depth.kept_bytes()
     }
 
     /// The limits.
@@ -263,8 +267,11 @@ impl Decoder {
             Ok(()) => match check_lengths(&tape, limits) {
                 Err(e) => Err(e),
                 Ok(()) => {
+                    let need = parser.depth.need(&tape, limits.max_depth, PER_LEVEL);
                     let mut de = Deserializer::from_tape(tape);
-                    let out = T::deserialize(&mut de).map_err(|e| data_error(&e));
+                    let out = stack::with_stack(need, || {
+                        T::deserialize(&mut de).map_err(|e| data_error(&e))
+                    });
                     tape = de.into_tape();
                     out
                 }
@@ -297,11 +304,12 @@ impl Parser {
             input: Vec::new(),
             tape: None,
             largest: 0,
+            depth: Depth::default(),
         }
     }
 
     fn decode<T: DeserializeOwned>(&mut self, limits: &Limits, json: &[u8]) -> Result<T, Error> {
-        match self.run(limits, json, |de| {
+        match self.run(limits, json, PER_LEVEL, |de| {
             T::deserialize(de).map_err(|e| data_error(&e))
         }) {
             Ok(value) => Ok(value),
@@ -322,7 +330,7 @@ impl Parser {
     /// error the first decode met.
     #[cold]
     fn with_path<T: DeserializeOwned>(&mut self, limits: &Limits, json: &[u8]) -> Option<Error> {
-        let again = self.run(limits, json, |de| {
+        let again = self.run(limits, json, PER_LEVEL_TRACKED, |de| {
             serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
                 let path = e.path().to_string();
                 let (err, offset) = data_error(e.inner());
@@ -332,11 +340,13 @@ impl Parser {
         again.err().map(|(e, _)| e)
     }
 
-    /// Parses `json` into the tape and runs `decode` on it.
+    /// Parses `json` into the tape and runs `decode` on it, with the stack
+    /// that `per_level` bytes a level of its nesting need.
     fn run<T>(
         &mut self,
         limits: &Limits,
         json: &[u8],
+        per_level: usize,
         decode: impl for<'de> FnOnce(&mut Deserializer<'de>) -> Result<T, Located>,
     ) -> Result<T, Located> {
         if json.len() > limits.max_input {
@@ -360,8 +370,9 @@ impl Parser {
                 Ok(()) => match check_lengths(&tape, limits) {
                     Err(e) => Err(e),
                     Ok(()) => {
+                        let need = self.depth.need(&tape, limits.max_depth, per_level);
                         let mut de = Deserializer::from_tape(tape);
-                        let out = decode(&mut de);
+                        let out = stack::with_stack(need, || decode(&mut de));
                         tape = de.into_tape();
                         out
                     }

@@ -7,6 +7,7 @@ mod diagnose;
 mod error;
 mod limits;
 mod ndjson;
+mod stack;
 
 use std::cell::RefCell;
 
@@ -113,8 +114,8 @@ pub const THREAD_DECODER_KEEPS: usize = 4 << 20;
 /// Runs `f` with this thread's decoder (default limits), made on first
 /// use and kept for the thread's life, so that callers need not carry one.
 /// After a call that leaves it keeping more than [`THREAD_DECODER_KEEPS`]
-/// bytes, it frees them ([`Decoder::shrink`]): a caller of large documents
-/// keeps a [`Decoder`] of its own. Re-entered (from inside `f`), or while the
+/// bytes, it frees them ([`Decoder::shrink`]), also when `f` panics: a
+/// caller of large documents keeps a [`Decoder`] of its own. Re-entered (from inside `f`), or while the
 /// thread exits, it hands `f` a new decoder instead.
 ///
 /// ```
@@ -126,18 +127,27 @@ pub fn with_decoder<R>(f: impl FnOnce(&mut Decoder) -> R) -> R {
     let mut f = Some(f);
     let out = DECODER.try_with(|cell| {
         let mut slot = cell.try_borrow_mut().ok()?;
-        let decoder = slot.get_or_insert_with(Decoder::default);
         let f = f.take()?;
-        let out = f(decoder);
-        if decoder.kept_bytes() > THREAD_DECODER_KEEPS {
-            decoder.shrink();
-        }
-        Some(out)
+        let kept = Trimmed(slot.get_or_insert_with(Decoder::default));
+        Some(f(kept.0))
     });
     match (out, f) {
         (Ok(Some(out)), _) => out,
         (_, Some(f)) => f(&mut Decoder::default()),
         (_, None) => unreachable!("`f` ran or is still here"),
+    }
+}
+
+/// The thread's decoder while `with_decoder` lends it: at the end of the
+/// call, a panic in it included, what it keeps above
+/// [`THREAD_DECODER_KEEPS`] is freed.
+struct Trimmed<'a>(&'a mut Decoder);
+
+impl Drop for Trimmed<'_> {
+    fn drop(&mut self) {
+        if self.0.kept_bytes() > THREAD_DECODER_KEEPS {
+            self.0.shrink();
+        }
     }
 }
 

@@ -168,6 +168,18 @@ fn kept_bytes_counts_the_tape_and_the_thread_decoder_frees_it() {
         });
         let kept = prodkit_jsonfast::with_decoder(|d| d.kept_bytes());
         assert!(kept <= prodkit_jsonfast::THREAD_DECODER_KEEPS, "{kept}");
+        // Found by the second review: a call that panicked left all of it
+        // kept until the thread's next call.
+        let kept = std::panic::catch_unwind(|| {
+            prodkit_jsonfast::with_decoder(|d| {
+                let _: IgnoredAny = d.decode(doc.as_bytes()).expect("decodes");
+                panic!("the caller's code panics");
+            })
+        });
+        assert!(kept.is_err());
+        // Read inside the next call, before that call trims anything.
+        let kept = prodkit_jsonfast::with_decoder(|d| d.kept_bytes());
+        assert!(kept <= prodkit_jsonfast::THREAD_DECODER_KEEPS, "{kept}");
     })
     .join()
     .expect("no panic");

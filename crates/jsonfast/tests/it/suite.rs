@@ -2,7 +2,7 @@
 
 use serde::de::IgnoredAny;
 
-use prodkit_jsonfast::{Decoder, ErrorKind};
+use prodkit_jsonfast::{Decoder, ErrorKind, Limits, MAX_DEPTH_LIMIT};
 
 use crate::data;
 
@@ -113,4 +113,64 @@ fn the_deepest_document_the_limits_allow_decodes_on_a_2_mib_stack() {
         })
         .expect("a thread starts");
     worker.join().expect("no stack overflow, no panic");
+}
+
+/// A struct of options, as the review's stack test wrote it: larger frames
+/// a level than `Nest`.
+#[derive(serde::Deserialize, Debug)]
+#[allow(dead_code, reason = "only decoded")]
+struct Chain {
+    a: Option<Box<Chain>>,
+    b: Option<u8>,
+}
+
+/// `depth` levels of `Chain`, the innermost with `b` set to `last`.
+fn chain(depth: usize, last: u32) -> Vec<u8> {
+    let mut doc = r#"{"a":"#.repeat(depth - 1);
+    doc.push_str(&format!(r#"{{"b":{last}}}"#));
+    doc.push_str(&"}".repeat(depth - 1));
+    doc.into_bytes()
+}
+
+/// Runs `f` on a thread with a `stack`-byte stack, under a watchdog.
+fn on_stack(stack: usize, f: impl FnOnce() + Send + 'static) {
+    prodkit_testkit::watchdog(std::time::Duration::from_secs(120), move || {
+        std::thread::Builder::new()
+            .stack_size(stack)
+            .spawn(f)
+            .expect("a thread starts")
+            .join()
+            .expect("no stack overflow, no panic");
+    });
+}
+
+#[test]
+fn deep_documents_decode_and_fail_with_their_path_on_small_stacks() {
+    // Found by the second review: in a debug build, 128 levels of `Chain`
+    // overflowed a 256 KiB stack, and a data error at the bottom did also
+    // in release (the decode that finds the path takes 2-2.5 times the
+    // stack), as did 1,024 levels on 2 MiB. A stack overflow aborts this
+    // test binary: it cannot pass by accident.
+    for (stack, depth) in [(256 << 10, 128), (2 << 20, MAX_DEPTH_LIMIT)] {
+        on_stack(stack, move || {
+            let limits = Limits {
+                max_depth: depth,
+                ..Limits::default()
+            };
+            let mut decoder = Decoder::new(limits).expect("valid");
+            decoder
+                .decode::<Chain>(&chain(depth, 3))
+                .expect("decodes at the limit");
+            let err = decoder.decode::<Chain>(&chain(depth, 300)).unwrap_err();
+            assert!(matches!(err.kind(), ErrorKind::Data(_)), "{err}");
+            let path = err.path().expect("a path");
+            assert_eq!(path, format!("{}.b", ".a".repeat(depth - 1)));
+            let mut doc = chain(depth, 3);
+            decoder
+                .decode_borrowed::<Chain>(&mut doc)
+                .expect("decodes borrowed");
+            let err = decoder.decode::<Chain>(&chain(depth + 1, 3)).unwrap_err();
+            assert!(matches!(err.kind(), ErrorKind::TooDeep { .. }), "{err}");
+        });
+    }
 }
