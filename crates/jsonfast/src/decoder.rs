@@ -8,6 +8,7 @@ use simd_json::{Buffers, Deserializer, ErrorType, INPUT_PADDING, Node, Tape};
 
 use crate::error::{Error, ErrorKind, Location};
 use crate::limits::Limits;
+use crate::locate;
 use crate::stack::{self, Depth, PER_LEVEL, PER_LEVEL_TRACKED};
 use crate::{LimitsError, Validate};
 
@@ -264,7 +265,7 @@ impl Decoder {
         parser.input.extend_from_slice(json);
         let out = match simd_json::fill_tape(json, &mut parser.buffers, &mut tape) {
             Err(e) => Err(parse_error(&e, limits)),
-            Ok(()) => match check_lengths(&tape, limits) {
+            Ok(()) => match check_lengths(&tape, limits, &parser.input[..len]) {
                 Err(e) => Err(e),
                 Ok(()) => {
                     let need = parser.depth.need(&tape, limits.max_depth, PER_LEVEL);
@@ -327,14 +328,15 @@ impl Parser {
     }
 
     /// Decodes `json` again with serde_path_to_error, for the path of the
-    /// error the first decode met.
+    /// error the first decode met, and the location of the value there.
     #[cold]
     fn with_path<T: DeserializeOwned>(&mut self, limits: &Limits, json: &[u8]) -> Option<Error> {
         let again = self.run(limits, json, PER_LEVEL_TRACKED, |de| {
             serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
-                let path = e.path().to_string();
-                let (err, offset) = data_error(e.inner());
-                (err.with_path(path), offset)
+                let steps = locate::steps_of(e.path());
+                let (err, _) = data_error(e.inner());
+                let at = Location::of(json, locate::offset_of(json, &steps));
+                (err.with_steps(&steps).at(at), None)
             })
         });
         again.err().map(|(e, _)| e)
@@ -367,7 +369,7 @@ impl Parser {
         let out =
             match simd_json::fill_tape_padded(&mut self.input, len, &mut self.buffers, &mut tape) {
                 Err(e) => Err(parse_error(&e, limits)),
-                Ok(()) => match check_lengths(&tape, limits) {
+                Ok(()) => match check_lengths(&tape, limits, json) {
                     Err(e) => Err(e),
                     Ok(()) => {
                         let need = self.depth.need(&tape, limits.max_depth, per_level);
@@ -400,32 +402,34 @@ fn precise(e: Error, offset: usize, json: &[u8]) -> (Error, usize) {
 
 /// Checks `max_string` and `max_collection` over the tape, when an input
 /// within `max_input` could breach them.
-fn check_lengths(tape: &Tape<'_>, limits: &Limits) -> Result<(), Located> {
+fn check_lengths(tape: &Tape<'_>, limits: &Limits, json: &[u8]) -> Result<(), Located> {
     if !limits.checks_lengths() {
         return Ok(());
     }
-    for node in &tape.0 {
-        match node {
-            Node::String(s) if s.len() > limits.max_string => {
-                return Err((
-                    Error::new(ErrorKind::StringTooLong {
-                        limit: limits.max_string,
-                    }),
-                    None,
-                ));
-            }
+    for (at, node) in tape.0.iter().enumerate() {
+        let kind = match node {
+            Node::String(s) if s.len() > limits.max_string => ErrorKind::StringTooLong {
+                limit: limits.max_string,
+            },
             Node::Array { len, .. } | Node::Object { len, .. } if *len > limits.max_collection => {
-                return Err((
-                    Error::new(ErrorKind::CollectionTooLong {
-                        limit: limits.max_collection,
-                    }),
-                    None,
-                ));
+                ErrorKind::CollectionTooLong {
+                    limit: limits.max_collection,
+                }
             }
-            _ => {}
-        }
+            _ => continue,
+        };
+        return Err(breach(kind, tape, at, json));
     }
     Ok(())
+}
+
+/// A breach of a length limit by node `at` of the tape, with its path and
+/// the offset of its value (of its member, for an object's key).
+#[cold]
+fn breach(kind: ErrorKind, tape: &Tape<'_>, at: usize, json: &[u8]) -> Located {
+    let steps = locate::steps_to_node(&tape.0, at);
+    let offset = locate::offset_of(json, &steps);
+    (Error::new(kind).with_steps(&steps), Some(offset))
 }
 
 /// An error of the parser (stage 1 or 2), at its byte offset.

@@ -89,7 +89,7 @@ fn scan(s: &[u8]) -> Result<(), Found> {
 }
 
 /// The offset after white space from `i`.
-fn ws(s: &[u8], mut i: usize) -> usize {
+pub(crate) fn ws(s: &[u8], mut i: usize) -> usize {
     while matches!(s.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
     }

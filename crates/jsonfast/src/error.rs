@@ -19,7 +19,7 @@ use std::io;
 /// assert_eq!(err.path(), Some("[1].id"));
 /// assert_eq!(
 ///     err.to_string(),
-///     "expected an unsigned integer that fits the field's type at [1].id"
+///     "expected an unsigned integer that fits the field's type at [1].id (line 1 column 36, byte 35)"
 /// );
 /// ```
 #[derive(Debug)]
@@ -127,16 +127,9 @@ impl Error {
         self
     }
 
-    /// `path` as serde_path_to_error writes it (`users[3].email`, `.` at
-    /// the top), written `.users[3].email`.
-    pub(crate) fn with_path(mut self, path: String) -> Error {
-        if !path.is_empty() && path != "." {
-            self.path = Some(if path.starts_with('[') {
-                path
-            } else {
-                format!(".{path}")
-            });
-        }
+    /// The path of `steps` (`.users[3].email`).
+    pub(crate) fn with_steps(mut self, steps: &[crate::locate::Step]) -> Error {
+        self.path = crate::locate::write_path(steps);
         self
     }
 
@@ -178,9 +171,13 @@ impl Error {
         &self.kind
     }
 
-    /// Where in the input, when the parser knows: syntax errors and limits
-    /// met while parsing. Errors of the typed decoding have a
-    /// [`path`](Self::path) instead.
+    /// Where in the input: for a syntax error, the byte where it is; for a
+    /// breach of `max_string` or `max_collection` and an error of the typed
+    /// decoding, the start of the value at its [`path`](Self::path) (or of
+    /// the deepest value on the way that the document has, where serde's
+    /// path names what the text does not: a flattened struct). `None` for
+    /// `TooLarge`, `Io`, a [`Validate`](crate::Validate) failure, and a
+    /// data error of [`decode_borrowed`](crate::Decoder::decode_borrowed).
     ///
     /// ```
     /// use prodkit_jsonfast::Decoder;
@@ -193,8 +190,10 @@ impl Error {
     }
 
     /// The field being decoded, as `.users[3].email` (`[3]` an array
-    /// index, `.name` an object member); `None` at the top level or for
-    /// syntax errors.
+    /// index, `.name` an object member, `["a.b"]` a member whose key is not
+    /// a plain name of letters, digits, `_` and `-`, written as a JSON
+    /// string); also the value that breached `max_string` or
+    /// `max_collection`. `None` at the top level or for syntax errors.
     ///
     /// ```
     /// use std::collections::BTreeMap;
@@ -225,15 +224,24 @@ impl Error {
     }
 }
 
+/// `n` bytes, in words: "1 byte", "2 bytes".
+fn bytes(n: usize) -> String {
+    if n == 1 {
+        "1 byte".to_string()
+    } else {
+        format!("{n} bytes")
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ErrorKind::TooLarge { limit } => {
-                write!(f, "input larger than max_input ({limit} bytes)")
+                write!(f, "input larger than max_input ({})", bytes(*limit))
             }
             ErrorKind::TooDeep { limit } => write!(f, "nesting deeper than max_depth ({limit})"),
             ErrorKind::StringTooLong { limit } => {
-                write!(f, "string longer than max_string ({limit} bytes)")
+                write!(f, "string longer than max_string ({})", bytes(*limit))
             }
             ErrorKind::CollectionTooLong { limit } => {
                 write!(f, "array or object longer than max_collection ({limit})")
@@ -251,17 +259,20 @@ impl fmt::Display for Error {
         if let Some(line) = self.record {
             write!(f, " in record on line {line}")?;
         }
-        if let Some(at) = self.at {
-            write!(
+        match (&self.path, self.at) {
+            (Some(path), Some(at)) => write!(
+                f,
+                " at {path} (line {} column {}, byte {})",
+                at.line, at.column, at.offset
+            ),
+            (Some(path), None) => write!(f, " at {path}"),
+            (None, Some(at)) => write!(
                 f,
                 " at line {} column {} (byte {})",
                 at.line, at.column, at.offset
-            )?;
+            ),
+            (None, None) => Ok(()),
         }
-        if let Some(path) = &self.path {
-            write!(f, " at {path}")?;
-        }
-        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@ mod decoder;
 mod diagnose;
 mod error;
 mod limits;
+mod locate;
 mod ndjson;
 mod stack;
 

@@ -54,29 +54,32 @@ pub const MAX_INPUT_LIMIT: usize = u32::MAX as usize - 64;
 pub const MAX_DEPTH_LIMIT: usize = 1024;
 
 impl Limits {
-    /// Checks that every limit is usable: all above 0, `max_input` within
-    /// [`MAX_INPUT_LIMIT`], `max_depth` within [`MAX_DEPTH_LIMIT`].
+    /// Checks that every limit is usable: `max_input` from 1 to
+    /// [`MAX_INPUT_LIMIT`], `max_depth` from 1 to [`MAX_DEPTH_LIMIT`].
+    /// `max_string` and `max_collection` may be 0: only empty strings, or
+    /// only empty arrays and objects, are accepted then.
     ///
     /// ```
     /// use prodkit_jsonfast::Limits;
     ///
-    /// let e = Limits { max_depth: 0, ..Limits::default() }.validate().unwrap_err();
-    /// assert_eq!(e.field(), "max_depth");
-    /// assert_eq!(e.to_string(), "max_depth is 0: nothing could be decoded");
+    /// let e = Limits { max_input: 0, ..Limits::default() }.validate().unwrap_err();
+    /// assert_eq!(e.field(), "max_input");
+    /// assert_eq!(e.to_string(), "max_input is 0: no document could be decoded");
+    /// assert!(Limits { max_string: 0, ..Limits::default() }.validate().is_ok());
     /// ```
     pub fn validate(&self) -> Result<(), LimitsError> {
-        for (field, n) in [
-            ("max_input", self.max_input),
-            ("max_depth", self.max_depth),
-            ("max_string", self.max_string),
-            ("max_collection", self.max_collection),
-        ] {
-            if n == 0 {
-                return Err(LimitsError {
-                    field,
-                    reason: format!("{field} is 0: nothing could be decoded"),
-                });
-            }
+        if self.max_input == 0 {
+            return Err(LimitsError {
+                field: "max_input",
+                reason: "max_input is 0: no document could be decoded".to_string(),
+            });
+        }
+        if self.max_depth == 0 {
+            return Err(LimitsError {
+                field: "max_depth",
+                reason: "max_depth is 0: the parser needs at least 1 (a document of one value)"
+                    .to_string(),
+            });
         }
         if self.max_depth > MAX_DEPTH_LIMIT {
             return Err(LimitsError {
@@ -126,8 +129,8 @@ impl LimitsError {
     /// ```
     /// use prodkit_jsonfast::Limits;
     ///
-    /// let e = Limits { max_string: 0, ..Limits::default() }.validate().unwrap_err();
-    /// assert_eq!(e.field(), "max_string");
+    /// let e = Limits { max_depth: 0, ..Limits::default() }.validate().unwrap_err();
+    /// assert_eq!(e.field(), "max_depth");
     /// ```
     pub fn field(&self) -> &'static str {
         self.field

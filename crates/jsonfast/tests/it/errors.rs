@@ -39,19 +39,46 @@ fn a_data_error_has_the_fields_path() {
     let err = decoder.decode::<Users>(doc).unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::Data(_)), "{err}");
     assert_eq!(err.path(), Some(".users[3].email"));
-    assert!(err.to_string().ends_with("at .users[3].email"), "{err}");
+    // And the location of the value there (found by the second review to
+    // be missing from data errors).
+    let at = err.location().expect("located");
+    assert_eq!(&doc[at.offset..at.offset + 2], b"5}");
+    assert_eq!((at.line, at.column), (1, at.offset + 1));
+    assert_eq!(
+        err.to_string(),
+        "expected a string at .users[3].email (line 1 column 106, byte 105)"
+    );
     // serde-level errors too: a missing field, an unknown one, a
-    // duplicate key in a map.
-    let err = decoder
-        .decode::<Users>(br#"{"users": [{"id": 1}]}"#)
-        .unwrap_err();
+    // duplicate one; each located at the value its path names.
+    let doc = b"{\"users\": [\n  {\"id\": 1}]}";
+    let err = decoder.decode::<Users>(doc).unwrap_err();
     assert!(err.to_string().contains("missing field `email`"), "{err}");
     assert_eq!(err.path(), Some(".users[0]"));
-    let err = decoder
-        .decode::<Users>(br#"{"users": [{"id": 1, "email": "a", "admin": true}]}"#)
-        .unwrap_err();
+    let at = err.location().expect("located");
+    assert_eq!((at.offset, at.line, at.column), (14, 2, 3), "{err}");
+    let doc = br#"{"users": [{"id": 1, "email": "a", "admin": true}]}"#;
+    let err = decoder.decode::<Users>(doc).unwrap_err();
     assert!(err.to_string().contains("unknown field `admin`"), "{err}");
     assert_eq!(err.path(), Some(".users[0].admin"));
+    let at = err.location().expect("located");
+    assert_eq!(&doc[at.offset..at.offset + 4], b"true");
+    let doc = br#"{"users": [{"id": 1, "id": 2, "email": "a"}]}"#;
+    let err = decoder.decode::<Users>(doc).unwrap_err();
+    assert!(err.to_string().contains("duplicate field `id`"), "{err}");
+    // serde reports it from the struct, after its key was read.
+    assert_eq!(err.path(), Some(".users[0]"), "{err}");
+    assert_eq!(err.location().expect("located").offset, 11, "{err}");
+    // A key that is not a plain name is quoted, an empty one included
+    // (found by the second review: `{"": 300}` lost its path).
+    let err = decoder
+        .decode::<BTreeMap<String, u8>>(br#"{"": 300}"#)
+        .unwrap_err();
+    assert_eq!(err.path(), Some(r#"[""]"#), "{err}");
+    assert_eq!(err.location().expect("located").offset, 5);
+    let err = decoder
+        .decode::<BTreeMap<String, u8>>(br#"{"a.b": 300}"#)
+        .unwrap_err();
+    assert_eq!(err.path(), Some(r#"["a.b"]"#), "{err}");
     // The decoder goes on after errors.
     let ok: Users = decoder
         .decode(br#"{"users": [{"id": 9, "email": "z"}]}"#)

@@ -83,20 +83,24 @@ fn invalid_limits_are_refused() {
             ..Limits::default()
         },
         Limits {
-            max_string: 0,
-            ..Limits::default()
-        },
-        Limits {
-            max_collection: 0,
-            ..Limits::default()
-        },
-        Limits {
             max_input: usize::MAX,
             ..Limits::default()
         },
     ] {
         assert!(Decoder::new(limits).is_err());
     }
+    // 0 is a usable `max_string` and `max_collection` (the second review
+    // found them refused as "nothing could be decoded"): empty ones pass.
+    let mut d = decoder(Limits {
+        max_string: 0,
+        max_collection: 0,
+        ..Limits::default()
+    });
+    assert!(d.decode::<IgnoredAny>(br#"[]"#).is_ok());
+    assert!(d.decode::<String>(br#""""#).is_ok());
+    assert!(d.decode::<IgnoredAny>(br#"{}"#).is_ok());
+    assert!(d.decode::<IgnoredAny>(br#"[1]"#).is_err());
+    assert!(d.decode::<String>(br#""a""#).is_err());
 }
 
 #[test]
@@ -183,4 +187,56 @@ fn kept_bytes_counts_the_tape_and_the_thread_decoder_frees_it() {
     })
     .join()
     .expect("no panic");
+}
+
+#[test]
+fn a_length_breach_says_where() {
+    // Found by the second review: `max_string` and `max_collection` errors
+    // had neither a path nor a location.
+    let mut d = decoder(Limits {
+        max_string: 3,
+        max_collection: 2,
+        ..Limits::default()
+    });
+    let cases: [(&[u8], &str, &str, usize); 5] = [
+        (
+            br#"{"a": [1, {"bb": "long"}]}"#,
+            "string longer",
+            ".a[1].bb",
+            17,
+        ),
+        (b"[\"ok\",\n \"a\\u0041xx\"]", "string longer", "[1]", 8),
+        (
+            br#"{"a": {"toolong": 1}}"#,
+            "string longer",
+            ".a.toolong",
+            18,
+        ),
+        (
+            br#"{"a": [[1], [1, 2, 3]]}"#,
+            "longer than max_collection",
+            ".a[1]",
+            12,
+        ),
+        (
+            br#"{"x": {"a": 1, "b": 2, "c": 3}}"#,
+            "longer than max_collection",
+            ".x",
+            6,
+        ),
+    ];
+    for (doc, what, path, offset) in cases {
+        let shown = String::from_utf8_lossy(doc);
+        let err = d.decode::<IgnoredAny>(doc).unwrap_err();
+        assert!(err.to_string().contains(what), "{shown}: {err}");
+        assert_eq!(err.path(), Some(path), "{shown}: {err}");
+        assert_eq!(
+            err.location().expect("located").offset,
+            offset,
+            "{shown}: {err}"
+        );
+        let mut copy = doc.to_vec();
+        let borrowed = d.decode_borrowed::<IgnoredAny>(&mut copy).unwrap_err();
+        assert_eq!(borrowed.to_string(), err.to_string(), "{shown}");
+    }
 }
