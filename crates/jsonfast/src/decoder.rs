@@ -225,22 +225,23 @@ impl Decoder {
     }
 
     /// Decodes a document that the caller keeps, so that `T` can borrow
-    /// from it (`&'a str` fields without escapes). The parser unescapes
-    /// strings in place: `json` is changed. A syntax error is located and
-    /// described as by [`decode`](Decoder::decode) (from a copy of the
-    /// input, which costs a `memcpy`); a data error has no path (finding
-    /// one would decode `T` again, from the original, which is gone).
+    /// from it: `&'a str` fields, escaped strings included, since the
+    /// parser unescapes strings in place (`json` is changed). A syntax error
+    /// or a length breach is located and described as by
+    /// [`decode`](Decoder::decode) (from a copy of the input, which costs a
+    /// `memcpy`); a data error has no path or location (finding them would
+    /// decode `T` again, from the original, which is gone).
     ///
     /// ```
     /// use prodkit_jsonfast::Decoder;
     ///
     /// #[derive(serde::Deserialize)]
-    /// struct Msg<'a> { user: &'a str, text: String }
+    /// struct Msg<'a> { user: &'a str, text: &'a str }
     ///
     /// let mut body = br#"{"user": "ada", "text": "line\nbreak"}"#.to_vec();
     /// let mut decoder = Decoder::default();
     /// let msg: Msg<'_> = decoder.decode_borrowed(&mut body)?;
-    /// assert_eq!((msg.user, msg.text.as_str()), ("ada", "line\nbreak"));
+    /// assert_eq!((msg.user, msg.text), ("ada", "line\nbreak"));
     /// # Ok::<(), prodkit_jsonfast::Error>(())
     /// ```
     pub fn decode_borrowed<'a, T: Deserialize<'a>>(

@@ -68,6 +68,24 @@ fuzz_target!(|data: &[u8]| {
     check::<Vec<String>>(&mut decoder, data);
     let mut copy = data.to_vec();
     let _ = decoder.decode_borrowed::<BTreeMap<&str, IgnoredAny>>(&mut copy);
+    // `decode_borrowed` reports an error as `decode` does.
+    let plain = decoder.decode::<IgnoredAny>(data).err().map(|e| e.to_string());
+    let mut copy = data.to_vec();
+    let borrowed = decoder
+        .decode_borrowed::<IgnoredAny>(&mut copy)
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(plain, borrowed);
+    // Length breaches are located within the input too.
+    let mut tight = Decoder::new(Limits {
+        max_input: 1 << 20,
+        max_depth: 64,
+        max_string: 4,
+        max_collection: 3,
+    })
+    .expect("valid limits");
+    check::<IgnoredAny>(&mut tight, data);
+    check::<Shape>(&mut tight, data);
     // The decoder goes on after whatever came before.
     let v: Vec<u8> = decoder.decode(b"[1, 2]").expect("a good document");
     assert_eq!(v, [1, 2]);
