@@ -135,6 +135,37 @@ impl<T: DeserializeOwned, R: BufRead> Iterator for NdJson<'_, T, R> {
             self.line += 1;
             let line = self.line;
             let limit = self.decoder.limits().max_input;
+            // A line whole in the reader's buffer is decoded from there.
+            let buf = loop {
+                match self.reader.fill_buf() {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            let buf = match buf {
+                Ok(buf) => buf,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(Error::new(ErrorKind::Io(e)).in_record(line)));
+                }
+            };
+            if let Some(at) = memchr::memchr(b'\n', buf) {
+                let text = &buf[..at];
+                let text = text.strip_suffix(b"\r").unwrap_or(text);
+                let out = if text.len() > limit {
+                    Some(Err(
+                        Error::new(ErrorKind::TooLarge { limit }).in_record(line)
+                    ))
+                } else {
+                    record(self.decoder, text, line)
+                };
+                self.reader.consume(at + 1);
+                if out.is_some() {
+                    return out;
+                }
+                continue;
+            }
+            // Else it is gathered in `raw`, in pieces.
             let mut raw = std::mem::take(&mut self.decoder.raw);
             raw.clear();
             let read = read_line(&mut self.reader, &mut raw, limit);
@@ -150,14 +181,7 @@ impl<T: DeserializeOwned, R: BufRead> Iterator for NdJson<'_, T, R> {
                 Ok(Line::TooLong) => Some(Err(
                     Error::new(ErrorKind::TooLarge { limit }).in_record(line)
                 )),
-                Ok(Line::Read) => {
-                    let record = &raw[..];
-                    if record.iter().all(u8::is_ascii_whitespace) {
-                        None
-                    } else {
-                        Some(self.decoder.decode(record).map_err(|e| e.in_record(line)))
-                    }
-                }
+                Ok(Line::Read) => record(self.decoder, &raw, line),
             };
             self.decoder.raw = raw;
             if out.is_some() {
@@ -166,4 +190,17 @@ impl<T: DeserializeOwned, R: BufRead> Iterator for NdJson<'_, T, R> {
         }
         None
     }
+}
+
+/// The record on line `line` (its text without the line end): `None` when
+/// it is blank.
+fn record<T: DeserializeOwned>(
+    decoder: &mut Decoder,
+    text: &[u8],
+    line: u64,
+) -> Option<Result<T, Error>> {
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    Some(decoder.decode(text).map_err(|e| e.in_record(line)))
 }

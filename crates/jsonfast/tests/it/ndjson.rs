@@ -19,32 +19,45 @@ fn bad_lines_are_errors_with_their_number_and_the_stream_goes_on() {
         ..Limits::default()
     })
     .expect("valid");
-    let got: Vec<_> = d.ndjson::<Rec, _>(input.as_bytes()).collect();
-    let summary: Vec<Result<u32, (u64, String)>> = got
-        .into_iter()
-        .map(|r| {
-            r.map(|rec| rec.id).map_err(|e| {
-                let kind = match e.kind() {
-                    ErrorKind::Syntax(_) => "syntax",
-                    ErrorKind::Data(_) => "data",
-                    ErrorKind::TooLarge { .. } => "too large",
-                    _ => "other",
-                };
-                (e.record().expect("a record's line"), kind.to_string())
+    let summary = |got: Vec<Result<Rec, prodkit_jsonfast::Error>>| {
+        got.into_iter()
+            .map(|r| {
+                r.map(|rec| rec.id).map_err(|e| {
+                    let kind = match e.kind() {
+                        ErrorKind::Syntax(_) => "syntax",
+                        ErrorKind::Data(_) => "data",
+                        ErrorKind::TooLarge { .. } => "too large",
+                        _ => "other",
+                    };
+                    (e.record().expect("a record's line"), e.to_string(), kind)
+                })
             })
-        })
+            .collect::<Vec<_>>()
+    };
+    let whole = summary(d.ndjson::<Rec, _>(input.as_bytes()).collect());
+    let kinds: Vec<Result<u32, (u64, &str)>> = whole
+        .iter()
+        .map(|r| r.clone().map_err(|(line, _, kind)| (line, kind)))
         .collect();
     assert_eq!(
-        summary,
+        kinds,
         vec![
             Ok(1),
-            Err((3, "syntax".into())),
-            Err((4, "data".into())),
-            Err((5, "too large".into())),
+            Err((3, "syntax")),
+            Err((4, "data")),
+            Err((5, "too large")),
             Ok(6),
             Ok(7),
         ]
     );
+    // A line is decoded from the reader's buffer when it is whole there,
+    // else gathered in pieces: through buffers of 1 to 300 bytes, the
+    // records and errors are the same.
+    for capacity in (1..=40).chain([64, 100, 101, 102, 300]) {
+        let reader = std::io::BufReader::with_capacity(capacity, input.as_bytes());
+        let got = summary(d.ndjson::<Rec, _>(reader).collect());
+        assert_eq!(got, whole, "a buffer of {capacity} bytes");
+    }
 }
 
 #[test]
