@@ -335,8 +335,18 @@ impl Parser {
         let again = self.run(limits, json, PER_LEVEL_TRACKED, |de| {
             serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
                 let steps = locate::steps_of(e.path());
-                let (err, _) = data_error(e.inner());
-                let at = Location::of(json, locate::offset_of(json, &steps));
+                let (offset, whole) = locate::find(json, &steps);
+                let (mut err, _) = data_error(e.inner());
+                // simd-json's "expected a string" says what was expected; the
+                // text says what was found.
+                if whole
+                    && expects_a_type(e.inner().error())
+                    && let Some(found) = locate::describe_value(json, offset)
+                    && let ErrorKind::Data(what) = err.kind()
+                {
+                    err = Error::new(ErrorKind::Data(format!("{what}, found {found}")));
+                }
+                let at = Location::of(json, offset);
                 (err.with_steps(&steps).at(at), None)
             })
         });
@@ -454,6 +464,24 @@ fn data_error(e: &simd_json::Error) -> Located {
         other => describe(other),
     };
     (Error::new(ErrorKind::Data(what)), None)
+}
+
+/// Whether simd-json's error says only which type was expected.
+fn expects_a_type(e: &ErrorType) -> bool {
+    matches!(
+        e,
+        ErrorType::ExpectedUnsigned
+            | ErrorType::ExpectedSigned
+            | ErrorType::ExpectedInteger
+            | ErrorType::ExpectedFloat
+            | ErrorType::ExpectedNumber
+            | ErrorType::ExpectedString
+            | ErrorType::ExpectedBoolean
+            | ErrorType::ExpectedNull
+            | ErrorType::ExpectedArray
+            | ErrorType::ExpectedMap
+            | ErrorType::ExpectedEnum
+    )
 }
 
 /// simd-json's error types, in words.

@@ -19,7 +19,7 @@ use std::io;
 /// assert_eq!(err.path(), Some("[1].id"));
 /// assert_eq!(
 ///     err.to_string(),
-///     "expected an unsigned integer that fits the field's type at [1].id (line 1 column 36, byte 35)"
+///     "expected an unsigned integer that fits the field's type, found a string at [1].id (line 1 column 36, byte 35)"
 /// );
 /// ```
 #[derive(Debug)]

@@ -89,14 +89,44 @@ fn quote(s: &str, out: &mut String) {
 /// (serde's path can name what the text does not: a flattened struct, an
 /// internally tagged enum).
 pub(crate) fn offset_of(json: &[u8], steps: &[Step]) -> usize {
+    find(json, steps).0
+}
+
+/// [`offset_of`], and whether the text has the value at the end of the
+/// path itself.
+pub(crate) fn find(json: &[u8], steps: &[Step]) -> (usize, bool) {
     let mut at = ws(json, 0);
     for step in steps {
         match step_into(json, at, step) {
             Some(next) => at = next,
-            None => break,
+            None => return (at, false),
         }
     }
-    at
+    (at, true)
+}
+
+/// The value at `at`, in words for an error message: `` the number `300` ``,
+/// `a string`, `` `true` ``.
+pub(crate) fn describe_value(json: &[u8], at: usize) -> Option<String> {
+    let words = match json.get(at)? {
+        b'"' => "a string".to_string(),
+        b'[' => "an array".to_string(),
+        b'{' => "an object".to_string(),
+        b't' => "`true`".to_string(),
+        b'f' => "`false`".to_string(),
+        b'n' => "`null`".to_string(),
+        b'-' | b'0'..=b'9' => {
+            let text = json.get(at..skip_value(json, at))?;
+            let text = std::str::from_utf8(text).ok()?;
+            if text.len() > 40 {
+                format!("the number `{}...`", &text[..40])
+            } else {
+                format!("the number `{text}`")
+            }
+        }
+        _ => return None,
+    };
+    Some(words)
 }
 
 /// The offset of the value that `step` leads to from the value at `at`.
@@ -312,6 +342,33 @@ mod tests {
         ] {
             assert_eq!(offset_of(json, &steps), at, "{steps:?}");
         }
+    }
+
+    #[test]
+    fn a_value_is_described_by_its_first_bytes() {
+        let json = br#"[300, "s", [], {}, true, false, null, -1.5e3]"#;
+        let words: Vec<_> = [1, 6, 11, 15, 19, 25, 32, 38]
+            .iter()
+            .map(|&at| super::describe_value(json, at).expect("a value"))
+            .collect();
+        assert_eq!(
+            words,
+            [
+                "the number `300`",
+                "a string",
+                "an array",
+                "an object",
+                "`true`",
+                "`false`",
+                "`null`",
+                "the number `-1.5e3`"
+            ]
+        );
+        let long = "9".repeat(50);
+        assert_eq!(
+            super::describe_value(long.as_bytes(), 0).as_deref(),
+            Some(format!("the number `{}...`", "9".repeat(40)).as_str())
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn a_data_error_has_the_fields_path() {
     assert_eq!((at.line, at.column), (1, at.offset + 1));
     assert_eq!(
         err.to_string(),
-        "expected a string at .users[3].email (line 1 column 106, byte 105)"
+        "expected a string, found the number `5` at .users[3].email (line 1 column 106, byte 105)"
     );
     // serde-level errors too: a missing field, an unknown one, a
     // duplicate one; each located at the value its path names.
