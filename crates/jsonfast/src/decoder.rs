@@ -283,7 +283,7 @@ impl Decoder {
         out.map_err(|(e, offset)| match offset {
             Some(offset) => {
                 let original = &parser.input[..len];
-                let (e, offset) = precise(e, offset, original);
+                let (e, offset) = precise(e, offset, original, limits);
                 e.found(original.get(offset).copied())
                     .at(Location::of(original, offset))
             }
@@ -316,7 +316,7 @@ impl Parser {
         }) {
             Ok(value) => Ok(value),
             Err((e, Some(offset))) => {
-                let (e, offset) = precise(e, offset, json);
+                let (e, offset) = precise(e, offset, json, limits);
                 Err(e
                     .found(json.get(offset).copied())
                     .at(Location::of(json, offset)))
@@ -399,13 +399,21 @@ impl Parser {
 /// A syntax error as it is: simd-json says "unexpected character" for most
 /// errors and places some at byte 0 or at a string's start; the scan of
 /// [`diagnose`](crate::diagnose) finds the first error in document order
-/// and says what was expected there. simd-json's own word stands only when
-/// the scan finds nothing.
-fn precise(e: Error, offset: usize, json: &[u8]) -> (Error, usize) {
+/// and says what was expected there (a nesting deeper than `max_depth`
+/// before it is the depth error: simd-json finds some syntax errors in a
+/// first pass, before it counts depth). simd-json's own word stands only
+/// when the scan finds nothing.
+fn precise(e: Error, offset: usize, json: &[u8], limits: &Limits) -> (Error, usize) {
     if !matches!(e.kind(), ErrorKind::Syntax(_)) {
         return (e, offset);
     }
-    match crate::diagnose::diagnose(json) {
+    match crate::diagnose::diagnose(json, limits.max_depth) {
+        Some((at, crate::diagnose::TOO_DEEP)) => (
+            Error::new(ErrorKind::TooDeep {
+                limit: limits.max_depth,
+            }),
+            at,
+        ),
         Some((at, what)) => (Error::new(ErrorKind::Syntax(what.to_string())), at),
         None => (e, offset),
     }
@@ -434,12 +442,12 @@ fn check_lengths(tape: &Tape<'_>, limits: &Limits, json: &[u8]) -> Result<(), Lo
     Ok(())
 }
 
-/// A breach of a length limit by node `at` of the tape, with its path and
-/// the offset of its value (of its member, for an object's key).
+/// A breach of a length limit by node `at` of the tape, with its path (for
+/// a key, its member's) and the offset of the node itself.
 #[cold]
 fn breach(kind: ErrorKind, tape: &Tape<'_>, at: usize, json: &[u8]) -> Located {
     let steps = locate::steps_to_node(&tape.0, at);
-    let offset = locate::offset_of(json, &steps);
+    let offset = locate::offset_of_node(json, at);
     (Error::new(kind).with_steps(&steps), Some(offset))
 }
 
@@ -461,6 +469,10 @@ fn parse_error(e: &simd_json::Error, limits: &Limits) -> Located {
 fn data_error(e: &simd_json::Error) -> Located {
     let what = match e.error() {
         ErrorType::Serde(msg) => msg.clone(),
+        // The tape's numbers parsed already: this is a map's key.
+        ErrorType::InvalidNumber => {
+            "expected a map key that is a number of the key's type".to_string()
+        }
         other => describe(other),
     };
     (Error::new(ErrorKind::Data(what)), None)

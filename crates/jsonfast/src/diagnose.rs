@@ -15,18 +15,25 @@
 /// An error: its byte offset and what was expected there.
 type Found = (usize, &'static str);
 
-/// The first error of `s`; `None` when there is none (simd-json rejected
-/// the document for a reason this scan does not check: depth).
-pub(crate) fn diagnose(s: &[u8]) -> Option<Found> {
-    scan(s).err()
+/// What is reported for nesting deeper than `max_depth`: the caller makes
+/// it a depth error.
+pub(crate) const TOO_DEEP: &str = "nesting deeper than max_depth";
+
+/// The first error of `s`, nesting deeper than `max_depth` included;
+/// `None` when there is none.
+pub(crate) fn diagnose(s: &[u8], max_depth: usize) -> Option<Found> {
+    scan(s, max_depth).err()
 }
 
-fn scan(s: &[u8]) -> Result<(), Found> {
+fn scan(s: &[u8], max_depth: usize) -> Result<(), Found> {
     // `true`: an object is open, `false`: an array.
     let mut open: Vec<bool> = Vec::new();
     let mut i = ws(s, 0);
     loop {
         // A value starts at `i`.
+        if matches!(s.get(i), Some(b'{' | b'[')) && open.len() >= max_depth {
+            return Err((i, TOO_DEEP));
+        }
         match s.get(i) {
             None => return Err((i, "expected a value")),
             Some(b'{') => {
@@ -127,8 +134,10 @@ fn string(s: &[u8], start: usize) -> Result<usize, Found> {
                             if s.get(i + 6..i + 8) != Some(&b"\\u"[..]) {
                                 return Err((i, LONE_SURROGATE));
                             }
-                            let low = hex4(s, i + 8).ok_or((i + 6, "invalid \\u escape"))?;
-                            if !(0xDC00..=0xDFFF).contains(&low) {
+                            // Anything but a low one, a broken escape
+                            // included, leaves it alone.
+                            let low = hex4(s, i + 8);
+                            if !low.is_some_and(|low| (0xDC00..=0xDFFF).contains(&low)) {
                                 return Err((i, LONE_SURROGATE));
                             }
                             i += 12;
@@ -262,7 +271,16 @@ mod tests {
                 2,
                 "invalid unicode code point (a lone surrogate)",
             ),
-            (b"[\"\\ud800\\u00zz\"]", 8, "invalid \\u escape"),
+            (
+                b"[\"\\ud800\\u00zz\"]",
+                2,
+                "invalid unicode code point (a lone surrogate)",
+            ),
+            (
+                b"[\"\\ud800\\x\"]",
+                2,
+                "invalid unicode code point (a lone surrogate)",
+            ),
             (b"[\"a\nb\"]", 3, "control character in a string"),
             (b"[\"\xc3\"\"]", 2, "invalid UTF-8"),
             (b"[\"\xed\xa0\x80\"]", 2, "invalid UTF-8"),
@@ -272,7 +290,7 @@ mod tests {
             (b"[[[", 3, "expected a value"),
         ] {
             assert_eq!(
-                diagnose(doc),
+                diagnose(doc, 128),
                 Some((at, what)),
                 "{}",
                 String::from_utf8_lossy(doc)
@@ -290,12 +308,18 @@ mod tests {
             b"[\"\\ud83d\\ude00 \xf0\x9f\x98\x80 \xc3\xa9\"]",
             b"-0.0E+0",
         ] {
-            assert_eq!(diagnose(doc), None, "{}", String::from_utf8_lossy(doc));
+            assert_eq!(diagnose(doc, 128), None, "{}", String::from_utf8_lossy(doc));
         }
         // Unclosed: an error at the end, not a stack overflow.
         assert_eq!(
-            diagnose(&[b'['; 100_000]),
+            diagnose(&[b'['; 100_000], usize::MAX),
             Some((100_000, "expected a value"))
         );
+        // Deeper than the limit before any other error: the depth.
+        let mut doc = vec![b'['; 129];
+        doc.extend_from_slice(b"\"abc");
+        assert_eq!(diagnose(&doc, 128), Some((128, super::TOO_DEEP)));
+        assert_eq!(diagnose(b"[[]]", 1), Some((1, super::TOO_DEEP)));
+        assert_eq!(diagnose(b"[x, [[]]]", 1), Some((1, "expected a value")));
     }
 }

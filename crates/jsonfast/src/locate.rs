@@ -87,13 +87,8 @@ fn quote(s: &str, out: &mut String) {
 /// The byte offset of the value at `steps` in `json` (a document that
 /// parsed), or of the deepest value on the way that the document has
 /// (serde's path can name what the text does not: a flattened struct, an
-/// internally tagged enum).
-pub(crate) fn offset_of(json: &[u8], steps: &[Step]) -> usize {
-    find(json, steps).0
-}
-
-/// [`offset_of`], and whether the text has the value at the end of the
-/// path itself.
+/// internally tagged enum; a key repeated on the way, which the path does
+/// not tell apart), and whether that is the value at the end of the path.
 pub(crate) fn find(json: &[u8], steps: &[Step]) -> (usize, bool) {
     let mut at = ws(json, 0);
     for step in steps {
@@ -147,25 +142,57 @@ fn step_into(json: &[u8], at: usize, step: &Step) -> Option<usize> {
             (json.get(i) != Some(&b']')).then_some(i)
         }
         (Step::Key(name) | Step::Variant(name), b'{') => {
+            // The member with that key; none when the key is repeated (the
+            // path does not say which of them failed).
+            let mut found = None;
             let mut i = ws(json, at + 1);
             while json.get(i) == Some(&b'"') {
                 let end = string_end(json, i);
                 let key = unescape(json.get(i + 1..end.checked_sub(1)?)?);
                 i = ws(json, ws(json, end) + 1);
                 if key.as_deref() == Some(name.as_str()) {
-                    return Some(i);
+                    if found.is_some() {
+                        return None;
+                    }
+                    found = Some(i);
                 }
                 i = ws(json, skip_value(json, i));
                 if json.get(i) != Some(&b',') {
-                    return None;
+                    break;
                 }
                 i = ws(json, i + 1);
             }
-            None
+            found
         }
         // A unit variant written as a string: the string is the value.
         (Step::Variant(_), b'"') => Some(at),
         _ => None,
+    }
+}
+
+/// The byte offset of node `target` of the tape of `json`: the tape holds a
+/// node for each value and each key, in document order, so it is the
+/// `target`-th of them in the text (of a repeated key too).
+pub(crate) fn offset_of_node(json: &[u8], target: usize) -> usize {
+    let mut node = 0;
+    let mut i = 0;
+    loop {
+        match json.get(i) {
+            None => return json.len(),
+            Some(b' ' | b'\t' | b'\n' | b'\r' | b',' | b':' | b']' | b'}') => i += 1,
+            Some(&b) => {
+                if node == target {
+                    return i;
+                }
+                node += 1;
+                i = match b {
+                    b'[' | b'{' => i + 1,
+                    b'"' => string_end(json, i),
+                    // A number or a literal.
+                    _ => skip_value(json, i).max(i + 1),
+                };
+            }
+        }
     }
 }
 
@@ -302,7 +329,7 @@ pub(crate) fn steps_to_node(tape: &[Node<'_>], target: usize) -> Vec<Step> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Step, offset_of, steps_to_node, write_path};
+    use super::{Step, find, steps_to_node, write_path};
     use simd_json::{Buffers, Tape};
 
     fn key(k: &str) -> Step {
@@ -340,8 +367,13 @@ mod tests {
             (vec![key("nope"), Step::Index(0)], 1),
             (vec![key("a"), Step::Unknown, key("b")], 7),
         ] {
-            assert_eq!(offset_of(json, &steps), at, "{steps:?}");
+            assert_eq!(find(json, &steps).0, at, "{steps:?}");
         }
+        // A repeated key (`x` written twice): which member failed is not
+        // known, so the object holding them, and not the whole path.
+        let repeated = br#"{"x": {"a": 1}, "\u0078": {"b": 300}}"#;
+        assert_eq!(find(repeated, &[key("x"), key("b")]), (0, false));
+        assert_eq!(find(repeated, &[]), (0, true));
     }
 
     #[test]
@@ -369,6 +401,19 @@ mod tests {
             super::describe_value(long.as_bytes(), 0).as_deref(),
             Some(format!("the number `{}...`", "9".repeat(40)).as_str())
         );
+    }
+
+    #[test]
+    fn a_node_of_the_tape_is_found_in_the_text() {
+        let text = br#" {"a": [1, {"b": "x]"}], "a": -2.5, "": [true, null]}"#;
+        let mut json = text.to_vec();
+        let mut tape = Tape::null().reset();
+        simd_json::fill_tape(&mut json, &mut Buffers::default(), &mut tape).expect("valid");
+        let starts: Vec<usize> = (0..tape.0.len())
+            .map(|k| super::offset_of_node(text, k))
+            .collect();
+        // {  "a" [  1  {   "b" "x]" "a" -2.5 ""  [   true null
+        assert_eq!(starts, [1, 2, 7, 8, 11, 12, 17, 25, 30, 36, 40, 41, 47]);
     }
 
     #[test]

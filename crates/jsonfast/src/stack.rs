@@ -21,11 +21,25 @@ pub(crate) const PER_LEVEL_TRACKED: usize = 24 << 10;
 /// Stack for the frames above the first level.
 const BASE: usize = 64 << 10;
 
-/// Runs `f` where `need` bytes of stack are left: on this thread's stack
-/// when it has them, else on a stack of `need` bytes allocated for the call.
-/// A panic in `f` goes on unwinding from here.
-pub(crate) fn with_stack<R>(need: usize, f: impl FnOnce() -> R) -> R {
-    stacker::maybe_grow(need, need, f)
+/// A stack allocated for a call gives each level this much: it is address
+/// space, of which only the pages the decoding touches are ever used, so
+/// it is generous (a type whose levels hold large arrays by value took 13
+/// to 31 KiB a level, measured by review).
+const GROWN_PER_LEVEL: usize = 64 << 10;
+
+/// The stack a decoding needs: when the thread has `left` bytes, it runs
+/// there; else on a stack of `grown` bytes allocated for the call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Need {
+    left: usize,
+    grown: usize,
+}
+
+/// Runs `f` with the stack `need` says: on this thread's stack when it has
+/// enough left, else on a stack allocated for the call. A panic in `f`
+/// goes on unwinding from here.
+pub(crate) fn with_stack<R>(need: Need, f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(need.left, need.grown, f)
 }
 
 /// The deepest nesting of a tape, found with a stack kept for reuse.
@@ -40,17 +54,19 @@ impl Depth {
     /// When the thread has what the deepest document `max_depth` allows
     /// would need, that (the tape is not looked at: the common case costs
     /// a read of the stack pointer); else what the tape's own depth needs.
-    pub(crate) fn need(&mut self, tape: &Tape<'_>, max_depth: usize, per_level: usize) -> usize {
+    pub(crate) fn need(&mut self, tape: &Tape<'_>, max_depth: usize, per_level: usize) -> Need {
         let worst = BASE + max_depth * per_level;
         if stacker::remaining_stack().is_some_and(|left| left >= worst) {
-            return worst;
+            return Need {
+                left: worst,
+                grown: worst,
+            };
         }
-        self.exact(tape, per_level)
-    }
-
-    /// The stack the typed decoding of `tape` needs, from its depth.
-    pub(crate) fn exact(&mut self, tape: &Tape<'_>, per_level: usize) -> usize {
-        BASE + self.of(tape) * per_level
+        let depth = self.of(tape);
+        Need {
+            left: BASE + depth * per_level,
+            grown: BASE + depth * GROWN_PER_LEVEL.max(per_level),
+        }
     }
 
     /// The deepest nesting of arrays and objects in `tape`.

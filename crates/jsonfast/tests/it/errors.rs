@@ -79,6 +79,16 @@ fn a_data_error_has_the_fields_path() {
         .decode::<BTreeMap<String, u8>>(br#"{"a.b": 300}"#)
         .unwrap_err();
     assert_eq!(err.path(), Some(r#"["a.b"]"#), "{err}");
+    // A repeated key on the path: serde's path does not say which member
+    // failed, so the error is placed at the object holding them, with no
+    // "found" (the second review's follow-up found the first member named
+    // where the second failed).
+    let err = decoder
+        .decode::<BTreeMap<String, u8>>(br#"{"a": 1, "\u0061": 300}"#)
+        .unwrap_err();
+    assert_eq!(err.path(), Some(".a"), "{err}");
+    assert_eq!(err.location().expect("located").offset, 0, "{err}");
+    assert!(!err.to_string().contains("found"), "{err}");
     // The decoder goes on after errors.
     let ok: Users = decoder
         .decode(br#"{"users": [{"id": 9, "email": "z"}]}"#)
@@ -208,7 +218,10 @@ fn the_first_error_in_document_order_is_reported_where_it_is() {
         (b"nul", 3, "expected `null`"),
         (b"[1, \"\\u00zz\"]", 5, "invalid \\u escape"),
         (b"\"\\u04\"", 1, "invalid \\u escape"),
-        (b"[\"\\ud800\\u00zz\"]", 8, "invalid \\u escape"),
+        // A high surrogate without its low half, a broken escape after it
+        // included (the second review found the two reported differently).
+        (b"[\"\\ud800\\u00zz\"]", 2, "invalid unicode code point"),
+        (b"[\"\\ud800\\x\"]", 2, "invalid unicode code point"),
         (b"\xef\xbb\xbf[]", 0, "expected a value"),
         (b" ", 1, "expected a value"),
     ];
@@ -228,6 +241,25 @@ fn the_first_error_in_document_order_is_reported_where_it_is() {
             .decode_borrowed::<serde::de::IgnoredAny>(&mut copy)
             .unwrap_err();
         assert_eq!(borrowed.to_string(), err.to_string(), "{shown}");
+    }
+    // Deeper than max_depth before a syntax error that simd-json finds in
+    // its first pass (an unterminated string): the depth error, where the
+    // nesting breaks the limit (found by the second review's follow-up).
+    let mut deep = vec![b'['; 129];
+    deep.extend_from_slice(b"\"abc");
+    for borrowed in [false, true] {
+        let mut copy = deep.clone();
+        let err = if borrowed {
+            d.decode_borrowed::<serde::de::IgnoredAny>(&mut copy)
+        } else {
+            d.decode::<serde::de::IgnoredAny>(&deep)
+        }
+        .unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::TooDeep { limit: 128 }),
+            "{err}"
+        );
+        assert_eq!(err.location().expect("located").offset, 128, "{err}");
     }
     // Beyond f64 is an error, below it rounds to zero as `str::parse` does.
     let tiny: f64 = d.decode(b"1e-400").expect("rounds to 0");

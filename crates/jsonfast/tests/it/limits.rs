@@ -198,7 +198,7 @@ fn a_length_breach_says_where() {
         max_collection: 2,
         ..Limits::default()
     });
-    let cases: [(&[u8], &str, &str, usize); 5] = [
+    let cases: [(&[u8], &str, &str, usize); 6] = [
         (
             br#"{"a": [1, {"bb": "long"}]}"#,
             "string longer",
@@ -206,11 +206,20 @@ fn a_length_breach_says_where() {
             17,
         ),
         (b"[\"ok\",\n \"a\\u0041xx\"]", "string longer", "[1]", 8),
+        // A key: its member's path, and the key's own place.
         (
             br#"{"a": {"toolong": 1}}"#,
             "string longer",
             ".a.toolong",
-            18,
+            7,
+        ),
+        // After a repeated key: the long string itself (found by the
+        // second review's follow-up at the first one's place).
+        (
+            br#"{"": 427.1, "": "1z0_01"}"#,
+            "string longer",
+            r#"[""]"#,
+            16,
         ),
         (
             br#"{"a": [[1], [1, 2, 3]]}"#,

@@ -124,6 +124,17 @@ struct Chain {
     b: Option<u8>,
 }
 
+/// A level that holds a large array by value: its frames are 10 to 30 KiB
+/// a level (the second review's follow-up found 8.8 KiB and more
+/// overflowing the stack the decoder allocated).
+#[derive(serde::Deserialize, Debug)]
+#[allow(dead_code, reason = "only decoded")]
+struct Heavy {
+    a: Option<Box<Heavy>>,
+    b: Option<u8>,
+    pad: Option<[[u64; 32]; 8]>,
+}
+
 /// `depth` levels of `Chain`, the innermost with `b` set to `last`.
 fn chain(depth: usize, last: u32) -> Vec<u8> {
     let mut doc = r#"{"a":"#.repeat(depth - 1);
@@ -171,6 +182,11 @@ fn deep_documents_decode_and_fail_with_their_path_on_small_stacks() {
                 .expect("decodes borrowed");
             let err = decoder.decode::<Chain>(&chain(depth + 1, 3)).unwrap_err();
             assert!(matches!(err.kind(), ErrorKind::TooDeep { .. }), "{err}");
+            decoder
+                .decode::<Heavy>(&chain(depth, 3))
+                .expect("large frames decode at the limit");
+            let err = decoder.decode::<Heavy>(&chain(depth, 300)).unwrap_err();
+            assert!(matches!(err.kind(), ErrorKind::Data(_)), "{err}");
         });
     }
 }
