@@ -266,27 +266,18 @@ impl Decoder {
         parser.input.extend_from_slice(json);
         let out = match simd_json::fill_tape(json, &mut parser.buffers, &mut tape) {
             Err(e) => Err(parse_error(&e, limits)),
-            Ok(()) => match check_lengths(&tape, limits, &parser.input[..len]) {
-                Err(e) => Err(e),
-                Ok(()) => {
-                    let need = parser.depth.need(&tape, limits.max_depth, PER_LEVEL);
-                    let mut de = Deserializer::from_tape(tape);
-                    let out = stack::with_stack(need, || {
-                        T::deserialize(&mut de).map_err(|e| data_error(&e))
-                    });
-                    tape = de.into_tape();
-                    out
-                }
-            },
+            Ok(()) => {
+                let text = &parser.input[..len];
+                let (out, back) = typed(&mut parser.depth, tape, limits, text, PER_LEVEL, |de| {
+                    T::deserialize(de).map_err(|e| data_error(&e))
+                });
+                tape = back;
+                out
+            }
         };
         parser.tape = Some(tape.reset());
         out.map_err(|(e, offset)| match offset {
-            Some(offset) => {
-                let original = &parser.input[..len];
-                let (e, offset) = precise(e, offset, original, limits);
-                e.found(original.get(offset).copied())
-                    .at(Location::of(original, offset))
-            }
+            Some(offset) => located(e, offset, &parser.input[..len], limits),
             None => e,
         })
     }
@@ -315,12 +306,7 @@ impl Parser {
             T::deserialize(de).map_err(|e| data_error(&e))
         }) {
             Ok(value) => Ok(value),
-            Err((e, Some(offset))) => {
-                let (e, offset) = precise(e, offset, json, limits);
-                Err(e
-                    .found(json.get(offset).copied())
-                    .at(Location::of(json, offset)))
-            }
+            Err((e, Some(offset))) => Err(located(e, offset, json, limits)),
             Err((e, None)) if matches!(e.kind(), ErrorKind::Data(_)) => {
                 Err(self.with_path::<T>(limits, json).unwrap_or(e))
             }
@@ -380,20 +366,43 @@ impl Parser {
         let out =
             match simd_json::fill_tape_padded(&mut self.input, len, &mut self.buffers, &mut tape) {
                 Err(e) => Err(parse_error(&e, limits)),
-                Ok(()) => match check_lengths(&tape, limits, json) {
-                    Err(e) => Err(e),
-                    Ok(()) => {
-                        let need = self.depth.need(&tape, limits.max_depth, per_level);
-                        let mut de = Deserializer::from_tape(tape);
-                        let out = stack::with_stack(need, || decode(&mut de));
-                        tape = de.into_tape();
-                        out
-                    }
-                },
+                Ok(()) => {
+                    let (out, back) = typed(&mut self.depth, tape, limits, json, per_level, decode);
+                    tape = back;
+                    out
+                }
             };
         self.tape = Some(tape.reset());
         out
     }
+}
+
+/// The typed decoding of a parsed `tape` (of the document `text`): its
+/// length limits checked, then `decode` run with the stack that
+/// `per_level` bytes a level of its nesting need. The tape comes back.
+fn typed<'de, T>(
+    depth: &mut Depth,
+    tape: Tape<'de>,
+    limits: &Limits,
+    text: &[u8],
+    per_level: usize,
+    decode: impl FnOnce(&mut Deserializer<'de>) -> Result<T, Located>,
+) -> (Result<T, Located>, Tape<'de>) {
+    if let Err(e) = check_lengths(&tape, limits, text) {
+        return (Err(e), tape);
+    }
+    let need = depth.need(&tape, limits.max_depth, per_level);
+    let mut de = Deserializer::from_tape(tape);
+    let out = stack::with_stack(need, || decode(&mut de));
+    (out, de.into_tape())
+}
+
+/// An error the parser met at `offset` of `json`, as this crate reports
+/// it: [`precise`], with the byte found there and its line and column.
+fn located(e: Error, offset: usize, json: &[u8], limits: &Limits) -> Error {
+    let (e, offset) = precise(e, offset, json, limits);
+    e.found(json.get(offset).copied())
+        .at(Location::of(json, offset))
 }
 
 /// A syntax error as it is: simd-json says "unexpected character" for most

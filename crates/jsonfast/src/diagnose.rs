@@ -118,7 +118,7 @@ fn member(s: &[u8], i: usize) -> Result<usize, Found> {
 const LONE_SURROGATE: &str = "invalid unicode code point (a lone surrogate)";
 
 /// The string opening at `start`: the offset after its closing quote.
-fn string(s: &[u8], start: usize) -> Result<usize, Found> {
+pub(crate) fn string(s: &[u8], start: usize) -> Result<usize, Found> {
     let mut i = start + 1;
     loop {
         match s.get(i) {

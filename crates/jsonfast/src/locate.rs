@@ -229,17 +229,10 @@ fn skip_value(json: &[u8], at: usize) -> usize {
     }
 }
 
-/// The offset after the closing quote of the string opening at `at`.
+/// The offset after the closing quote of the string opening at `at` (the
+/// document parsed, so the scan of a rejected one finds no error in it).
 fn string_end(json: &[u8], at: usize) -> usize {
-    let mut i = at + 1;
-    while let Some(&b) = json.get(i) {
-        match b {
-            b'"' => return i + 1,
-            b'\\' => i += 2,
-            _ => i += 1,
-        }
-    }
-    i
+    crate::diagnose::string(json, at).unwrap_or(json.len())
 }
 
 /// A string's text between its quotes, unescaped.
